@@ -1,0 +1,105 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { ApiError, header, type HttpEvent } from './http';
+
+/**
+ * API keys. A key is shown once; the table keeps only its SHA-256, under which the key's
+ * tasks are owned, plus the `whsec_` secret that signs its webhooks.
+ */
+export const KEY_PREFIX = 'vtg_';
+
+export const apiKeyRecordSchema = z.object({
+  key_hash: z.string(),
+  name: z.string(),
+  webhook_secret: z.string(),
+  created_at: z.number(),
+  revoked_at: z.number().optional(),
+});
+export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
+
+export const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
+const keyItem = (hash: string) => ({ pk: `KEY#${hash}` });
+
+/** A short public name of a key: the start of its hash, as `keys list` shows it. */
+export const keyId = (hash: string) => hash.slice(0, 12);
+
+export const newApiKey = () => `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+export const newWebhookSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+export class ApiKeyStore {
+  private readonly cache = new Map<string, { record: ApiKeyRecord | undefined; until: number }>();
+
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly cacheMs = 60_000,
+  ) {}
+
+  /** Store a key (new, or a given one such as the local runtime's); returns its record. */
+  async create(name: string, key = newApiKey(), webhookSecret = newWebhookSecret()) {
+    const record: ApiKeyRecord = { key_hash: hashKey(key), name, webhook_secret: webhookSecret, created_at: Date.now() };
+    await this.db.send(new PutCommand({ TableName: this.table, Item: { ...keyItem(record.key_hash), ...record } }));
+    return { key, record };
+  }
+
+  async byHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: keyItem(hash) }));
+    return Item ? apiKeyRecordSchema.parse(Item) : undefined;
+  }
+
+  /** The key's record when it is known and not revoked; lookups are cached for `cacheMs`. */
+  async verify(key: string): Promise<ApiKeyRecord | undefined> {
+    const hash = hashKey(key);
+    const hit = this.cache.get(hash);
+    const now = Date.now();
+    if (hit && hit.until > now) return hit.record;
+    const found = await this.byHash(hash);
+    const record = found && found.revoked_at === undefined ? found : undefined;
+    if (this.cacheMs > 0) this.cache.set(hash, { record, until: now + this.cacheMs });
+    return record;
+  }
+
+  async list(): Promise<ApiKeyRecord[]> {
+    const records: ApiKeyRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'begins_with(pk, :k)',
+          ExpressionAttributeValues: { ':k': 'KEY#' },
+          ExclusiveStartKey: start,
+        }),
+      );
+      records.push(...(page.Items ?? []).map((i) => apiKeyRecordSchema.parse(i)));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return records;
+  }
+
+  /** Revoke by key id (hash prefix); false when no single key matches. */
+  async revoke(id: string): Promise<boolean> {
+    const matches = (await this.list()).filter((r) => r.key_hash.startsWith(id));
+    if (matches.length !== 1) return false;
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keyItem(matches[0]!.key_hash),
+        UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :now)',
+        ExpressionAttributeValues: { ':now': Date.now() },
+      }),
+    );
+    return true;
+  }
+
+  /** The caller's key from `Authorization: <key>` or `Authorization: Bearer <key>`; 401 otherwise. */
+  async authenticate(event: HttpEvent): Promise<ApiKeyRecord> {
+    const value = header(event, 'authorization')?.trim();
+    const key = value?.replace(/^Bearer\s+/i, '').trim();
+    if (!key) throw new ApiError(401, 'unauthorized', 'send your API key in the Authorization header');
+    const record = await this.verify(key);
+    if (!record) throw new ApiError(401, 'unauthorized', 'unknown or revoked API key');
+    return record;
+  }
+}

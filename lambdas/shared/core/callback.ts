@@ -1,0 +1,73 @@
+import { terminalStates, type TaskRecord } from '../contracts';
+import { verifyCallbackToken } from '../callback-token';
+import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
+import { logger } from '../logger';
+import type { UpstreamStatus } from '../providers/provider';
+import { ARCHIVE_LEASE_MS } from '../task-store';
+import type { Needs } from './deps';
+import { afterFinish, nextCheck } from './finish';
+
+type CallbackNeeds = Needs<'config' | 'store' | 'provider' | 'queues' | 'callbackSecret'>;
+
+/** `POST /callbacks/upstream/{id}?token=…`: the upstream's word on a task, answered at once; the video is fetched later. */
+export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promise<HttpResult> {
+  const id = event.pathParameters?.id ?? '';
+  const token = event.queryStringParameters?.token ?? '';
+  if (!token || !verifyCallbackToken(await d.callbackSecret(), id, token))
+    throw new ApiError(401, 'unauthorized', 'bad callback token');
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody(event).toString('utf8'));
+  } catch {
+    throw ApiError.invalid('callback body is not valid JSON');
+  }
+  let status: UpstreamStatus;
+  try {
+    status = d.provider.parseCallback(body);
+  } catch (error) {
+    throw ApiError.invalid((error as Error).message);
+  }
+  const task = await d.store.get(id);
+  if (!task) throw ApiError.notFound();
+  if (task.upstream_id && status.upstreamId && status.upstreamId !== task.upstream_id) {
+    logger.warn('callback names another upstream task', { taskId: id, upstreamId: status.upstreamId, expected: task.upstream_id });
+    throw new ApiError(409, 'conflict', 'callback is for another upstream task');
+  }
+  await applyUpstreamStatus(task, status, d);
+  return json(200, { ok: true });
+}
+
+/**
+ * Move a task on from what the upstream says (callback or poll). Every step is conditional,
+ * so a repeated, late or out-of-order word changes nothing.
+ */
+export async function applyUpstreamStatus(
+  task: TaskRecord,
+  status: UpstreamStatus,
+  d: Omit<CallbackNeeds, 'provider' | 'callbackSecret'>,
+): Promise<void> {
+  if (terminalStates.includes(task.state)) return;
+  const now = d.store.now();
+  switch (status.phase) {
+    case 'succeeded': {
+      if (!status.videoUrl) {
+        await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', 'the upstream reported success without a video'), d);
+        return;
+      }
+      const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS);
+      if (moved) {
+        logger.info('task rendered, archiving', { taskId: task.id });
+        await d.queues.archive({ taskId: task.id, attempt: 1 });
+      }
+      return;
+    }
+    case 'failed': {
+      const message = status.message || `the upstream failed the task (state ${status.state})`;
+      logger.info('upstream failed task', { taskId: task.id, message });
+      await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', message), d);
+      return;
+    }
+    default:
+      await d.store.recordProgress(task.id, status.progress, status.upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
+  }
+}

@@ -1,0 +1,28 @@
+import type { ApiKeyStore } from '../api-keys';
+import type { Config } from '../config';
+import type { ArchiveJob, NotifyJob } from '../contracts';
+import type { IdempotencyStore } from '../idempotency';
+import type { UpstreamProvider } from '../providers/provider';
+import type { TaskStore } from '../task-store';
+import type { VideoStore } from '../videos';
+
+/**
+ * Everything the gateway's core functions work with. Handlers build it from configuration;
+ * tests and the local runtime may build it from anything that fits.
+ */
+export interface Gateway {
+  config: Config;
+  store: TaskStore;
+  keys: ApiKeyStore;
+  idempotency: IdempotencyStore;
+  provider: UpstreamProvider;
+  videos: VideoStore;
+  queues: {
+    archive(job: ArchiveJob, delaySeconds?: number): Promise<void>;
+    notify(job: NotifyJob, delaySeconds?: number): Promise<void>;
+  };
+  callbackSecret(): Promise<string>;
+}
+
+/** A core function states the collaborators it needs; a handler passes no more. */
+export type Needs<K extends keyof Gateway> = Pick<Gateway, K>;

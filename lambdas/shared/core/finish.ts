@@ -1,0 +1,15 @@
+import type { TaskRecord } from '../contracts';
+import type { Needs } from './deps';
+
+/**
+ * What follows a task's last transition: its webhook, when it has one. Should this send be
+ * lost (a crash right after the transition), the reconciler finds the task still owing its
+ * notification and sends it again.
+ */
+export async function afterFinish(task: TaskRecord | undefined, d: Needs<'queues'>): Promise<void> {
+  if (task?.callback_url && task.notify_status === 'pending') await d.queues.notify({ taskId: task.id, attempt: 1 });
+}
+
+/** When to look at a task next: after `seconds`, but never after its deadline. */
+export const nextCheck = (task: Pick<TaskRecord, 'deadline_at'>, now: number, seconds: number) =>
+  Math.min(now + seconds * 1000, task.deadline_at);

@@ -1,0 +1,48 @@
+import { listQuerySchema, type TaskRecord } from '../contracts';
+import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
+import { openApiDocument } from '../openapi';
+import type { Needs } from './deps';
+import { taskView } from './view';
+
+type QueryNeeds = Needs<'store' | 'keys' | 'videos'>;
+
+/** The read side of the API: one task, the caller's list, the video redirect, the OpenAPI document. */
+export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
+  switch (event.routeKey) {
+    case 'GET /openapi.json':
+      return json(200, openApiDocument());
+    case 'GET /v1/videos/generations':
+      return listTasks(event, d);
+    case 'GET /v1/videos/generations/{id}':
+    case 'GET /v1/videos/tasks/{id}':
+      return json(200, await taskView(await ownedTask(event, d), d.videos));
+    case 'GET /v1/videos/generations/{id}/content':
+      return contentRedirect(event, d);
+    default:
+      throw new ApiError(404, 'not_found', `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim());
+  }
+}
+
+async function ownedTask(event: HttpEvent, d: QueryNeeds): Promise<TaskRecord> {
+  const key = await d.keys.authenticate(event);
+  const id = event.pathParameters?.id ?? '';
+  const task = await d.store.getOwned(id, key.key_hash);
+  if (!task) throw ApiError.notFound();
+  return task;
+}
+
+async function listTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
+  const key = await d.keys.authenticate(event);
+  const { limit, after } = parseWith(listQuerySchema, event.queryStringParameters ?? {});
+  const { tasks, hasMore } = await d.store.listByOwner(key.key_hash, limit, after);
+  const data = await Promise.all(tasks.map((t) => taskView(t, d.videos)));
+  return json(200, { object: 'list', data, has_more: hasMore, next_cursor: hasMore ? (tasks.at(-1)?.id ?? null) : null });
+}
+
+async function contentRedirect(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
+  const task = await ownedTask(event, d);
+  if (task.state !== 'succeeded' || !task.video_key)
+    throw new ApiError(404, 'not_found', `the video of task ${task.id} is not ready (status ${task.state})`);
+  const { url } = await d.videos.presign(task.video_key);
+  return { statusCode: 302, headers: { location: url, 'cache-control': 'no-store' }, body: '' };
+}

@@ -1,0 +1,107 @@
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { z } from 'zod';
+import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts';
+import { logger } from './logger';
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+/** An error the client is meant to see, with the API's status, code and offending field. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | (string & {}),
+    message: string,
+    readonly param?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  static invalid(message: string, param?: string) {
+    return new ApiError(400, 'invalid_request', message, param);
+  }
+
+  static notFound(what = 'task') {
+    return new ApiError(404, 'not_found', `no such ${what}`);
+  }
+
+  static fromZod(error: z.ZodError) {
+    const { message, param } = describeIssue(error);
+    return new ApiError(400, 'invalid_request', message, param);
+  }
+}
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return {
+    statusCode: status,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function errorResult(error: ApiError): HttpResult {
+  const body: ErrorBody = { error: { code: error.code, message: error.message } };
+  if (error.param !== undefined) body.error.param = error.param;
+  return json(error.status, body, error.headers);
+}
+
+/** Header lookup that ignores case (API Gateway lower-cases, other callers may not). */
+export function header(event: HttpEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === wanted) return value;
+  return undefined;
+}
+
+export function rawBody(event: HttpEvent): Buffer {
+  if (!event.body) return Buffer.alloc(0);
+  return Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+}
+
+/** The JSON body of a request, with the API's 413, 415 and 400 answers for the ways it can be wrong. */
+export function parseJsonBody(event: HttpEvent): unknown {
+  const body = rawBody(event);
+  if (body.length > MAX_BODY_BYTES)
+    throw new ApiError(413, 'payload_too_large', `request body is over ${MAX_BODY_BYTES / 1024} KiB`);
+  const type = header(event, 'content-type') ?? '';
+  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type.trim()))
+    throw new ApiError(415, 'unsupported_media_type', 'send the request body as application/json');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw ApiError.invalid('request body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw ApiError.invalid('request body is not valid JSON');
+  }
+}
+
+/** Parse with a contract schema; a mismatch becomes the API's 400 naming the field. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw ApiError.fromZod(result.error);
+  return result.data;
+}
+
+/**
+ * Middy middleware: any error leaves the Lambda as the API's JSON error. Errors the client
+ * is meant to see keep their status; anything else is logged and becomes a bare 500.
+ */
+export function jsonErrors(): MiddlewareObj<HttpEvent, HttpResult> {
+  return {
+    onError: async (request) => {
+      const error = request.error;
+      if (error instanceof ApiError) {
+        request.response = errorResult(error);
+        return;
+      }
+      logger.error('unhandled error', { error: error as Error, routeKey: request.event?.routeKey });
+      request.response = errorResult(new ApiError(500, 'internal_error', 'internal error'));
+    },
+  };
+}

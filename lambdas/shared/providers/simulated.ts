@@ -1,0 +1,9 @@
+import { DuomiProvider } from './duomi';
+
+/**
+ * The simulated upstream (see `local/simulated-upstream.ts`) speaks the duomi dialect on
+ * loopback, so the provider is the duomi client pointed at it.
+ */
+export class SimulatedProvider extends DuomiProvider {
+  override readonly name = 'simulated';
+}

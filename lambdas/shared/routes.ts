@@ -1,0 +1,59 @@
+/**
+ * The HTTP routes and the Lambda that serves each. The CDK stack builds the HTTP API from
+ * this table and the local runtime dispatches with it, so the two cannot disagree.
+ */
+export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile'] as const;
+export type LambdaName = (typeof lambdaNames)[number];
+
+export interface Route {
+  method: 'GET' | 'POST';
+  /** API Gateway path template: `{name}` matches one path segment. */
+  path: string;
+  lambda: LambdaName;
+}
+
+export const routes: readonly Route[] = [
+  { method: 'POST', path: '/v1/videos/generations', lambda: 'submit' },
+  { method: 'GET', path: '/v1/videos/generations', lambda: 'query' },
+  { method: 'GET', path: '/v1/videos/generations/{id}', lambda: 'query' },
+  { method: 'GET', path: '/v1/videos/generations/{id}/content', lambda: 'query' },
+  { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
+  { method: 'GET', path: '/openapi.json', lambda: 'query' },
+  { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },
+];
+
+/** Requests that match no route go here, so even a 404 is the gateway's JSON error. */
+export const defaultRouteLambda: LambdaName = 'query';
+
+export const routeKey = (r: Pick<Route, 'method' | 'path'>) => `${r.method} ${r.path}`;
+
+/** Match a concrete path against the table; returns the route and its path parameters. */
+export function matchRoute(
+  method: string,
+  path: string,
+): { route: Route; pathParameters: Record<string, string> } | undefined {
+  const segments = path.split('/');
+  for (const route of routes) {
+    if (route.method !== method) continue;
+    const template = route.path.split('/');
+    if (template.length !== segments.length) continue;
+    const pathParameters: Record<string, string> = {};
+    const matches = template.every((part, i) => {
+      const segment = segments[i]!;
+      const param = /^\{(\w+)\}$/.exec(part);
+      if (!param) return part === segment;
+      if (segment === '') return false;
+      try {
+        pathParameters[param[1]!] = decodeURIComponent(segment);
+        return true;
+      } catch {
+        return false; // malformed %-escape: not a path this route serves
+      }
+    });
+    if (matches) return { route, pathParameters };
+  }
+  return undefined;
+}
+
+/** Entry file of each Lambda, relative to the project root. */
+export const lambdaEntry = (name: LambdaName) => `lambdas/${name}/handler.ts`;

@@ -1,0 +1,322 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts';
+import { tableSchema } from './table-schema';
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface VideoFacts {
+  key: string;
+  bytes: number;
+  sha256: string;
+  contentType: string;
+}
+
+export interface NotifyAttempt {
+  attempt: number;
+  outcome: string;
+}
+
+/** Keep the last attempts only: a client that is down for a day must not grow the item without end. */
+const NOTIFY_LOG_KEEP = 30;
+/** After a task ends, how long the notify queue has before the reconciler re-sends the notification. */
+export const NOTIFY_GRACE_MS = 5 * 60_000;
+/** How long an archive job may hold a task before another worker may take it over. */
+export const ARCHIVE_LEASE_MS = 16 * 60_000;
+
+const OPEN = 'open';
+const taskKey = (id: string) => ({ pk: `TASK#${id}` });
+
+interface Change {
+  /** States the task must be in for the change to apply. */
+  from: readonly TaskState[];
+  set?: Record<string, unknown>;
+  remove?: readonly string[];
+  /** Extra condition, in terms of the `#name`/`:value` placeholders given below. */
+  condition?: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+  /** Attributes to raise to at least a value (`if_not_exists` + max is not expressible: use a condition). */
+  setIfMissing?: Record<string, unknown>;
+  append?: { attribute: string; items: unknown[] };
+}
+
+/**
+ * The task table: the one place a task's state changes. Every change is a single
+ * conditional update that only moves a task forward, so a duplicate or late event, a
+ * retried job or two racing workers find the condition false and change nothing.
+ */
+export class TaskStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Write a new task; false when a task with that id already exists. */
+  async create(task: TaskRecord): Promise<boolean> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...taskKey(task.id), ...task },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<TaskRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: taskKey(id), ConsistentRead: true }));
+    return Item ? taskRecordSchema.parse(Item) : undefined;
+  }
+
+  /** A task as its owner sees it: another key's task does not exist. */
+  async getOwned(id: string, owner: string): Promise<TaskRecord | undefined> {
+    const task = await this.get(id);
+    return task?.owner === owner ? task : undefined;
+  }
+
+  /** The owner's tasks, newest first, starting after the task id `after`. */
+  async listByOwner(owner: string, limit: number, after?: string): Promise<{ tasks: TaskRecord[]; hasMore: boolean }> {
+    const { byOwner } = tableSchema;
+    const { Items = [] } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: byOwner.indexName,
+        KeyConditionExpression: after ? '#o = :o AND #id < :after' : '#o = :o',
+        ExpressionAttributeNames: after ? { '#o': byOwner.partitionKey, '#id': byOwner.sortKey } : { '#o': byOwner.partitionKey },
+        ExpressionAttributeValues: after ? { ':o': owner, ':after': after } : { ':o': owner },
+        ScanIndexForward: false,
+        Limit: limit + 1,
+      }),
+    );
+    const tasks = Items.map((i) => taskRecordSchema.parse(i));
+    return { tasks: tasks.slice(0, limit), hasMore: tasks.length > limit };
+  }
+
+  /** Tasks the gateway owes work to whose time has come, oldest due first. */
+  async dueTasks(limit: number): Promise<TaskRecord[]> {
+    const { byDue } = tableSchema;
+    const { Items = [] } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: byDue.indexName,
+        KeyConditionExpression: '#open = :open AND #due <= :now',
+        ExpressionAttributeNames: { '#open': byDue.partitionKey, '#due': byDue.sortKey },
+        ExpressionAttributeValues: { ':open': OPEN, ':now': this.now() },
+        Limit: limit,
+      }),
+    );
+    return Items.map((i) => taskRecordSchema.parse(i));
+  }
+
+  /** The upstream accepted the task. */
+  markSubmitted(id: string, upstreamId: string, nextCheckAt: number) {
+    const now = this.now();
+    return this.change(id, {
+      from: ['queued'],
+      set: { state: 'submitted', upstream_id: upstreamId, heard_at: now, due_at: nextCheckAt },
+      remove: ['upstream_message'],
+    });
+  }
+
+  /** The upstream could not take the task now: try again at `nextAt`. */
+  deferSubmit(id: string, attempts: number, nextAt: number, reason: string) {
+    return this.change(id, {
+      from: ['queued'],
+      set: { submit_attempts: attempts, due_at: nextAt, upstream_message: reason },
+    });
+  }
+
+  /** A progress word from the upstream. Progress never goes down. */
+  recordProgress(id: string, progress: number, upstreamId: string | undefined, nextCheckAt: number) {
+    const now = this.now();
+    return this.change(id, {
+      from: ['queued', 'submitted', 'in_progress'],
+      set: { state: 'in_progress', progress, heard_at: now, due_at: nextCheckAt },
+      setIfMissing: upstreamId ? { upstream_id: upstreamId } : undefined,
+      condition: '(attribute_not_exists(#progress) OR #progress <= :progress)',
+      names: { '#progress': 'progress' },
+      values: { ':progress': progress },
+    });
+  }
+
+  /** The upstream finished: the video at `videoUrl` is to be archived. */
+  startArchiving(id: string, videoUrl: string, upstreamId: string | undefined, retryAt: number) {
+    return this.change(id, {
+      from: ['queued', 'submitted', 'in_progress'],
+      set: { state: 'archiving', upstream_video_url: videoUrl, heard_at: this.now(), due_at: retryAt, archive_attempts: 0 },
+      setIfMissing: upstreamId ? { upstream_id: upstreamId } : undefined,
+    });
+  }
+
+  /** One archive worker takes the task for `ARCHIVE_LEASE_MS`; others find it taken. */
+  claimArchive(id: string, attempt: number) {
+    const now = this.now();
+    return this.change(id, {
+      from: ['archiving'],
+      set: { archive_attempts: attempt, archive_lease_until: now + ARCHIVE_LEASE_MS, due_at: now + ARCHIVE_LEASE_MS },
+      condition: '(attribute_not_exists(#lease) OR #lease < :now)',
+      names: { '#lease': 'archive_lease_until' },
+      values: { ':now': now },
+    });
+  }
+
+  /** An archive attempt failed and will be retried at `retryAt`. */
+  releaseArchive(id: string, retryAt: number, reason: string) {
+    return this.change(id, {
+      from: ['archiving'],
+      set: { due_at: retryAt, upstream_message: reason },
+      remove: ['archive_lease_until'],
+    });
+  }
+
+  /** The video is in the bucket. */
+  markSucceeded(id: string, video: VideoFacts) {
+    return this.finish(id, ['archiving'], {
+      state: 'succeeded',
+      progress: 100,
+      video_key: video.key,
+      video_bytes: video.bytes,
+      video_sha256: video.sha256,
+      video_content_type: video.contentType,
+    });
+  }
+
+  /** The task failed for good; nothing after this moves it again. */
+  markFailed(id: string, code: string, message: string) {
+    return this.finish(id, ['queued', 'submitted', 'in_progress', 'archiving'], {
+      state: 'failed',
+      error_code: code,
+      error_message: message,
+    });
+  }
+
+  /**
+   * Record one webhook attempt. `delivered` or `abandoned` closes the notification (once:
+   * a second worker's success finds it closed); otherwise `nextAt` is when to look again.
+   */
+  recordNotifyAttempt(
+    id: string,
+    attempt: NotifyAttempt,
+    result: { delivered: true } | { abandoned: true } | { nextAt: number },
+  ) {
+    const now = this.now();
+    const closed = 'delivered' in result ? 'delivered' : 'abandoned' in result ? 'abandoned' : undefined;
+    return this.change(id, {
+      from: ['succeeded', 'failed'],
+      set: {
+        notify_attempts: attempt.attempt,
+        ...(closed ? { notify_status: closed } : { due_at: (result as { nextAt: number }).nextAt }),
+      },
+      remove: closed ? ['open', 'due_at'] : [],
+      setIfMissing: { notify_first_at: now },
+      append: { attribute: 'notify_log', items: [{ at: now, ...attempt }] },
+      condition: '#notify = :pending',
+      names: { '#notify': 'notify_status' },
+      values: { ':pending': 'pending' },
+    }).then(async (task) => {
+      // Trim the log in a second, unconditional-on-state step; it only ever shortens it.
+      if (task && (task.notify_log?.length ?? 0) > NOTIFY_LOG_KEEP) await this.trimNotifyLog(task);
+      return task;
+    });
+  }
+
+  /** Move a task's next reconcile time, provided it is still in `state`. */
+  reschedule(id: string, state: TaskState, dueAt: number) {
+    return this.change(id, { from: [state], set: { due_at: dueAt } });
+  }
+
+  private async trimNotifyLog(task: TaskRecord) {
+    const keep = (task.notify_log ?? []).slice(-NOTIFY_LOG_KEEP);
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: taskKey(task.id),
+        UpdateExpression: 'SET notify_log = :keep',
+        ExpressionAttributeValues: { ':keep': keep },
+      }),
+    );
+  }
+
+  private finish(id: string, from: readonly TaskState[], set: Record<string, unknown>) {
+    const now = this.now();
+    // A task with a webhook stays open until the notification is delivered or given up.
+    return this.get(id).then((task) => {
+      if (!task) return undefined;
+      const notify = task.callback_url !== undefined;
+      return this.change(id, {
+        from,
+        set: {
+          ...set,
+          completed_at: now,
+          ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
+        },
+        remove: notify ? ['archive_lease_until'] : ['archive_lease_until', 'open', 'due_at'],
+      });
+    });
+  }
+
+  /** One conditional update; the updated task, or undefined when the condition did not hold. */
+  private async change(id: string, c: Change): Promise<TaskRecord | undefined> {
+    const names: Record<string, string> = { '#state': 'state', ...c.names };
+    const values: Record<string, unknown> = { ...c.values };
+    const sets: string[] = [];
+    const now = this.now();
+    const set = { ...c.set, updated_at: now };
+    Object.entries(set).forEach(([k, v], i) => {
+      names[`#s${i}`] = k;
+      values[`:s${i}`] = v;
+      sets.push(`#s${i} = :s${i}`);
+    });
+    Object.entries(c.setIfMissing ?? {}).forEach(([k, v], i) => {
+      names[`#m${i}`] = k;
+      values[`:m${i}`] = v;
+      sets.push(`#m${i} = if_not_exists(#m${i}, :m${i})`);
+    });
+    if (c.append) {
+      names['#append'] = c.append.attribute;
+      values[':append'] = c.append.items;
+      values[':empty'] = [];
+      sets.push('#append = list_append(if_not_exists(#append, :empty), :append)');
+    }
+    const removes = (c.remove ?? []).map((k, i) => {
+      names[`#r${i}`] = k;
+      return `#r${i}`;
+    });
+    const fromList = c.from.map((s, i) => {
+      values[`:from${i}`] = s;
+      return `:from${i}`;
+    });
+    const condition = [`attribute_exists(pk)`, `#state IN (${fromList.join(', ')})`, c.condition].filter(Boolean).join(' AND ');
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: taskKey(id),
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return taskRecordSchema.parse(Attributes);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { logger } from './logger';
+import { openGet, type OutboundPolicy } from './outbound';
+import type { VideoFacts } from './task-store';
+
+/** Where a task's video lives in the bucket; the stack's notification filter matches it. */
+export const videoKey = (taskId: string) => `videos/${taskId}.mp4`;
+
+/** Multipart upload shape: memory held is about part size × queue size, whatever the video's size. */
+export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+export const UPLOAD_QUEUE_SIZE = 4;
+
+const videoTypes = /^(video\/[\w.+-]+|application\/octet-stream|binary\/octet-stream)$/i;
+
+export class ArchiveError extends Error {}
+
+export interface VideoStoreOptions {
+  s3: S3Client;
+  bucket: string;
+  presignSeconds: number;
+  maxBytes: number;
+  policy: OutboundPolicy;
+  timeoutMs: number;
+}
+
+export class VideoStore {
+  constructor(private readonly o: VideoStoreOptions) {}
+
+  /** A fresh, short-lived GET URL for a stored video. */
+  async presign(key: string, now = Date.now()): Promise<{ url: string; expiresAt: number }> {
+    const url = await getSignedUrl(this.o.s3, new GetObjectCommand({ Bucket: this.o.bucket, Key: key }), {
+      expiresIn: this.o.presignSeconds,
+    });
+    return { url, expiresAt: Math.floor(now / 1000) + this.o.presignSeconds };
+  }
+
+  /**
+   * Stream the video at `sourceUrl` into the bucket under `key`, never holding it whole.
+   * It must look like a video (content type and an MP4 `ftyp` box), stay under the size cap
+   * and arrive complete; otherwise the multipart upload is abandoned and no object appears.
+   */
+  async archive(sourceUrl: string, key: string): Promise<VideoFacts> {
+    const response = await openGet(sourceUrl, { policy: this.o.policy, timeoutMs: this.o.timeoutMs });
+    const { status, headers, body } = response;
+    const contentType = String(headers['content-type'] ?? 'application/octet-stream').split(';')[0]!.trim();
+    const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+    const refuse = (message: string): never => {
+      body.destroy();
+      throw new ArchiveError(message);
+    };
+    if (status !== 200) refuse(`the upstream video URL answered ${status}`);
+    if (!videoTypes.test(contentType)) refuse(`the upstream sent ${contentType}, not a video`);
+    if (declared !== undefined && declared > this.o.maxBytes)
+      refuse(`the video is ${declared} bytes, over the ${this.o.maxBytes}-byte cap`);
+
+    const inspector = new VideoInspector(this.o.maxBytes, declared);
+    pipeline(body, inspector, () => undefined); // errors reach the upload through the inspector
+    const upload = new Upload({
+      client: this.o.s3,
+      params: { Bucket: this.o.bucket, Key: key, Body: inspector, ContentType: 'video/mp4' },
+      partSize: UPLOAD_PART_BYTES,
+      queueSize: UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      // When the transfer breaks, the upload's own abort may fail too and hide the cause:
+      // report what went wrong with the bytes first.
+      const cause = inspector.problem ?? (error as Error);
+      logger.warn('video archive failed', { key, cause: cause.message, uploadError: (error as Error).message });
+      throw cause instanceof ArchiveError ? cause : new ArchiveError(cause.message);
+    }
+    return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4' };
+  }
+}
+
+/** Passes bytes through while checking the MP4 signature, the size cap and the declared length, and hashing. */
+class VideoInspector extends Transform {
+  bytes = 0;
+  problem: ArchiveError | undefined;
+  private readonly hash = createHash('sha256');
+  private head = Buffer.alloc(0);
+  private sha256: string | undefined;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly declared: number | undefined,
+  ) {
+    super();
+  }
+
+  digest(): string {
+    this.sha256 ??= this.hash.digest('hex');
+    return this.sha256;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) return done(this.fail(`the video is over the ${this.maxBytes}-byte cap`));
+    if (this.head.length < 8) {
+      this.head = Buffer.concat([this.head, chunk.subarray(0, 8 - this.head.length)]);
+      if (this.head.length === 8 && this.head.toString('latin1', 4, 8) !== 'ftyp')
+        return done(this.fail('the upstream file is not an MP4 video (no ftyp box)'));
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback) {
+    if (this.head.length < 8) return done(this.fail('the upstream file is too short to be a video'));
+    if (this.declared !== undefined && this.bytes !== this.declared)
+      return done(this.fail(`the download ended after ${this.bytes} of ${this.declared} bytes`));
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error: Error | null) => void) {
+    if (error && !this.problem) this.problem = new ArchiveError(`the download broke off after ${this.bytes} bytes: ${error.message}`);
+    done(error);
+  }
+
+  private fail(message: string) {
+    this.problem = new ArchiveError(message);
+    return this.problem;
+  }
+}

@@ -1,0 +1,265 @@
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, Stack, type CfnResource, type StackProps } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { ConfigEnvironment } from '../lambdas/shared/config';
+import { defaultRouteLambda, lambdaNames, routes, type LambdaName } from '../lambdas/shared/routes';
+import { GatewayFunction } from './gateway-function';
+import { GatewayHttpApi } from './gateway-http-api';
+import { GatewaySecrets } from './gateway-secrets';
+import type { StageConfig } from './stage-config';
+import { GatewayStorage, videoKeyPrefix } from './storage';
+import { WorkQueue } from './work-queue';
+
+/** The repository root: `lambdas/`, `package.json` and `package-lock.json` live here. */
+export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export interface GatewayStackProps extends StackProps {
+  readonly config: StageConfig;
+  /** Where the Lambda sources and the lock file are; defaults to this repository. */
+  readonly projectRoot?: string;
+}
+
+interface FunctionSettings {
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly description: string;
+}
+
+const functionSettings: Record<LambdaName, FunctionSettings> = {
+  // Calls the upstream (UPSTREAM_TIMEOUT_MS) inside the HTTP API's 30 s integration limit.
+  submit: { timeout: Duration.seconds(29), memorySize: 512, description: 'records a task and submits it upstream' },
+  // Presigning and one DynamoDB read; memory buys CPU for cold starts of the bundled SDK.
+  query: { timeout: Duration.seconds(10), memorySize: 512, description: 'task views, listings, video redirects' },
+  callback: { timeout: Duration.seconds(10), memorySize: 256, description: 'upstream completion callbacks' },
+  // Streams videos of up to MAX_VIDEO_BYTES through multipart upload: the longest Lambda run there is.
+  archive: { timeout: Duration.minutes(15), memorySize: 1024, description: 'copies finished videos into S3' },
+  notify: { timeout: Duration.seconds(60), memorySize: 256, description: 'signed webhooks to clients' },
+  reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
+};
+
+/** AWS's advice for a queue that feeds a Lambda: visibility timeout of six function timeouts. */
+const visibilityFor = (settings: FunctionSettings) => Duration.seconds(6 * settings.timeout.toSeconds());
+
+/** Receives of a notify job before it is dead-lettered; retries with backoff are re-sends, not receives. */
+const notifyMaxReceiveCount = 10;
+
+/** Lambda and API logs are kept this long. */
+const logRetention = logs.RetentionDays.ONE_MONTH;
+
+/**
+ * The Video Task Gateway in AWS: an HTTP API in front of six Lambdas, one DynamoDB table,
+ * one S3 bucket whose new videos are announced on an SNS topic, two work queues and a
+ * one-minute schedule. Each Lambda gets exactly the access listed in `grantAccess`.
+ */
+export class GatewayStack extends Stack {
+  readonly storage: GatewayStorage;
+  readonly secrets: GatewaySecrets;
+  readonly archiveQueue: WorkQueue;
+  readonly notifyQueue: WorkQueue;
+  readonly httpApi: GatewayHttpApi;
+  readonly functions: Record<LambdaName, GatewayFunction>;
+  readonly schedule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: GatewayStackProps) {
+    const { config, projectRoot: root = projectRoot, ...stackProps } = props;
+    super(scope, id, {
+      description: 'Video Task Gateway: asynchronous video generation with archived results',
+      ...stackProps,
+    });
+    // Access-log delivery through a bucket policy instead of ACLs, which our buckets disable.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+
+
+    this.storage = new GatewayStorage(this, 'Storage');
+    this.secrets = new GatewaySecrets(this, 'Secrets', { upstreamKeySecretArn: config.upstreamKeySecretArn });
+    this.archiveQueue = new WorkQueue(this, 'ArchiveQueue', {
+      visibilityTimeout: visibilityFor(functionSettings.archive),
+      // The handlers read the same number to fail the task (`archive_failed`) on the last attempt.
+      maxReceiveCount: config.archiveMaxAttempts,
+    });
+    this.notifyQueue = new WorkQueue(this, 'NotifyQueue', {
+      visibilityTimeout: visibilityFor(functionSettings.notify),
+      maxReceiveCount: notifyMaxReceiveCount,
+    });
+    this.httpApi = new GatewayHttpApi(this, 'HttpApi', {
+      throttle: { rateLimit: config.throttleRateLimit, burstLimit: config.throttleBurstLimit },
+      logRetention,
+    });
+
+    // Every function parses the same schema (config.ts), so every function gets the same environment.
+    const environment = {
+      TABLE_NAME: this.storage.table.tableName,
+      BUCKET_NAME: this.storage.bucket.bucketName,
+      ARCHIVE_QUEUE_URL: this.archiveQueue.queue.queueUrl,
+      NOTIFY_QUEUE_URL: this.notifyQueue.queue.queueUrl,
+      PUBLIC_BASE_URL: this.httpApi.url,
+      UPSTREAM_PROVIDER: config.upstreamProvider,
+      UPSTREAM_BASE_URL: config.upstreamBaseUrl,
+      // ARNs only: the values are read from Secrets Manager at run time.
+      UPSTREAM_KEY_SECRET_ARN: this.secrets.upstreamKey.secretArn,
+      CALLBACK_SECRET_ARN: this.secrets.callbackSecret.secretArn,
+      MODEL_MAP: config.modelMap,
+      DISABLED_MODELS: config.disabledModels,
+      PRESIGN_TTL_SECONDS: String(config.presignTtlSeconds),
+      TASK_DEADLINE_SECONDS: String(config.taskDeadlineSeconds),
+      SILENT_AFTER_SECONDS: String(config.silentAfterSeconds),
+      RESUBMIT_BASE_SECONDS: String(config.resubmitBaseSeconds),
+      ARCHIVE_MAX_ATTEMPTS: String(config.archiveMaxAttempts),
+      NOTIFY_RETRY_SECONDS: String(config.notifyRetrySeconds),
+      TASK_RETENTION_DAYS: String(config.taskRetentionDays),
+      MAX_VIDEO_BYTES: String(config.maxVideoBytes),
+      UPSTREAM_TIMEOUT_MS: String(config.upstreamTimeoutMs),
+      WEBHOOK_TIMEOUT_MS: String(config.webhookTimeoutMs),
+      KEY_CACHE_SECONDS: String(config.keyCacheSeconds),
+    } satisfies ConfigEnvironment;
+
+    const functions = {} as Record<LambdaName, GatewayFunction>;
+    for (const name of lambdaNames) {
+      functions[name] = new GatewayFunction(this, `${capitalize(name)}Function`, {
+        name,
+        projectRoot: root,
+        environment,
+        ...functionSettings[name],
+        description: `Video Task Gateway: ${functionSettings[name].description}`,
+        logRetention,
+        // A failed reconcile run is not retried: the next one starts a minute later anyway.
+        retryAttempts: name === 'reconcile' ? 0 : undefined,
+      });
+    }
+    this.functions = functions;
+
+    this.grantAccess();
+
+    this.httpApi.addRoutes(routes, defaultRouteLambda, mapValues(functions, (f) => f.function));
+
+    this.schedule = new events.Rule(this, 'ReconcileSchedule', {
+      description: 'Video Task Gateway: run the reconciler every minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(functions.reconcile.function)],
+    });
+
+    this.addOutputs();
+  }
+
+  /**
+   * Least privilege, per function, from what each core function touches (lambdas/shared/core);
+   * test/infra/iam.test.ts holds this list to account.
+   */
+  private grantAccess() {
+    const { table, bucket } = this.storage;
+    const { upstreamKey, callbackSecret } = this.secrets;
+    const archiveQueue = this.archiveQueue.queue;
+    const notifyQueue = this.notifyQueue.queue;
+    const { submit, query, callback, archive, notify, reconcile } = this.functions;
+    // A presigned GET is only as good as its signer's s3:GetObject: task views carry one.
+    const readVideos = new iam.PolicyStatement({
+      actions: ['s3:GetObject'],
+      resources: [bucket.arnForObjects(`${videoKeyPrefix}*`)],
+    });
+
+    // submit: the task and its idempotency record; the upstream key; the callback token's
+    // key; a task the upstream refuses is finished at once, so its webhook is queued.
+    table.grantReadWriteData(submit.function);
+    upstreamKey.grantRead(submit.function);
+    callbackSecret.grantRead(submit.function);
+    notifyQueue.grantSendMessages(submit.function);
+
+    // query: reads only; presigned URLs for task views and the /content redirect.
+    table.grantReadData(query.function);
+    query.role.addToPrincipalPolicy(readVideos);
+
+    // callback: checks the token, moves the task on, queues the archive job, or the webhook of a failed task.
+    table.grantReadWriteData(callback.function);
+    callbackSecret.grantRead(callback.function);
+    archiveQueue.grantSendMessages(callback.function);
+    notifyQueue.grantSendMessages(callback.function);
+
+    archive.function.addEventSource(
+      // One video per invocation: each gets the whole timeout and its own retry count.
+      new SqsEventSource(archiveQueue, { batchSize: 1, reportBatchItemFailures: true }),
+    );
+    table.grantReadWriteData(archive.function);
+    // What @aws-sdk/lib-storage needs for a multipart upload (create/upload/complete are s3:PutObject).
+    archive.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        resources: [bucket.arnForObjects(`${videoKeyPrefix}*`)],
+      }),
+    );
+    // A failed copy re-queues its own next attempt with a backoff delay; a finished task queues its webhook.
+    archiveQueue.grantSendMessages(archive.function);
+    notifyQueue.grantSendMessages(archive.function);
+
+    notify.function.addEventSource(
+      new SqsEventSource(notifyQueue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    // Reads the task and its API key item (the webhook secret), records each delivery attempt.
+    table.grantReadWriteData(notify.function);
+    // The webhook body is the task view, with a presigned video URL.
+    notify.role.addToPrincipalPolicy(readVideos);
+    // Backoff is a re-send with DelaySeconds, so a retry does not count as a receive.
+    notifyQueue.grantSendMessages(notify.function);
+
+    // reconcile: resubmits (upstream key, callback token), polls, fails expired tasks, re-sends lost jobs.
+    table.grantReadWriteData(reconcile.function);
+    upstreamKey.grantRead(reconcile.function);
+    callbackSecret.grantRead(reconcile.function);
+    archiveQueue.grantSendMessages(reconcile.function);
+    notifyQueue.grantSendMessages(reconcile.function);
+
+    this.acknowledgeWildcards();
+  }
+
+  /** IAM5 findings for resources that can only be named with a wildcard; see test/infra/iam.test.ts. */
+  private acknowledgeWildcards() {
+    const xray = {
+      resource: '*',
+      reason: 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.',
+    };
+    const indexes = {
+      resource: `<${this.logicalIdOf(this.storage.table.node.defaultChild)}.Arn>/index/*`,
+      reason: "CDK's table grants cover the table's own indexes (byOwner, byDue) as <table>/index/*; no other table.",
+    };
+    const videos = (use: string) => ({
+      resource: `<${this.logicalIdOf(this.storage.bucket.node.defaultChild)}.Arn>/${videoKeyPrefix}*`,
+      reason: `${use}: video objects are named by task id, so they can only be granted by their prefix ${videoKeyPrefix}.`,
+    });
+    for (const name of lambdaNames) this.functions[name].acknowledgeWildcards([xray, indexes]);
+    this.functions.query.acknowledgeWildcards([videos('Presigned GETs for task views and /content redirects')]);
+    this.functions.notify.acknowledgeWildcards([videos('Presigned GETs in webhook bodies')]);
+    this.functions.archive.acknowledgeWildcards([videos('Multipart uploads of archived videos')]);
+  }
+
+  private logicalIdOf(node: unknown): string {
+    return this.getLogicalId(node as CfnResource);
+  }
+
+  private addOutputs() {
+    const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
+    output('ApiUrl', this.httpApi.url, 'Base URL of the gateway API (clients and upstream callbacks)');
+    output('BucketName', this.storage.bucket.bucketName, `Archived videos, at ${videoKeyPrefix}{id}.mp4`);
+    output('TableName', this.storage.table.tableName, 'Tasks, API key hashes and idempotency records');
+    output('VideoEventsTopicArn', this.storage.videoEvents.topicArn, 'Subscribe here to hear about each archived video');
+    output(
+      'UpstreamKeySecretArn',
+      this.secrets.upstreamKey.secretArn,
+      'Set the upstream API key: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string <key>',
+    );
+    output('CallbackSecretArn', this.secrets.callbackSecret.secretArn, 'HMAC key of the upstream callback tokens');
+    output('ArchiveQueueUrl', this.archiveQueue.queue.queueUrl, 'Archive jobs');
+    output('ArchiveDeadLetterQueueUrl', this.archiveQueue.deadLetterQueue.queueUrl, 'Archive jobs that ran out of attempts');
+    output('NotifyQueueUrl', this.notifyQueue.queue.queueUrl, 'Webhook jobs');
+    output('NotifyDeadLetterQueueUrl', this.notifyQueue.deadLetterQueue.queueUrl, 'Webhook jobs that kept failing');
+  }
+}
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+function mapValues<K extends string, A, B>(record: Record<K, A>, f: (a: A) => B): Record<K, B> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, f(v as A)])) as Record<K, B>;
+}

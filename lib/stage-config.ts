@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { configSchema } from '../lambdas/shared/config';
+
+/**
+ * What one deployment (stage) of the gateway may choose. `bin/app.ts` reads it from CDK
+ * context (`-c upstreamBaseUrl=...`, or `cdk.json`) and from the environment, where the
+ * variables carry the same names as the runtime configuration (`UPSTREAM_BASE_URL`,
+ * `MODEL_MAP`, ...). Context wins over the environment; unset values take the runtime
+ * configuration's own defaults, so the two cannot disagree about them.
+ */
+
+const runtime = configSchema.shape;
+
+/** The runtime schema's default for a variable, so defaults live in config.ts only. */
+const runtimeDefault = <T>(schema: z.ZodType<T>): T => schema.parse(undefined);
+
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** `modelMap` may come as a JSON string (CLI, environment) or an object (cdk.json). */
+const modelMap = z
+  .union([z.string(), z.record(z.string(), z.unknown())])
+  .default('{}')
+  .transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+  .superRefine((json, ctx) => {
+    const result = runtime.MODEL_MAP.safeParse(json);
+    if (!result.success) ctx.addIssue({ code: 'custom', message: result.error.issues.map((i) => i.message).join('; ') });
+  });
+
+/** `disabledModels` may come as a comma-separated string or a list. */
+const disabledModels = z
+  .union([z.string(), z.array(z.string())])
+  .default('')
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((m) => m.trim()).filter(Boolean).join(','))
+  .superRefine((csv, ctx) => {
+    const result = runtime.DISABLED_MODELS.safeParse(csv);
+    if (!result.success) ctx.addIssue({ code: 'custom', message: 'disabledModels: unknown model name' });
+  });
+
+export const stageConfigSchema = z
+  .object({
+    /** Suffixes the stack name, so several stages can live in one account. */
+    stage: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,31}$/, 'stage: letters, digits and dashes, starting with a letter')
+      .optional(),
+    upstreamProvider: runtime.UPSTREAM_PROVIDER.refine((p) => p !== 'simulated', {
+      message: 'upstreamProvider: the simulated upstream only runs on loopback, next to `npm start`',
+    }),
+    upstreamBaseUrl: z
+      .url({ protocol: /^https$/, error: 'upstreamBaseUrl must be an https URL (the upstream key travels in a header)' })
+      .default('https://duomiapi.com'),
+    /** A secret the operator already has (complete ARN, with its 6-character suffix). */
+    upstreamKeySecretArn: z
+      .string()
+      .regex(
+        /^arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
+        'upstreamKeySecretArn must be the complete ARN of a Secrets Manager secret (ending in -XXXXXX)',
+      )
+      .optional(),
+    modelMap,
+    disabledModels,
+    presignTtlSeconds: count(runtimeDefault(runtime.PRESIGN_TTL_SECONDS)),
+    taskDeadlineSeconds: count(runtimeDefault(runtime.TASK_DEADLINE_SECONDS)),
+    silentAfterSeconds: count(runtimeDefault(runtime.SILENT_AFTER_SECONDS)),
+    resubmitBaseSeconds: count(runtimeDefault(runtime.RESUBMIT_BASE_SECONDS)),
+    // SQS allows at most 1000 receives before a message goes to the dead-letter queue.
+    archiveMaxAttempts: count(runtimeDefault(runtime.ARCHIVE_MAX_ATTEMPTS)).pipe(z.number().max(1000)),
+    notifyRetrySeconds: count(runtimeDefault(runtime.NOTIFY_RETRY_SECONDS)),
+    taskRetentionDays: count(runtimeDefault(runtime.TASK_RETENTION_DAYS)),
+    maxVideoBytes: count(runtimeDefault(runtime.MAX_VIDEO_BYTES)),
+    // The submit Lambda calls the upstream inside the HTTP API's 30 s integration limit.
+    upstreamTimeoutMs: count(runtimeDefault(runtime.UPSTREAM_TIMEOUT_MS)).pipe(
+      z.number().max(20_000, 'upstreamTimeoutMs: at most 20000, submit must answer within the 30 s API limit'),
+    ),
+    // Webhooks are sent by the notify Lambda, whose timeout is 60 s.
+    webhookTimeoutMs: count(runtimeDefault(runtime.WEBHOOK_TIMEOUT_MS)).pipe(
+      z.number().max(30_000, 'webhookTimeoutMs: at most 30000, the notify Lambda runs for 60 s'),
+    ),
+    keyCacheSeconds: z.coerce.number().int().nonnegative().default(runtimeDefault(runtime.KEY_CACHE_SECONDS)),
+    /** Steady-state requests per second and burst for the whole HTTP API stage. */
+    throttleRateLimit: count(50),
+    throttleBurstLimit: count(100),
+  })
+  .refine((c) => c.throttleBurstLimit >= c.throttleRateLimit, {
+    message: 'throttleBurstLimit must be at least throttleRateLimit',
+    path: ['throttleBurstLimit'],
+  });
+
+export type StageConfig = z.infer<typeof stageConfigSchema>;
+export type StageConfigInput = z.input<typeof stageConfigSchema>;
+
+/** Each stage setting and the environment variable that may also carry it. */
+export const stageConfigEnvironmentNames = {
+  upstreamProvider: 'UPSTREAM_PROVIDER',
+  upstreamBaseUrl: 'UPSTREAM_BASE_URL',
+  upstreamKeySecretArn: 'UPSTREAM_KEY_SECRET_ARN',
+  modelMap: 'MODEL_MAP',
+  disabledModels: 'DISABLED_MODELS',
+  presignTtlSeconds: 'PRESIGN_TTL_SECONDS',
+  taskDeadlineSeconds: 'TASK_DEADLINE_SECONDS',
+  silentAfterSeconds: 'SILENT_AFTER_SECONDS',
+  resubmitBaseSeconds: 'RESUBMIT_BASE_SECONDS',
+  archiveMaxAttempts: 'ARCHIVE_MAX_ATTEMPTS',
+  notifyRetrySeconds: 'NOTIFY_RETRY_SECONDS',
+  taskRetentionDays: 'TASK_RETENTION_DAYS',
+  maxVideoBytes: 'MAX_VIDEO_BYTES',
+  upstreamTimeoutMs: 'UPSTREAM_TIMEOUT_MS',
+  webhookTimeoutMs: 'WEBHOOK_TIMEOUT_MS',
+  keyCacheSeconds: 'KEY_CACHE_SECONDS',
+  throttleRateLimit: 'THROTTLE_RATE_LIMIT',
+  throttleBurstLimit: 'THROTTLE_BURST_LIMIT',
+} as const satisfies Partial<Record<keyof StageConfigInput, string>>;
+
+export class StageConfigError extends Error {}
+
+/** Validate a stage configuration; throws one message listing every problem. */
+export function parseStageConfig(input: Record<string, unknown>): StageConfig {
+  const result = stageConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'stage config'}: ${i.message}`);
+    throw new StageConfigError(`invalid stage configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return result.data;
+}
+
+/**
+ * The stage configuration from CDK context (`tryGetContext`) and the environment.
+ * Empty strings count as unset, so `FOO= cdk synth` falls back to the default.
+ */
+export function readStageConfig(
+  tryGetContext: (key: string) => unknown,
+  env: Record<string, string | undefined> = process.env,
+): StageConfig {
+  const input: Record<string, unknown> = {};
+  const given = (v: unknown) => v !== undefined && v !== null && v !== '';
+  const stage = tryGetContext('stage');
+  if (given(stage)) input.stage = stage;
+  for (const [key, envName] of Object.entries(stageConfigEnvironmentNames)) {
+    const fromContext = tryGetContext(key);
+    const value = given(fromContext) ? fromContext : env[envName];
+    if (given(value)) input[key] = value;
+  }
+  return parseStageConfig(input);
+}
+
+/** `VideoTaskGateway`, or `VideoTaskGateway-<stage>`. */
+export const stackName = (config: Pick<StageConfig, 'stage'>) =>
+  config.stage ? `VideoTaskGateway-${config.stage}` : 'VideoTaskGateway';

@@ -1,0 +1,129 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import dynalite from 'dynalite';
+import S3rver from 's3rver';
+
+/** The parts of the synthesized stack the local runtime rebuilds, so local and cloud cannot drift. */
+export interface StackDefinitions {
+  table: CreateTableCommandInput;
+  /** The bucket's ObjectCreated notification filter. */
+  videoEvents: { prefix: string; suffix: string };
+  queues: Record<'archive' | 'notify', { visibilityTimeoutSeconds: number; maxReceiveCount: number }>;
+}
+
+type Resource = { Type: string; Properties?: Record<string, any> };
+
+/** Read the table, the notification filter and the queue settings out of a synthesized template. */
+export function stackDefinitions(template: { Resources: Record<string, Resource> }): StackDefinitions {
+  const resources = Object.entries(template.Resources);
+  const only = (type: string, idPrefix = '') => {
+    const found = resources.filter(([id, r]) => r.Type === type && id.startsWith(idPrefix) && !id.includes('DeadLetter'));
+    if (found.length !== 1) throw new Error(`expected one ${type} ${idPrefix} in the stack, found ${found.length}`);
+    return found[0]![1].Properties ?? {};
+  };
+  const t = only('AWS::DynamoDB::Table');
+  const notifications = only('Custom::S3BucketNotifications');
+  const rules: { Name: string; Value: string }[] =
+    notifications.NotificationConfiguration?.TopicConfigurations?.[0]?.Filter?.Key?.FilterRules ?? [];
+  const queue = (prefix: string) => {
+    const q = only('AWS::SQS::Queue', prefix);
+    return { visibilityTimeoutSeconds: Number(q.VisibilityTimeout ?? 30), maxReceiveCount: Number(q.RedrivePolicy?.maxReceiveCount ?? 5) };
+  };
+  return {
+    table: {
+      TableName: 'local',
+      AttributeDefinitions: t.AttributeDefinitions,
+      KeySchema: t.KeySchema,
+      GlobalSecondaryIndexes: t.GlobalSecondaryIndexes,
+      BillingMode: t.BillingMode,
+    },
+    videoEvents: {
+      prefix: rules.find((r) => r.Name.toLowerCase() === 'prefix')?.Value ?? '',
+      suffix: rules.find((r) => r.Name.toLowerCase() === 'suffix')?.Value ?? '',
+    },
+    queues: { archive: queue('ArchiveQueue'), notify: queue('NotifyQueue') },
+  };
+}
+
+export interface EmbeddedAws {
+  dynamodbEndpoint: string;
+  s3Endpoint: string;
+  /** S3 event notification records (the body SNS would carry), as the local S3 emits them. */
+  onS3Event(listener: (record: S3EventRecord) => void): void;
+  close(): Promise<void>;
+}
+
+export interface S3EventRecord {
+  eventName: string;
+  eventTime: string;
+  s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } };
+  [more: string]: unknown;
+}
+
+export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/**
+ * DynamoDB (dynalite) and S3 (s3rver), embedded and persisted under `dataDir`, with the
+ * stack's table and bucket created in them.
+ */
+export async function startEmbeddedAws(options: {
+  dataDir: string;
+  tableName: string;
+  bucketName: string;
+  definitions: StackDefinitions;
+  host?: string;
+}): Promise<EmbeddedAws> {
+  const host = options.host ?? '127.0.0.1';
+  const dynamoDir = join(options.dataDir, 'dynamodb');
+  const s3Dir = join(options.dataDir, 's3');
+  mkdirSync(dynamoDir, { recursive: true });
+  mkdirSync(s3Dir, { recursive: true });
+
+  const dynamo = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    dynamo.once('error', reject);
+    dynamo.listen(0, host, () => resolve());
+  });
+  const dynamodbEndpoint = `http://${host}:${(dynamo.address() as AddressInfo).port}`;
+
+  const s3rver = new S3rver({ address: host, port: 0, silent: true, directory: s3Dir, allowMismatchedSignatures: true });
+  const { port: s3Port } = await s3rver.run();
+  const s3Endpoint = `http://${host}:${s3Port}`;
+
+  const region = 'us-east-1';
+  const db = new DynamoDBClient({ endpoint: dynamodbEndpoint, region, credentials: localCredentials });
+  try {
+    await db.send(new CreateTableCommand({ ...options.definitions.table, TableName: options.tableName }));
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error; // kept from the last run
+  }
+  db.destroy();
+  const s3 = new S3Client({ endpoint: s3Endpoint, region, credentials: localCredentials, forcePathStyle: true });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: options.bucketName }));
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
+  }
+  s3.destroy();
+
+  return {
+    dynamodbEndpoint,
+    s3Endpoint,
+    onS3Event(listener) {
+      s3rver.on('event', (event: { Records: S3EventRecord[] }) => event.Records.forEach(listener));
+    },
+    async close() {
+      // The SDK keeps connections alive; end them so the servers can close.
+      s3rver.httpServer?.closeAllConnections();
+      await s3rver.close();
+      await new Promise<void>((resolve) => {
+        dynamo.close(() => resolve());
+        dynamo.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { GatewayStack } from './lib/gateway-stack';
+import { parseStageConfig } from './lib/stage-config';
+const t0 = Date.now();
+const app = new App({ outdir: '/tmp/cdkout-nb', context: { 'aws:cdk:bundling-stacks': [] }, builtinCloudFormationValidation: process.env.V === '1' });
+new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig({}) });
+if (process.env.N === '1') Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+const t1 = Date.now();
+app.synth();
+console.log('construct', t1 - t0, 'synth', Date.now() - t1);

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalGateway, type LocalGateway, type LocalGatewayOptions } from '../../local/gateway';
+
+export interface Harness {
+  gw: LocalGateway;
+  dataDir: string;
+  api(path: string, init?: RequestInit & { key?: string | null }): Promise<Response>;
+  submit(body: unknown, headers?: Record<string, string>): Promise<Response>;
+  waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
+  waitForStatus(id: string, status: string, timeoutMs?: number): Promise<any>;
+  close(): Promise<void>;
+}
+
+/** The real local gateway in a fresh data directory, driven over HTTP. */
+export async function startHarness(options: Partial<LocalGatewayOptions> = {}): Promise<Harness> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'vtg-'));
+  const gw = await startLocalGateway({ renderMs: 300, reconcileEveryMs: 3_600_000, ...options, dataDir });
+  const api = (path: string, init: RequestInit & { key?: string | null } = {}) => {
+    const { key, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (key !== null && !headers.has('authorization')) headers.set('authorization', `Bearer ${key ?? gw.apiKey}`);
+    return fetch(`${gw.url}${path}`, { ...rest, headers, redirect: 'manual' });
+  };
+  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return {
+    gw,
+    dataDir,
+    api,
+    submit: (body, headers = {}) =>
+      api('/v1/videos/generations', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    waitFor,
+    waitForStatus: (id, status, timeoutMs) =>
+      waitFor(`task ${id} to be ${status}`, async () => {
+        const view = (await (await api(`/v1/videos/generations/${id}`)).json()) as { status: string };
+        return view.status === status ? view : undefined;
+      }, timeoutMs),
+    async close() {
+      await gw.stop();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver on loopback that answers with the statuses it is given, then 200. */
+export async function startReceiver(statuses: number[] = []) {
+  const deliveries: Delivery[] = [];
+  const plan = [...statuses];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(plan.shift() ?? 200).end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    deliveries,
+    close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
+  };
+}
+
+/** The seed document's three request examples, as they stand. */
+export const seedExamples = {
+  generate: {
+    model: 'sora-2',
+    prompt: 'The car moves forward at a high speed',
+    aspect_ratio: '16:9',
+    duration: 15,
+    image_urls: ['https://crea-img.xinzhiyun.net/upload/202502251100509684.jpg'],
+  },
+  characters: {
+    model: 'sora-2',
+    prompt: 'The car moves forward at a high speed',
+    aspect_ratio: '16:9',
+    duration: 15,
+    image_urls: ['https://crea-img.xinzhiyun.net/upload/202502251100509684.jpg'],
+    characters: [
+      { url: 'https://v3.fal.media/files/penguin/hsR_KXBJjuF3IIVYIIDA2_output.mp4', timestamps: '0,3' },
+      { url: 'https://v3.fal.media/files/penguin/hsR_KXBJjuF3IIVYIIDA2_output.mp4', timestamps: '0,3' },
+    ],
+    callback_url: 'https://webhook.site/f95d67b6-cbc4-475d-9ea8-93e3c1786d45',
+  },
+  imageToVideo: {
+    model: 'sora-2',
+    prompt: '唱歌',
+    aspect_ratio: '16:9',
+    image_urls: ['https://crea-img.xinzhiyun.net/upload/202502251100509684.jpg'],
+    duration: 15,
+    callback_url: 'https://webhook.site/2ef1a017-6ebd-4f15-9c9a-5ac3652e4abd',
+  },
+} as const;
