@@ -634,19 +634,25 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
   }
 
 
-  function sendBatch(input: Record<string, unknown>) {
+  /** The queue and entries of a batch call, checked as SQS checks them before any entry runs. */
+  function batchRequest(input: Record<string, unknown>): { queue: Queue; entries: Record<string, unknown>[] } {
     const queue = queueFromUrl(input.QueueUrl);
     const entries = input.Entries;
     if (!Array.isArray(entries) || entries.length === 0) throw errors.emptyBatch();
     if (entries.length > MAX_BATCH_ENTRIES) throw errors.tooManyEntries();
-    const ids = entries.map((e: { Id?: unknown }) => e?.Id);
+    const ids = entries.map((e: { Id?: unknown } | null) => e?.Id);
     if (ids.some((id) => typeof id !== 'string' || !BATCH_ENTRY_ID.test(id))) throw errors.invalidEntryId();
     if (new Set(ids).size !== ids.length) throw errors.idsNotDistinct();
-    const total = entries.reduce((sum: number, e: { MessageBody?: unknown }) => sum + Buffer.byteLength(String(e.MessageBody ?? '')), 0);
+    return { queue, entries: entries as Record<string, unknown>[] };
+  }
+
+  function sendBatch(input: Record<string, unknown>) {
+    const { queue, entries } = batchRequest(input);
+    const total = entries.reduce((sum, e) => sum + Buffer.byteLength(String(e.MessageBody ?? '')), 0);
     if (total > MAX_MESSAGE_BYTES) throw errors.batchTooLong();
     const Successful: Record<string, string>[] = [];
     const Failed: { Id: string; SenderFault: boolean; Code: string; Message: string }[] = [];
-    for (const entry of entries as Record<string, unknown>[]) {
+    for (const entry of entries) {
       const Id = entry.Id as string;
       try {
         const m = enqueue(queue, entry.MessageBody, entry.DelaySeconds, entry.MessageAttributes, entry.MessageSystemAttributes);
@@ -748,16 +754,10 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
 
   /** Runs one entry of a batch call, turning its SQS error into a Failed entry. */
   function batchEntries(input: Record<string, unknown>, apply: (queue: Queue, entry: Record<string, unknown>) => void) {
-    const queue = queueFromUrl(input.QueueUrl);
-    const entries = input.Entries;
-    if (!Array.isArray(entries) || entries.length === 0) throw errors.emptyBatch();
-    if (entries.length > MAX_BATCH_ENTRIES) throw errors.tooManyEntries();
-    const ids = entries.map((e: { Id?: unknown }) => e?.Id);
-    if (ids.some((id) => typeof id !== 'string' || !BATCH_ENTRY_ID.test(id))) throw errors.invalidEntryId();
-    if (new Set(ids).size !== ids.length) throw errors.idsNotDistinct();
+    const { queue, entries } = batchRequest(input);
     const Successful: { Id: string }[] = [];
     const Failed: { Id: string; SenderFault: boolean; Code: string; Message: string }[] = [];
-    for (const entry of entries as Record<string, unknown>[]) {
+    for (const entry of entries) {
       const Id = entry.Id as string;
       try {
         apply(queue, entry);

@@ -102,18 +102,17 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
  * a backoff (never sooner than the upstream's Retry-After).
  */
 export async function submitUpstream(task: TaskRecord, d: Omit<SubmitNeeds, 'keys' | 'idempotency'>): Promise<TaskRecord | undefined> {
-  const secret = await d.callbackSecret();
-  const body = upstreamSubmitBodySchema.parse({
-    model: task.upstream_model,
-    prompt: task.prompt,
-    aspect_ratio: task.aspect_ratio,
-    duration: task.duration,
-    image_urls: task.image_urls.length ? task.image_urls : undefined,
-    characters: task.characters.length ? task.characters : undefined,
-    callback_url: callbackUrl(d.config.PUBLIC_BASE_URL, secret, task.id),
-  });
   const attempts = task.submit_attempts + 1;
   try {
+    const body = upstreamSubmitBodySchema.parse({
+      model: task.upstream_model,
+      prompt: task.prompt,
+      aspect_ratio: task.aspect_ratio,
+      duration: task.duration,
+      image_urls: task.image_urls.length ? task.image_urls : undefined,
+      characters: task.characters.length ? task.characters : undefined,
+      callback_url: callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id),
+    });
     const { upstreamId } = await d.provider.submit(body);
     const now = d.store.now();
     const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));

@@ -1,0 +1,473 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../lambdas/shared/config';
+import { defaultRouteLambda, lambdaNames, routeKey, routes, type LambdaName } from '../../lambdas/shared/routes';
+import { tableSchema } from '../../lambdas/shared/table-schema';
+import { videoKey } from '../../lambdas/shared/videos';
+import { accessLogFields } from '../../lib/gateway-http-api';
+import { videoKeyPrefix, videoKeySuffix } from '../../lib/storage';
+import { render, resourcesOfType, synthesizeGateway, type Synthesized } from './support';
+
+let s: Synthesized;
+beforeAll(() => {
+  s = synthesizeGateway();
+});
+
+const tlsOnly = (resource: unknown, principal: unknown = { AWS: '*' }) =>
+  Match.objectLike({
+    Effect: 'Deny',
+    Principal: principal,
+    Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    ...(resource === undefined ? {} : { Resource: resource }),
+  });
+
+describe('task table', () => {
+  it('has the key design of lambdas/shared/table-schema.ts and nothing else', () => {
+    s.template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    s.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: tableSchema.partitionKey, KeyType: 'HASH' }],
+      AttributeDefinitions: Match.arrayEquals([
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'owner', AttributeType: 'S' },
+        { AttributeName: 'id', AttributeType: 'S' },
+        { AttributeName: 'open', AttributeType: 'S' },
+        { AttributeName: 'due_at', AttributeType: 'N' },
+      ]),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byOwner',
+          KeySchema: [
+            { AttributeName: 'owner', KeyType: 'HASH' },
+            { AttributeName: 'id', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: 'byDue',
+          KeySchema: [
+            { AttributeName: 'open', KeyType: 'HASH' },
+            { AttributeName: 'due_at', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+  });
+
+  it('bills per request, keeps point-in-time backups, expires items on expires_at and survives the stack', () => {
+    s.template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      }),
+    });
+  });
+});
+
+describe('video bucket', () => {
+  const videoBucket = () => s.id(s.stack.storage.bucket);
+  const logsBucket = () => s.id(s.stack.storage.accessLogsBucket);
+
+  it('is private, encrypted, retained, and logs its access to the separate logs bucket', () => {
+    s.template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LoggingConfiguration: { DestinationBucketName: { Ref: logsBucket() }, LogFilePrefix: 'video-bucket/' },
+      }),
+    });
+    expect(s.json.Resources[videoBucket()]!.Properties!.LoggingConfiguration).toBeDefined();
+  });
+
+  it('aborts incomplete multipart uploads after one day', () => {
+    const rules = s.json.Resources[videoBucket()]!.Properties!.LifecycleConfiguration.Rules;
+    expect(rules).toContainEqual(
+      expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }),
+    );
+  });
+
+  it('refuses requests without TLS, on both buckets', () => {
+    for (const bucket of [videoBucket(), logsBucket()]) {
+      s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: bucket },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            tlsOnly([{ 'Fn::GetAtt': [bucket, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, '/*']] }]),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('the logs bucket is private and encrypted too', () => {
+    const props = s.json.Resources[logsBucket()]!.Properties!;
+    expect(props.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe(
+      'AES256',
+    );
+    expect(Object.values(props.PublicAccessBlockConfiguration)).toEqual([true, true, true, true]);
+  });
+
+  it('announces each new videos/*.mp4 object on the topic, and only those', () => {
+    const [[, notifications]] = resourcesOfType(s.json, 'Custom::S3BucketNotifications') as [[string, any]];
+    expect(notifications.Properties.BucketName).toEqual({ Ref: videoBucket() });
+    const { TopicConfigurations, QueueConfigurations, LambdaFunctionConfigurations } =
+      notifications.Properties.NotificationConfiguration;
+    expect([QueueConfigurations, LambdaFunctionConfigurations]).toEqual([undefined, undefined]);
+    expect(TopicConfigurations).toHaveLength(1);
+    const [topic] = TopicConfigurations;
+    expect(topic.Events).toEqual(['s3:ObjectCreated:*']);
+    expect(topic.TopicArn).toEqual({ Ref: s.id(s.stack.storage.videoEvents) });
+    const rules = topic.Filter.Key.FilterRules as { Name: string; Value: string }[];
+    expect(Object.fromEntries(rules.map((r) => [r.Name, r.Value]))).toEqual({ prefix: 'videos/', suffix: '.mp4' });
+  });
+
+  it('the filter matches the keys the archive Lambda writes', () => {
+    const key = videoKey('vid_01hzy3example');
+    expect(key.startsWith(videoKeyPrefix) && key.endsWith(videoKeySuffix)).toBe(true);
+  });
+
+  it('the topic takes S3 publishes from this bucket only, and refuses requests without TLS', () => {
+    const topic = s.id(s.stack.storage.videoEvents);
+    s.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: topic }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          tlsOnly({ Ref: topic }, '*'),
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 's3.amazonaws.com' },
+            Condition: { ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [videoBucket(), 'Arn'] } } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('work queues', () => {
+  const queueProps = (queue: { node: any }) => s.json.Resources[s.id(queue as any)]!.Properties!;
+
+  it('the archive queue hides a message for six archive timeouts and dead-letters it after ARCHIVE_MAX_ATTEMPTS receives', () => {
+    const archive = queueProps(s.stack.archiveQueue.queue);
+    const archiveTimeout = s.json.Resources[s.functionIds.archive]!.Properties!.Timeout as number;
+    expect(archiveTimeout).toBe(900);
+    expect(archive.VisibilityTimeout).toBeGreaterThanOrEqual(6 * archiveTimeout);
+    expect(archive.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [s.id(s.stack.archiveQueue.deadLetterQueue), 'Arn'] },
+      maxReceiveCount: 5,
+    });
+  });
+
+  it('the notify queue dead-letters after 10 receives', () => {
+    const notify = queueProps(s.stack.notifyQueue.queue);
+    const notifyTimeout = s.json.Resources[s.functionIds.notify]!.Properties!.Timeout as number;
+    expect(notify.VisibilityTimeout).toBeGreaterThanOrEqual(6 * notifyTimeout);
+    expect(notify.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [s.id(s.stack.notifyQueue.deadLetterQueue), 'Arn'] },
+      maxReceiveCount: 10,
+    });
+  });
+
+  it('all four queues are SQS-encrypted and TLS-only', () => {
+    const queues = resourcesOfType(s.json, 'AWS::SQS::Queue');
+    expect(queues).toHaveLength(4);
+    for (const [id, queue] of queues) {
+      expect(queue.Properties!.SqsManagedSseEnabled).toBe(true);
+      s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: { Statement: Match.arrayWith([tlsOnly({ 'Fn::GetAtt': [id, 'Arn'] })]) },
+      });
+    }
+  });
+
+  it('ARCHIVE_MAX_ATTEMPTS from the stage config reaches both the redrive policy and the functions', () => {
+    const other = synthesizeGateway({ archiveMaxAttempts: 7 });
+    const archive = other.json.Resources[other.id(other.stack.archiveQueue.queue)]!.Properties!;
+    expect(archive.RedrivePolicy.maxReceiveCount).toBe(7);
+    for (const id of Object.values(other.functionIds))
+      expect(other.json.Resources[id]!.Properties!.Environment.Variables.ARCHIVE_MAX_ATTEMPTS).toBe('7');
+  });
+});
+
+describe('secrets', () => {
+  it('the stack generates the callback HMAC key and creates a placeholder for the upstream key', () => {
+    s.template.resourceCountIs('AWS::SecretsManager::Secret', 2);
+    s.template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Description: Match.stringLikeRegexp('callback'),
+      GenerateSecretString: Match.objectLike({ PasswordLength: 64 }),
+    });
+    s.template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Description: Match.stringLikeRegexp('put-secret-value'),
+    });
+  });
+
+  it('an existing upstream key secret is used as given, and not created', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:duomi-key-AbC123';
+    const other = synthesizeGateway({ upstreamKeySecretArn: arn });
+    other.template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    for (const id of Object.values(other.functionIds))
+      expect(other.json.Resources[id]!.Properties!.Environment.Variables.UPSTREAM_KEY_SECRET_ARN).toBe(arn);
+    other.template.hasOutput('UpstreamKeySecretArn', { Value: arn });
+    other.template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: arn }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('functions', () => {
+  const props = (name: LambdaName) => s.json.Resources[s.functionIds[name]]!.Properties!;
+  const expectedEnvironment = [
+    'TABLE_NAME',
+    'BUCKET_NAME',
+    'ARCHIVE_QUEUE_URL',
+    'NOTIFY_QUEUE_URL',
+    'PUBLIC_BASE_URL',
+    'UPSTREAM_PROVIDER',
+    'UPSTREAM_BASE_URL',
+    'UPSTREAM_KEY_SECRET_ARN',
+    'CALLBACK_SECRET_ARN',
+    'MODEL_MAP',
+    'DISABLED_MODELS',
+    'PRESIGN_TTL_SECONDS',
+    'TASK_DEADLINE_SECONDS',
+    'SILENT_AFTER_SECONDS',
+    'RESUBMIT_BASE_SECONDS',
+    'ARCHIVE_MAX_ATTEMPTS',
+    'NOTIFY_RETRY_SECONDS',
+    'TASK_RETENTION_DAYS',
+    'MAX_VIDEO_BYTES',
+    'UPSTREAM_TIMEOUT_MS',
+    'WEBHOOK_TIMEOUT_MS',
+    'KEY_CACHE_SECONDS',
+    'NODE_OPTIONS',
+  ];
+
+  it('one per entry file, on nodejs22.x / arm64 with X-Ray tracing', () => {
+    expect(resourcesOfType(s.json, 'AWS::Lambda::Function').filter(([id]) => !id.startsWith('BucketNotificationsHandler'))).toHaveLength(
+      lambdaNames.length,
+    );
+    for (const name of lambdaNames) {
+      expect(props(name)).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        TracingConfig: { Mode: 'Active' },
+      });
+    }
+  });
+
+  it('timeouts and memory fit each job', () => {
+    const sizes = Object.fromEntries(lambdaNames.map((n) => [n, [props(n).Timeout, props(n).MemorySize]]));
+    expect(sizes).toEqual({
+      submit: [29, 512],
+      query: [10, 512],
+      callback: [10, 256],
+      archive: [900, 1024],
+      notify: [60, 256],
+      reconcile: [300, 512],
+    });
+  });
+
+  it('each logs to its own log group, kept for a month', () => {
+    for (const name of lambdaNames) {
+      const logGroup = s.id(s.stack.functions[name].logGroup);
+      expect(props(name).LoggingConfig).toEqual({ LogGroup: { Ref: logGroup } });
+      expect(s.json.Resources[logGroup]!.Properties!.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('all six get the same environment: every configuration variable that applies in AWS', () => {
+    const first = props('submit').Environment.Variables;
+    expect(Object.keys(first).sort()).toEqual([...expectedEnvironment].sort());
+    for (const name of lambdaNames) expect(props(name).Environment.Variables).toEqual(first);
+    expect(first).toMatchObject({
+      UPSTREAM_PROVIDER: 'duomi',
+      UPSTREAM_BASE_URL: 'https://duomiapi.com',
+      MODEL_MAP: '{}',
+      DISABLED_MODELS: '',
+      ARCHIVE_MAX_ATTEMPTS: '5',
+      NODE_OPTIONS: '--enable-source-maps',
+      TABLE_NAME: { Ref: s.id(s.stack.storage.table) },
+      BUCKET_NAME: { Ref: s.id(s.stack.storage.bucket) },
+      ARCHIVE_QUEUE_URL: { Ref: s.id(s.stack.archiveQueue.queue) },
+      NOTIFY_QUEUE_URL: { Ref: s.id(s.stack.notifyQueue.queue) },
+    });
+  });
+
+  it('the environment passes the handlers’ own config schema', () => {
+    const variables = props('submit').Environment.Variables as Record<string, unknown>;
+    // Deploy-time values (Refs, joins) stand in as plausible strings.
+    const env = Object.fromEntries(
+      Object.entries(variables).map(([k, v]) => [
+        k,
+        typeof v === 'string' ? v : k.endsWith('_URL') ? 'https://deploy-time.example' : `resolved:${render(v)}`,
+      ]),
+    );
+    const config = parseConfig(env);
+    expect(config).toMatchObject({ UPSTREAM_PROVIDER: 'duomi', LOCAL_MODE: false, ARCHIVE_MAX_ATTEMPTS: 5 });
+    expect(config.UPSTREAM_KEY).toBeUndefined();
+    expect(config.CALLBACK_SECRET).toBeUndefined();
+  });
+
+  it('secrets reach the functions as ARNs only, never as values', () => {
+    const variables = props('submit').Environment.Variables as Record<string, unknown>;
+    expect(variables).not.toHaveProperty('UPSTREAM_KEY');
+    expect(variables).not.toHaveProperty('CALLBACK_SECRET');
+    expect(variables.UPSTREAM_KEY_SECRET_ARN).toEqual({ Ref: s.id(s.stack.secrets.upstreamKey as any) });
+    expect(variables.CALLBACK_SECRET_ARN).toEqual({ Ref: s.id(s.stack.secrets.callbackSecret as any) });
+    const functions = JSON.stringify(lambdaNames.map((n) => props(n)));
+    expect(functions).not.toMatch(/resolve:secretsmanager|SecretString|GetSecretValue/);
+  });
+
+  it('PUBLIC_BASE_URL is the HTTP API’s own endpoint, the one the ApiUrl output shows', () => {
+    const url = props('callback').Environment.Variables.PUBLIC_BASE_URL;
+    expect(url).toEqual({ 'Fn::GetAtt': [s.id(s.stack.httpApi.api), 'ApiEndpoint'] });
+    expect(s.json.Outputs.ApiUrl!.Value).toEqual(url);
+  });
+
+  it('stage settings reach the environment', () => {
+    const other = synthesizeGateway({
+      upstreamBaseUrl: 'https://upstream.example/api',
+      modelMap: { 'sora-2': 'sora-2-hd' },
+      disabledModels: ['sora-2-temporary'],
+      presignTtlSeconds: 600,
+      maxVideoBytes: 1024,
+    });
+    expect(other.json.Resources[other.functionIds.query]!.Properties!.Environment.Variables).toMatchObject({
+      UPSTREAM_BASE_URL: 'https://upstream.example/api',
+      MODEL_MAP: '{"sora-2":"sora-2-hd"}',
+      DISABLED_MODELS: 'sora-2-temporary',
+      PRESIGN_TTL_SECONDS: '600',
+      MAX_VIDEO_BYTES: '1024',
+    });
+  });
+});
+
+describe('queue consumers', () => {
+  it('archive takes one job at a time and reports failures per message', () => {
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: s.functionIds.archive },
+      EventSourceArn: { 'Fn::GetAtt': [s.id(s.stack.archiveQueue.queue), 'Arn'] },
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('notify takes up to ten jobs and reports failures per message', () => {
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: s.functionIds.notify },
+      EventSourceArn: { 'Fn::GetAtt': [s.id(s.stack.notifyQueue.queue), 'Arn'] },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  });
+});
+
+describe('HTTP API', () => {
+  it('has exactly the routes of lambdas/shared/routes.ts, plus $default', () => {
+    const routeKeys = resourcesOfType(s.json, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties!.RouteKey);
+    expect(routeKeys.sort()).toEqual([...routes.map(routeKey), '$default'].sort());
+  });
+
+  it('sends each route to the Lambda the table names', () => {
+    const integrationTarget = (target: unknown) => {
+      const integrationId = render(target).replace(/^integrations\/<(.+)>$/, '$1');
+      const integration = s.json.Resources[integrationId]!.Properties!;
+      expect(integration).toMatchObject({ IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+      return render(integration.IntegrationUri);
+    };
+    const expected = new Map([
+      ...routes.map((r) => [routeKey(r), r.lambda] as const),
+      ['$default', defaultRouteLambda] as const,
+    ]);
+    for (const [, route] of resourcesOfType(s.json, 'AWS::ApiGatewayV2::Route')) {
+      const lambda = expected.get(route.Properties!.RouteKey)!;
+      expect(integrationTarget(route.Properties!.Target)).toBe(`<${s.functionIds[lambda]}.Arn>`);
+      expect(route.Properties!.AuthorizationType).toBe('NONE');
+    }
+  });
+
+  it('has no CORS configuration', () => {
+    const [[, api]] = resourcesOfType(s.json, 'AWS::ApiGatewayV2::Api') as [[string, { Properties: any }]];
+    expect(api.Properties).toMatchObject({ ProtocolType: 'HTTP' });
+    expect(api.Properties.CorsConfiguration).toBeUndefined();
+  });
+
+  it('the $default stage throttles and writes JSON access logs', () => {
+    s.template.resourceCountIs('AWS::ApiGatewayV2::Stage', 1);
+    const [[, stage]] = resourcesOfType(s.json, 'AWS::ApiGatewayV2::Stage') as [[string, { Properties: any }]];
+    expect(stage.Properties).toMatchObject({
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: { DestinationArn: { 'Fn::GetAtt': [s.id(s.stack.httpApi.accessLogs), 'Arn'] } },
+    });
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
+    expect(format).toEqual(accessLogFields);
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      ip: '$context.identity.sourceIp',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      latency: '$context.responseLatency',
+    });
+    expect(s.json.Resources[s.id(s.stack.httpApi.accessLogs)]!.Properties!.RetentionInDays).toBe(30);
+  });
+
+  it('throttling comes from the stage config', () => {
+    const other = synthesizeGateway({ throttleRateLimit: 5, throttleBurstLimit: 20 });
+    other.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 20 },
+    });
+  });
+});
+
+describe('reconcile schedule', () => {
+  it('invokes the reconcile Lambda every minute, without retrying a failed run', () => {
+    s.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [s.functionIds.reconcile, 'Arn'] } })],
+    });
+    s.template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [s.functionIds.reconcile, 'Arn'] },
+      Principal: 'events.amazonaws.com',
+    });
+    s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: s.functionIds.reconcile },
+      MaximumRetryAttempts: 0,
+    });
+  });
+});
+
+describe('outputs', () => {
+  it('name what an operator needs after a deploy', () => {
+    expect(s.json.Outputs.BucketName!.Value).toEqual({ Ref: s.id(s.stack.storage.bucket) });
+    expect(s.json.Outputs.TableName!.Value).toEqual({ Ref: s.id(s.stack.storage.table) });
+    expect(s.json.Outputs.VideoEventsTopicArn!.Value).toEqual({ Ref: s.id(s.stack.storage.videoEvents) });
+    expect(s.json.Outputs.UpstreamKeySecretArn!.Value).toEqual({ Ref: s.id(s.stack.secrets.upstreamKey as any) });
+    expect(s.json.Outputs.ArchiveQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.archiveQueue.queue) });
+    expect(s.json.Outputs.NotifyQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.notifyQueue.queue) });
+    expect(Object.keys(s.json.Outputs)).toEqual(
+      expect.arrayContaining(['ApiUrl', 'BucketName', 'TableName', 'VideoEventsTopicArn', 'UpstreamKeySecretArn']),
+    );
+  });
+});

@@ -1,0 +1,64 @@
+import { App, type CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { lambdaNames, type LambdaName } from '../../lambdas/shared/routes';
+import { GatewayStack } from '../../lib/gateway-stack';
+import { parseStageConfig, type StageConfigInput } from '../../lib/stage-config';
+import { skipBundlingContext } from '../../lib/synthesize-template';
+
+export interface Synthesized {
+  app: App;
+  stack: GatewayStack;
+  template: Template;
+  /** The template's JSON, for walking it by hand. */
+  json: { Resources: Record<string, Resource>; Outputs: Record<string, { Value: unknown }> };
+  /** Logical id of a construct's CloudFormation resource (L2 or L1). */
+  id(construct: IConstruct): string;
+  /** Logical id of each Lambda function, by name. */
+  functionIds: Record<LambdaName, string>;
+}
+
+export interface Resource {
+  Type: string;
+  Properties?: Record<string, any>;
+  DependsOn?: string[];
+}
+
+/** The gateway stack, synthesized without bundling (fast, offline) and without CloudFormation schema checks. */
+export function synthesizeGateway(config: StageConfigInput = {}): Synthesized {
+  const app = new App({ context: skipBundlingContext, builtinCloudFormationValidation: false });
+  const stack = new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig(config) });
+  const template = Template.fromStack(stack);
+  const id = (construct: IConstruct) =>
+    stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+  const functionIds = Object.fromEntries(lambdaNames.map((n) => [n, id(stack.functions[n].function)])) as Record<
+    LambdaName,
+    string
+  >;
+  return { app, stack, template, json: template.toJSON() as Synthesized['json'], id, functionIds };
+}
+
+/** Resources of one type, by logical id. */
+export function resourcesOfType(json: Synthesized['json'], type: string): [string, Resource][] {
+  return Object.entries(json.Resources).filter(([, r]) => r.Type === type);
+}
+
+/**
+ * A CloudFormation value as a readable string: `{Ref: X}` is `<X>`, `{Fn::GetAtt: [X, Arn]}`
+ * is `<X.Arn>`, joins are joined (the notation cdk-nag uses in its finding ids).
+ */
+export function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const v = value as Record<string, any>;
+    if ('Ref' in v) return `<${v.Ref}>`;
+    if ('Fn::GetAtt' in v) return `<${(v['Fn::GetAtt'] as string[]).join('.')}>`;
+    if ('Fn::Join' in v) {
+      const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+      return parts.map(render).join(sep);
+    }
+  }
+  return JSON.stringify(value);
+}
+
+export const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);

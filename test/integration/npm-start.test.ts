@@ -1,0 +1,92 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const dataDir = mkdtempSync(join(tmpdir(), 'vtg-start-'));
+let child: ChildProcess | undefined;
+
+afterAll(() => {
+  child?.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** `npm start` as a user runs it; resolves with everything it printed up to "Ctrl-C stops." */
+async function start(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, SIM_RENDER_MS: '300', LOCAL_API_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 45_000);
+    const check = () => {
+      if (out.includes('Ctrl-C stops.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${out}`)));
+  });
+  return { proc, output: () => out };
+}
+
+const stop = (proc: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    proc.once('exit', (code) => resolve(code));
+    proc.kill('SIGINT');
+  });
+
+describe('npm start', () => {
+  it('prints a key and a curl line that work as printed; Ctrl-C stops cleanly; a restart keeps the task and its video', async () => {
+    const port = await freePort();
+    const first = await start(port);
+    child = first.proc;
+    const printed = first.output();
+    const key = /Local API key: (\S+)/.exec(printed)?.[1];
+    expect(key).toMatch(/^vtg_/);
+    const curl = printed.split('\n').find((l) => l.trim().startsWith('curl -s http') && l.includes('-d '))!.trim();
+    expect(curl).toContain(`http://127.0.0.1:${port}/v1/videos/generations`);
+
+    const { stdout } = await run('bash', ['-c', curl]);
+    const { id } = JSON.parse(stdout) as { id: string };
+    expect(id).toMatch(/^task_/);
+
+    const read = async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/v1/videos/generations/${id}`, { headers: { authorization: `Bearer ${key}` } })).json()) as any;
+    let view = await read();
+    for (let i = 0; i < 100 && view.status !== 'succeeded'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      view = await read();
+    }
+    expect(view.status).toBe('succeeded');
+
+    expect(await stop(first.proc)).toBe(0);
+    expect(first.output()).toContain('stopped; tasks and videos are kept');
+
+    const second = await start(port);
+    child = second.proc;
+    expect(/Local API key: (\S+)/.exec(second.output())?.[1]).toBe(key);
+    const again = await read();
+    expect(again).toMatchObject({ id, status: 'succeeded', video: { sha256: view.video.sha256 } });
+    const video = Buffer.from(await (await fetch(again.data.videos[0].url)).arrayBuffer());
+    expect(video.length).toBe(view.video.bytes);
+    expect(await stop(second.proc)).toBe(0);
+    child = undefined;
+  }, 120_000);
+});
