@@ -83,7 +83,7 @@ export class GatewayHttpApi extends Construct {
         "Clients authenticate with the gateway's own API keys (Authorization header, checked against hashes in DynamoDB by the Lambda), and upstream callbacks with an HMAC token in the URL; no API Gateway authorizer applies.",
     });
     const integrations = new Map<LambdaName, HttpLambdaIntegration>();
-    // One integration (and one invoke permission) per Lambda, shared by all its routes.
+    // One integration per Lambda, shared by its routes (CDK adds an invoke permission per route).
     const integrationFor = (name: LambdaName) => {
       let integration = integrations.get(name);
       if (!integration) {

@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, Stack, type CfnResource, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type CfnElement, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
 import { defaultRouteLambda, lambdaNames, routes, type LambdaName } from '../lambdas/shared/routes';
 import { GatewayFunction } from './gateway-function';
@@ -74,12 +74,12 @@ export class GatewayStack extends Stack {
     // Access-log delivery through a bucket policy instead of ACLs, which our buckets disable.
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
-
     this.storage = new GatewayStorage(this, 'Storage');
     this.secrets = new GatewaySecrets(this, 'Secrets', { upstreamKeySecretArn: config.upstreamKeySecretArn });
     this.archiveQueue = new WorkQueue(this, 'ArchiveQueue', {
       visibilityTimeout: visibilityFor(functionSettings.archive),
-      // The handlers read the same number to fail the task (`archive_failed`) on the last attempt.
+      // The handlers' own bound (ARCHIVE_MAX_ATTEMPTS): a job that keeps killing its Lambda
+      // (timeout, out of memory) is not received more often than a job that keeps failing.
       maxReceiveCount: config.archiveMaxAttempts,
     });
     this.notifyQueue = new WorkQueue(this, 'NotifyQueue', {
@@ -222,11 +222,11 @@ export class GatewayStack extends Stack {
       reason: 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.',
     };
     const indexes = {
-      resource: `<${this.logicalIdOf(this.storage.table.node.defaultChild)}.Arn>/index/*`,
+      resource: `${this.arnOf(this.storage.table)}/index/*`,
       reason: "CDK's table grants cover the table's own indexes (byOwner, byDue) as <table>/index/*; no other table.",
     };
     const videos = (use: string) => ({
-      resource: `<${this.logicalIdOf(this.storage.bucket.node.defaultChild)}.Arn>/${videoKeyPrefix}*`,
+      resource: `${this.arnOf(this.storage.bucket)}/${videoKeyPrefix}*`,
       reason: `${use}: video objects are named by task id, so they can only be granted by their prefix ${videoKeyPrefix}.`,
     });
     for (const name of lambdaNames) this.functions[name].acknowledgeWildcards([xray, indexes]);
@@ -235,8 +235,9 @@ export class GatewayStack extends Stack {
     this.functions.archive.acknowledgeWildcards([videos('Multipart uploads of archived videos')]);
   }
 
-  private logicalIdOf(node: unknown): string {
-    return this.getLogicalId(node as CfnResource);
+  /** A resource's ARN as cdk-nag writes it in finding ids: `<LogicalId.Arn>`. */
+  private arnOf(construct: IConstruct): string {
+    return `<${this.getLogicalId(construct.node.defaultChild as CfnElement)}.Arn>`;
   }
 
   private addOutputs() {

@@ -33,7 +33,7 @@ const disabledModels = z
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((m) => m.trim()).filter(Boolean).join(','))
   .superRefine((csv, ctx) => {
     const result = runtime.DISABLED_MODELS.safeParse(csv);
-    if (!result.success) ctx.addIssue({ code: 'custom', message: 'disabledModels: unknown model name' });
+    if (!result.success) ctx.addIssue({ code: 'custom', message: 'unknown model name' });
   });
 
 export const stageConfigSchema = z
@@ -41,20 +41,20 @@ export const stageConfigSchema = z
     /** Suffixes the stack name, so several stages can live in one account. */
     stage: z
       .string()
-      .regex(/^[A-Za-z][A-Za-z0-9-]{0,31}$/, 'stage: letters, digits and dashes, starting with a letter')
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,31}$/, 'letters, digits and dashes, starting with a letter')
       .optional(),
     upstreamProvider: runtime.UPSTREAM_PROVIDER.refine((p) => p !== 'simulated', {
-      message: 'upstreamProvider: the simulated upstream only runs on loopback, next to `npm start`',
+      message: 'the simulated upstream only runs on loopback, next to `npm start`',
     }),
     upstreamBaseUrl: z
-      .url({ protocol: /^https$/, error: 'upstreamBaseUrl must be an https URL (the upstream key travels in a header)' })
+      .url({ protocol: /^https$/, error: 'must be an https URL (the upstream key travels in a header)' })
       .default('https://duomiapi.com'),
     /** A secret the operator already has (complete ARN, with its 6-character suffix). */
     upstreamKeySecretArn: z
       .string()
       .regex(
         /^arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
-        'upstreamKeySecretArn must be the complete ARN of a Secrets Manager secret (ending in -XXXXXX)',
+        'must be the complete ARN of a Secrets Manager secret (ending in -XXXXXX)',
       )
       .optional(),
     modelMap,
@@ -70,11 +70,11 @@ export const stageConfigSchema = z
     maxVideoBytes: count(runtimeDefault(runtime.MAX_VIDEO_BYTES)),
     // The submit Lambda calls the upstream inside the HTTP API's 30 s integration limit.
     upstreamTimeoutMs: count(runtimeDefault(runtime.UPSTREAM_TIMEOUT_MS)).pipe(
-      z.number().max(20_000, 'upstreamTimeoutMs: at most 20000, submit must answer within the 30 s API limit'),
+      z.number().max(20_000, 'at most 20000: submit must answer within the 30 s API limit'),
     ),
     // Webhooks are sent by the notify Lambda, whose timeout is 60 s.
     webhookTimeoutMs: count(runtimeDefault(runtime.WEBHOOK_TIMEOUT_MS)).pipe(
-      z.number().max(30_000, 'webhookTimeoutMs: at most 30000, the notify Lambda runs for 60 s'),
+      z.number().max(30_000, 'at most 30000: the notify Lambda runs for 60 s'),
     ),
     keyCacheSeconds: z.coerce.number().int().nonnegative().default(runtimeDefault(runtime.KEY_CACHE_SECONDS)),
     /** Steady-state requests per second and burst for the whole HTTP API stage. */
@@ -82,7 +82,7 @@ export const stageConfigSchema = z
     throttleBurstLimit: count(100),
   })
   .refine((c) => c.throttleBurstLimit >= c.throttleRateLimit, {
-    message: 'throttleBurstLimit must be at least throttleRateLimit',
+    message: 'must be at least throttleRateLimit',
     path: ['throttleBurstLimit'],
   });
 

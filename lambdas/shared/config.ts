@@ -71,13 +71,16 @@ export const configSchema = z
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     KEY_CACHE_SECONDS: z.coerce.number().int().nonnegative().default(60),
   })
+  // `when` makes these run even when other variables are missing, so one message names them all.
   .refine((c) => c.UPSTREAM_KEY_SECRET_ARN || c.UPSTREAM_KEY !== undefined, {
     message: 'set UPSTREAM_KEY_SECRET_ARN (AWS) or UPSTREAM_KEY (local)',
     path: ['UPSTREAM_KEY'],
+    when: () => true,
   })
   .refine((c) => c.CALLBACK_SECRET_ARN || c.CALLBACK_SECRET, {
     message: 'set CALLBACK_SECRET_ARN (AWS) or CALLBACK_SECRET (local)',
     path: ['CALLBACK_SECRET'],
+    when: () => true,
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -81,7 +81,8 @@ export const submitBodySchema = z
       .string({ error: (iss) => (iss.input === undefined ? 'prompt is required' : 'prompt must be a string') })
       .trim()
       .min(1, { message: 'prompt must not be empty' })
-      .max(MAX_PROMPT_CHARS, { message: `prompt is at most ${MAX_PROMPT_CHARS} characters` }),
+      // Characters as people count them (code points), not UTF-16 units: CJK and emoji count once.
+      .refine((p) => [...p].length <= MAX_PROMPT_CHARS, { message: `prompt is at most ${MAX_PROMPT_CHARS} characters` }),
     aspect_ratio: z.enum(['16:9', '9:16'], { error: () => 'aspect_ratio must be "16:9" or "9:16"' }).default('16:9'),
     duration: durationField.default(10),
     image_urls: z
@@ -274,7 +275,7 @@ export const upstreamSubmitBodySchema = z.object({
 });
 export type UpstreamSubmitBody = z.infer<typeof upstreamSubmitBodySchema>;
 
-export const upstreamSubmitResponseSchema = z.object({ id: z.union([z.string(), z.number()]).transform(String) });
+export const upstreamSubmitResponseSchema = z.object({ id: z.union([z.string().min(1), z.number()]).transform(String) });
 
 /** The upstream's status answer and callback body. Unknown state words are kept as they are. */
 export const upstreamStatusSchema = z.object({

@@ -39,7 +39,7 @@ interface Change {
   condition?: string;
   names?: Record<string, string>;
   values?: Record<string, unknown>;
-  /** Attributes to raise to at least a value (`if_not_exists` + max is not expressible: use a condition). */
+  /** Attributes set only when the task has none yet. */
   setIfMissing?: Record<string, unknown>;
   append?: { attribute: string; items: unknown[] };
 }
@@ -195,9 +195,12 @@ export class TaskStore {
     });
   }
 
-  /** The task failed for good; nothing after this moves it again. */
-  markFailed(id: string, code: string, message: string) {
-    return this.finish(id, ['queued', 'submitted', 'in_progress', 'archiving'], {
+  /**
+   * The task failed for good; nothing after this moves it again. `from` narrows the states
+   * it may fail from (an upstream's word cannot fail a task whose video is being archived).
+   */
+  markFailed(id: string, code: string, message: string, from: readonly TaskState[] = ['queued', 'submitted', 'in_progress', 'archiving']) {
+    return this.finish(id, from, {
       state: 'failed',
       error_code: code,
       error_message: message,

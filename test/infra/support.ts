@@ -61,4 +61,11 @@ export function render(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** The one resource of a type; fails when there are none or several. */
+export function onlyResourceOfType(json: Synthesized['json'], type: string): Resource & { Properties: Record<string, any> } {
+  const found = resourcesOfType(json, type);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  return found[0]![1] as Resource & { Properties: Record<string, any> };
+}
+
 export const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);

@@ -89,10 +89,11 @@ describe('DuomiProvider.submit', () => {
     expect(await provider().submit(body)).toEqual({ upstreamId: '98765' });
   });
 
-  it('takes a 200 without an id as the upstream being unwell', async () => {
-    answer = reply(200, { ok: true });
+  it.each([{ ok: true }, { id: null }, { id: '' }, 'accepted'])('takes a 200 without a usable id (%j) as the upstream being unwell', async (answerBody) => {
+    answer = reply(200, answerBody);
     const error = await failure(provider().submit(body));
     expect(error.kind).toBe('unavailable');
+    expect(error.message).toBe('upstream accepted the task but sent no id');
   });
 
   it('takes a 400 as a refusal for good, with the upstream’s reason', async () => {

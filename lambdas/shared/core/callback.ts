@@ -64,7 +64,8 @@ export async function applyUpstreamStatus(
     case 'failed': {
       const message = status.message || `the upstream failed the task (state ${status.state})`;
       logger.info('upstream failed task', { taskId: task.id, message });
-      await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', message), d);
+      // Once the upstream has said "succeeded", the video is ours to archive: a later failure word changes nothing.
+      await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);
       return;
     }
     default:

@@ -1,0 +1,505 @@
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as esbuild from 'esbuild';
+import { esmRequireBanner } from '../lib/gateway-function';
+import { lambdaEntry, lambdaNames, type LambdaName } from '../lambdas/shared/routes';
+import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, runChild, table, tempDir } from './lib';
+
+/**
+ * Cold start: each Lambda bundled exactly as the stack bundles it, its size, and the time a
+ * fresh Node process takes to import it, beside a bundle of only the AWS SDK clients that
+ * Lambda needs. Then where the difference goes: bytes per package (esbuild metafile) and
+ * import time per package (CPU profile mapped through the bundle's source map).
+ */
+
+/**
+ * What NodejsFunction hands esbuild for `lib/gateway-function.ts`'s `bundling` block:
+ * `--bundle --platform=node --format=esm --target=node22 --minify --sourcemap
+ * --main-fields=module,main --banner:js=…`, no externals, sources in the map (the default).
+ * The stack does not export these, so they are replicated here; the banner is imported.
+ */
+export function stackBuildOptions(root: string): esbuild.BuildOptions {
+  return {
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    minify: true,
+    sourcemap: true,
+    mainFields: ['module', 'main'],
+    banner: { js: esmRequireBanner },
+    absWorkingDir: root,
+    metafile: true,
+    logLevel: 'warning',
+  };
+}
+
+/** The SDK pieces the gateway uses, each with the commands it sends. */
+const sdkParts = {
+  dynamo: {
+    imports: [
+      "import { DynamoDBClient, ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';",
+      "import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';",
+    ],
+    used: ['ConditionalCheckFailedException', 'GetCommand', 'PutCommand', 'QueryCommand', 'ScanCommand', 'UpdateCommand'],
+    construct: 'DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } })',
+  },
+  secrets: {
+    imports: ["import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';"],
+    used: ['GetSecretValueCommand'],
+    construct: 'new SecretsManagerClient({})',
+  },
+  s3Presign: {
+    imports: [
+      "import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';",
+      "import { getSignedUrl } from '@aws-sdk/s3-request-presigner';",
+    ],
+    used: ['GetObjectCommand', 'getSignedUrl'],
+    construct: 'new S3Client({})',
+  },
+  s3Upload: {
+    imports: ["import { S3Client } from '@aws-sdk/client-s3';", "import { Upload } from '@aws-sdk/lib-storage';"],
+    used: ['Upload'],
+    construct: 'new S3Client({})',
+  },
+  sqs: {
+    imports: ["import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';"],
+    used: ['SendMessageCommand'],
+    construct: 'new SQSClient({})',
+  },
+} as const;
+type SdkPart = keyof typeof sdkParts;
+
+/** The clients each Lambda needs (the issue's list). */
+export const baselineClients: Record<LambdaName, SdkPart[]> = {
+  submit: ['dynamo', 'secrets'],
+  query: ['dynamo', 's3Presign'],
+  callback: ['dynamo', 'sqs'],
+  archive: ['dynamo', 's3Upload', 'sqs'],
+  notify: ['dynamo', 's3Presign', 'sqs'],
+  reconcile: ['dynamo', 'sqs'],
+};
+
+/** A module that imports the SDK clients (and the commands sent with them) and constructs them. */
+export function baselineSource(parts: readonly SdkPart[]): string {
+  const imports = [...new Set(parts.flatMap((p) => sdkParts[p].imports))];
+  const used = [...new Set(parts.flatMap((p) => sdkParts[p].used))];
+  return [
+    ...imports,
+    `export const used = [${used.join(', ')}];`,
+    `export function construct() {`,
+    `  return [${parts.map((p) => sdkParts[p].construct).join(', ')}];`,
+    `}`,
+    '',
+  ].join('\n');
+}
+
+/** The environment a handler reads (and checks) when it loads. */
+export const handlerEnv: Record<string, string> = {
+  TABLE_NAME: 'video-task-gateway',
+  BUCKET_NAME: 'video-task-gateway-videos',
+  ARCHIVE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/archive',
+  NOTIFY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/notify',
+  PUBLIC_BASE_URL: 'https://api.example.com',
+  UPSTREAM_BASE_URL: 'https://upstream.example.com',
+  UPSTREAM_KEY: 'bench-upstream-key',
+  CALLBACK_SECRET: 'bench-callback-secret',
+  AWS_REGION: 'us-east-1',
+  // The SDK warns once on Node < 22 when a client is made; Lambda's nodejs22.x never does.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
+
+/** How the stack starts Node (`NODE_OPTIONS` of every function), and plain Node for comparison. */
+export const nodeModes = {
+  deployed: '--enable-source-maps',
+  plain: '',
+} as const;
+type NodeMode = keyof typeof nodeModes;
+
+interface Bundle {
+  id: string;
+  kind: 'handler' | 'baseline';
+  name: LambdaName;
+  file: string;
+  bytes: number;
+  mapBytes: number;
+  /** Bytes in the output per source file (esbuild metafile). */
+  inputs: Record<string, number>;
+}
+
+async function build(
+  root: string,
+  outDir: string,
+  kind: Bundle['kind'],
+  name: LambdaName,
+  extra: esbuild.BuildOptions = {},
+): Promise<Bundle> {
+  const id = `${kind}-${name}`;
+  const outfile = join(outDir, id, 'index.mjs');
+  const input: esbuild.BuildOptions =
+    kind === 'handler'
+      ? { entryPoints: [join(root, lambdaEntry(name))] }
+      : { stdin: { contents: baselineSource(baselineClients[name]), resolveDir: root, sourcefile: `baseline-${name}.ts`, loader: 'ts' } };
+  const result = await esbuild.build({ ...stackBuildOptions(root), ...input, outfile, ...extra });
+  const output = Object.entries(result.metafile!.outputs).find(([file]) => file.endsWith('index.mjs'))![1];
+  const inputs = Object.fromEntries(Object.entries(output.inputs).map(([file, i]) => [file, i.bytesInOutput]));
+  return { id, kind, name, file: outfile, bytes: statSync(outfile).size, mapBytes: statSync(`${outfile}.map`).size, inputs };
+}
+
+/** Lets a diagnostic build record every AWS SDK client constructed (all extend smithy's Client). */
+const clientProbe: esbuild.Plugin = {
+  name: 'sdk-client-probe',
+  setup(b) {
+    b.onLoad({ filter: /smithy-client[\\/]client\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const probed = source.replace(
+        'constructor(config) {',
+        'constructor(config) { (globalThis.__benchSdkClients ??= []).push(new.target.name);',
+      );
+      if (probed === source) throw new Error(`the client probe found no constructor in ${args.path}`);
+      return { contents: probed, loader: 'js' };
+    });
+  },
+};
+
+export function packageOf(source: string): string {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
+  return m ? m[1]! : 'our code';
+}
+
+/** Packages folded into the family that brings them in. */
+export function groupOf(pkg: string): string {
+  if (/^@aws-sdk\/|^@smithy\/|^@aws-crypto\/|^@aws\/|^(tslib|fast-xml-parser|strnum|mnemonist|obliterator|bowser|uuid)$/.test(pkg))
+    return 'AWS SDK';
+  if (pkg.startsWith('@aws-lambda-powertools/')) return '@aws-lambda-powertools';
+  if (pkg.startsWith('@middy/')) return '@middy';
+  if (/^(standardwebhooks|fast-sha256|@stablelib\/.*)$/.test(pkg)) return 'standardwebhooks';
+  if (pkg === 'zod' || pkg === 'json5' || pkg === 'our code') return pkg;
+  return 'other';
+}
+
+function bytesBy(bundle: Bundle, key: (pkg: string) => string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [file, bytes] of Object.entries(bundle.inputs)) {
+    const k = key(packageOf(file));
+    out.set(k, (out.get(k) ?? 0) + bytes);
+  }
+  return out;
+}
+
+interface ImportSample {
+  importMs: number;
+  importCpuMs: number;
+  constructMs: number;
+  constructCpuMs: number;
+  importStartUs: number;
+  importEndUs: number;
+  clientsAtImport: string[] | null;
+}
+
+const runnerPath = join(benchDir, 'import-once.mjs');
+
+function importEnv(mode: NodeMode): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...handlerEnv };
+  if (nodeModes[mode]) env.NODE_OPTIONS = nodeModes[mode];
+  return env;
+}
+
+async function importOnce(bundle: Bundle, mode: NodeMode, extraArgs: string[] = []): Promise<ImportSample> {
+  const args = [...extraArgs, runnerPath, bundle.file, ...(bundle.kind === 'baseline' ? ['construct'] : [])];
+  const result = await runChild(process.execPath, args, { env: importEnv(mode), timeoutMs: 60_000 });
+  if (result.code !== 0) throw new Error(`importing ${bundle.id} failed (exit ${result.code}):\n${result.stderr}`);
+  if (result.stderr.trim() !== '' && !extraArgs.length) progress(`${bundle.id} wrote to stderr: ${result.stderr.trim().slice(0, 300)}`);
+  return lastJson<ImportSample>(result, `import of ${bundle.id}`);
+}
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: CpuProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/**
+ * Self time spent during the import, by where the running code comes from: the package (via
+ * the bundle's source map), Node's source-map support, Node's module loader, V8 ((program):
+ * mostly parsing and compiling the bundle) or the garbage collector.
+ */
+function attributeProfile(profile: CpuProfile, bundle: Bundle, map: SourceMap, window: ImportSample): Map<string, number> {
+  const bundleUrl = pathToFileURL(bundle.file).href;
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const memo = new Map<number, string>();
+  const categoryOf = (id: number): string => {
+    const cached = memo.get(id);
+    if (cached !== undefined) return cached;
+    const { callFrame: f } = byId.get(id)!;
+    let category: string;
+    if (f.functionName === '(garbage collector)') category = 'V8: garbage collection';
+    else if (f.functionName === '(program)') category = 'V8: (program)';
+    else if (f.functionName === 'compileSourceTextModule') category = 'V8: parse + compile the bundle';
+    else if (f.functionName === '(idle)' || f.functionName === '(root)') category = 'idle';
+    else if (f.url === bundleUrl) {
+      const entry = map.findEntry(f.lineNumber, f.columnNumber) as { originalSource?: string };
+      category = entry.originalSource ? packageOf(entry.originalSource) : 'bundle (top level / unmapped)';
+    } else if (f.url.startsWith('node:internal/source_map')) category = 'Node: source maps (--enable-source-maps)';
+    else if (f.url.startsWith('node:')) category = 'Node: loader, file reads, other internals';
+    else if (f.url === '') {
+      const up = parent.get(id);
+      category = up === undefined ? 'V8: native' : categoryOf(up);
+    } else category = 'other';
+    memo.set(id, category);
+    return category;
+  };
+
+  const out = new Map<string, number>();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i]!;
+    const next = profile.timeDeltas[i + 1] ?? 0;
+    if (t < window.importStartUs || t > window.importEndUs) continue;
+    const category = categoryOf(profile.samples[i]!);
+    if (category === 'idle') continue;
+    out.set(category, (out.get(category) ?? 0) + next / 1000);
+  }
+  return out;
+}
+
+async function profileImports(bundle: Bundle, runs: number, dir: string): Promise<Map<string, number>> {
+  const map = new SourceMap(JSON.parse(readFileSync(`${bundle.file}.map`, 'utf8')) as SourceMapPayload);
+  const perRun: Map<string, number>[] = [];
+  for (let i = 0; i < runs; i++) {
+    const profDir = join(dir, `${bundle.id}-${i}`);
+    mkdirSync(profDir, { recursive: true });
+    const sample = await importOnce(bundle, 'deployed', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100']);
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))!;
+    perRun.push(attributeProfile(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, bundle, map, sample));
+    rmSync(profDir, { recursive: true, force: true });
+  }
+  const categories = new Set(perRun.flatMap((m) => [...m.keys()]));
+  return new Map([...categories].map((c) => [c, median(perRun.map((m) => m.get(c) ?? 0))]));
+}
+
+export interface ColdStartOptions {
+  root?: string;
+  /** Timed imports per bundle and Node mode (≥ 10). */
+  runs?: number;
+  /** Profiled imports per bundle. */
+  profileRuns?: number;
+  handlers?: readonly LambdaName[];
+  /** Also time imports without --enable-source-maps. */
+  plainMode?: boolean;
+}
+
+export interface ColdStartRow {
+  name: LambdaName;
+  bytes: number;
+  baselineBytes: number;
+  mapBytes: number;
+  /** Wall time of the import (baseline: import + construct). */
+  importMs: Record<NodeMode, number>;
+  baselineMs: Record<NodeMode, number>;
+  /** CPU time (all threads) of the same; steadier when the machine is busy. */
+  importCpuMs: Record<NodeMode, number>;
+  baselineCpuMs: Record<NodeMode, number>;
+  baselineConstructMs: number;
+  clientsAtImport: string[];
+  bytesByPackage: Map<string, number>;
+  baselineBytesByPackage: Map<string, number>;
+  timeByCategory: Map<string, number>;
+  baselineTimeByCategory: Map<string, number>;
+}
+
+export async function measureColdStart(options: ColdStartOptions = {}): Promise<ColdStartRow[]> {
+  const root = options.root ?? projectRoot;
+  const runs = Math.max(10, options.runs ?? 11);
+  const handlers = options.handlers ?? lambdaNames;
+  const modes: NodeMode[] = options.plainMode === false ? ['deployed'] : ['deployed', 'plain'];
+  const tmp = tempDir('coldstart');
+  try {
+    progress(`cold start: bundling ${handlers.length} handlers and their baselines with the stack's esbuild options`);
+    const bundles: Bundle[] = [];
+    for (const name of handlers) {
+      bundles.push(await build(root, tmp.path, 'handler', name));
+      bundles.push(await build(root, tmp.path, 'baseline', name));
+    }
+
+    // Which SDK clients a handler constructs while it loads (none, if construction is lazy).
+    const clientsAtImport = new Map<LambdaName, string[]>();
+    for (const name of handlers) {
+      const probe = await build(root, join(tmp.path, 'probe'), 'handler', name, { plugins: [clientProbe] });
+      clientsAtImport.set(name, (await importOnce(probe, 'plain')).clientsAtImport ?? []);
+    }
+
+    // Interleaved, so drift in machine load falls on handlers and baselines alike.
+    const samples = new Map<string, ImportSample[]>();
+    for (const mode of modes) {
+      progress(`cold start: ${runs} imports of each of ${bundles.length} bundles, NODE_OPTIONS='${nodeModes[mode]}'`);
+      for (let run = 0; run < runs; run++) {
+        const order = run % 2 === 0 ? bundles : [...bundles].reverse();
+        for (const bundle of order) {
+          const key = `${mode}:${bundle.id}`;
+          samples.set(key, [...(samples.get(key) ?? []), await importOnce(bundle, mode)]);
+        }
+      }
+    }
+    const ms = (mode: NodeMode, b: Bundle) => median((samples.get(`${mode}:${b.id}`) ?? []).map((s) => s.importMs + s.constructMs));
+    const cpuMs = (mode: NodeMode, b: Bundle) =>
+      median((samples.get(`${mode}:${b.id}`) ?? []).map((s) => s.importCpuMs + s.constructCpuMs));
+
+    const profileRuns = options.profileRuns ?? 3;
+    progress(`cold start: ${profileRuns} CPU-profiled imports of each bundle`);
+    const profiles = new Map<string, Map<string, number>>();
+    for (const bundle of bundles) profiles.set(bundle.id, await profileImports(bundle, profileRuns, join(tmp.path, 'prof')));
+
+    return handlers.map((name) => {
+      const h = bundles.find((b) => b.kind === 'handler' && b.name === name)!;
+      const b = bundles.find((x) => x.kind === 'baseline' && x.name === name)!;
+      const byMode = (bundle: Bundle, f: typeof ms = ms) =>
+        Object.fromEntries((Object.keys(nodeModes) as NodeMode[]).map((m) => [m, modes.includes(m) ? f(m, bundle) : Number.NaN])) as Record<
+          NodeMode,
+          number
+        >;
+      return {
+        name,
+        bytes: h.bytes,
+        baselineBytes: b.bytes,
+        mapBytes: h.mapBytes,
+        importMs: byMode(h),
+        baselineMs: byMode(b),
+        importCpuMs: byMode(h, cpuMs),
+        baselineCpuMs: byMode(b, cpuMs),
+        baselineConstructMs: median((samples.get(`deployed:${b.id}`) ?? []).map((s) => s.constructMs)),
+        clientsAtImport: clientsAtImport.get(name) ?? [],
+        bytesByPackage: bytesBy(h, (p) => p),
+        baselineBytesByPackage: bytesBy(b, (p) => p),
+        timeByCategory: profiles.get(h.id)!,
+        baselineTimeByCategory: profiles.get(b.id)!,
+      };
+    });
+  } finally {
+    tmp.remove();
+  }
+}
+
+const KB = 1024;
+export const SIZE_TARGET_KB = 150;
+export const TIME_TARGET_RATIO = 1.25;
+
+function sumBy<K>(entries: Map<string, number>, key: (k: string) => K): Map<K, number> {
+  const out = new Map<K, number>();
+  for (const [k, v] of entries) out.set(key(k), (out.get(key(k)) ?? 0) + v);
+  return out;
+}
+
+function extra(h: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const keys = new Set([...h.keys(), ...b.keys()]);
+  return new Map([...keys].map((k) => [k, (h.get(k) ?? 0) - (b.get(k) ?? 0)]));
+}
+
+/** The cold start tables, as markdown. */
+export function coldStartReport(rows: readonly ColdStartRow[]): string {
+  const out: string[] = [];
+  out.push(
+    '### Cold start: bundle size and import time (median of fresh `node` processes; NODE_OPTIONS=--enable-source-maps as the stack deploys)',
+    '',
+    table(
+      ['handler', 'size KB', 'baseline KB', 'Δ KB', `Δ ≤ ${SIZE_TARGET_KB}`, 'import ms', 'baseline ms', 'ratio', `≤ ${TIME_TARGET_RATIO}×`, 'CPU ms', 'baseline CPU ms', 'CPU ratio'],
+      rows.map((r) => [
+        r.name,
+        fixed(r.bytes / KB),
+        fixed(r.baselineBytes / KB),
+        fixed((r.bytes - r.baselineBytes) / KB),
+        pass(r.bytes - r.baselineBytes <= SIZE_TARGET_KB * KB),
+        fixed(r.importMs.deployed),
+        fixed(r.baselineMs.deployed),
+        ratio(r.importMs.deployed, r.baselineMs.deployed),
+        pass(r.importMs.deployed <= TIME_TARGET_RATIO * r.baselineMs.deployed),
+        fixed(r.importCpuMs.deployed),
+        fixed(r.baselineCpuMs.deployed),
+        ratio(r.importCpuMs.deployed, r.baselineCpuMs.deployed),
+      ]),
+    ),
+    '',
+    'Baseline: a bundle (same options) that imports the SDK clients the handler needs, with the commands it sends, and constructs them; its times include that construction. ' +
+      'CPU ms: user + system time of the process (all threads) during the import; it moves less than wall time when other work shares the machine.',
+    '',
+  );
+  out.push(
+    '#### The same imports without --enable-source-maps, and what the handlers construct while loading',
+    '',
+    table(
+      ['handler', 'import ms', 'baseline ms', 'ratio', 'CPU ratio', 'map KB', 'baseline construct ms', 'SDK clients built during handler import'],
+      rows.map((r) => [
+        r.name,
+        fixed(r.importMs.plain),
+        fixed(r.baselineMs.plain),
+        ratio(r.importMs.plain, r.baselineMs.plain),
+        ratio(r.importCpuMs.plain, r.baselineCpuMs.plain),
+        fixed(r.mapBytes / KB),
+        fixed(r.baselineConstructMs, 1),
+        r.clientsAtImport.length ? r.clientsAtImport.join(', ') : 'none',
+      ]),
+    ),
+    '',
+  );
+
+  const groups = ['zod', 'AWS SDK', '@aws-lambda-powertools', '@middy', 'standardwebhooks', 'json5', 'our code', 'other'];
+  const extraBytes = rows.map((r) => sumBy(extra(r.bytesByPackage, r.baselineBytesByPackage), groupOf));
+  out.push(
+    '#### Where the extra bytes go (handler − baseline, KB, esbuild metafile)',
+    '',
+    table(
+      ['package family', ...rows.map((r) => r.name)],
+      [
+        ...groups.map((g) => [g, ...extraBytes.map((e) => fixed((e.get(g) ?? 0) / KB))]),
+        ['total', ...rows.map((r) => fixed((r.bytes - r.baselineBytes) / KB))],
+      ],
+    ),
+    '',
+  );
+
+  const extraTime = rows.map((r) =>
+    sumBy(extra(r.timeByCategory, r.baselineTimeByCategory), (c) => (c.includes(':') || c.startsWith('bundle') ? c : groupOf(c))),
+  );
+  const timeRows = [...new Set(extraTime.flatMap((e) => [...e.keys()]))]
+    .map((c) => ({ c, total: extraTime.reduce((s, e) => s + Math.abs(e.get(c) ?? 0), 0) }))
+    .filter((x) => x.total >= 1)
+    .sort((a, b) => b.total - a.total);
+  out.push(
+    '#### Where the extra import time goes (handler − baseline, ms of CPU-profile self time during the import, median of profiled runs)',
+    '',
+    table(
+      ['spent in', ...rows.map((r) => r.name)],
+      [
+        ...timeRows.map(({ c }) => [c, ...extraTime.map((e) => fixed(e.get(c) ?? 0))]),
+        ['total profiled', ...rows.map((r) => fixed(sum(r.timeByCategory) - sum(r.baselineTimeByCategory)))],
+      ],
+    ),
+    '',
+  );
+
+  out.push('#### Top contributors per handler (extra KB by package; extra ms by package or phase)', '');
+  for (const r of rows) {
+    const bytes = [...extra(r.bytesByPackage, r.baselineBytesByPackage)].sort((a, b) => b[1] - a[1]).slice(0, 6);
+    const time = [...extra(r.timeByCategory, r.baselineTimeByCategory)].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    out.push(
+      `- **${r.name}**: ${bytes.map(([p, v]) => `${p} +${fixed(v / KB)} KB`).join(', ')}; time: ${time
+        .map(([p, v]) => `${p} +${fixed(v)} ms`)
+        .join(', ')}`,
+    );
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);

@@ -1,0 +1,269 @@
+import { parseArgs } from 'node:util';
+import { keyId, type ApiKeyRecord, type ApiKeyStore } from './api-keys';
+
+/**
+ * `npm run keys`: create, list and revoke API keys. This module is the command's logic
+ * (arguments, what each command does, what it prints); `bin/keys.ts` finds the table
+ * (local gateway or deployed stack) and hands this an `ApiKeyStore` on it.
+ */
+
+/** Exit codes of the command. */
+export const EXIT = { ok: 0, usage: 1, notFound: 2, failed: 3 } as const;
+
+const errorCodes = { [EXIT.usage]: 'usage', [EXIT.notFound]: 'not_found', [EXIT.failed]: 'failed' } as const;
+
+/** A failure the command reports in words (or as `{"error": {code, message}}` with --json) and an exit code. */
+export class KeyAdminError extends Error {
+  constructor(
+    readonly exitCode: keyof typeof errorCodes,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get code() {
+    return errorCodes[this.exitCode];
+  }
+
+  static usage(message: string) {
+    return new KeyAdminError(EXIT.usage, message);
+  }
+
+  static notFound(message: string) {
+    return new KeyAdminError(EXIT.notFound, message);
+  }
+}
+
+export const DEFAULT_STACK = 'VideoTaskGateway';
+export const DEFAULT_DATA_DIR = '.data';
+
+/** Where the keys live: the local gateway's data directory, or a table in AWS. */
+export type KeyTarget =
+  | { kind: 'local'; dataDir: string }
+  | { kind: 'aws'; stack: string; table?: undefined; region?: string; endpoint?: undefined }
+  | { kind: 'aws'; table: string; stack?: undefined; region?: string; endpoint?: string };
+
+export type KeyCommand = { action: 'help' } | { action: 'create'; name: string } | { action: 'list' } | { action: 'revoke'; id: string };
+
+export interface KeyInvocation {
+  command: KeyCommand;
+  target: KeyTarget;
+  json: boolean;
+}
+
+export const keysHelp = `Manage the gateway's API keys.
+
+Usage:
+  npm run keys -- create --name NAME [target] [--json]
+  npm run keys -- list [target] [--json]
+  npm run keys -- revoke KEY_ID [target] [--json]
+
+Commands:
+  create --name NAME   Make a new key; prints the key and its whsec_ webhook secret,
+                       which are shown only this once (the table keeps only the
+                       key's SHA-256 hash).
+  list                 Every key: id, name, status, dates. Never shows keys or hashes.
+  revoke KEY_ID        Refuse the key from now on (KEY_ID: the 12-character id that
+                       \`list\` shows). The gateway notices within its key cache time
+                       (KEY_CACHE_SECONDS, default 60 s).
+
+Target (default: the local gateway in .data):
+  --data-dir DIR       The local gateway's data directory (as DATA_DIR for npm start).
+                       While \`npm start\` runs, its DynamoDB is used (DIR/endpoints.json);
+                       otherwise this command opens DIR/dynamodb itself for its duration.
+  --aws                The deployed stack ${DEFAULT_STACK} (AWS default credentials).
+  --stack NAME         A deployed stack by name; its TableName output names the table.
+  --stage STAGE        The deployed stack of a stage (${DEFAULT_STACK}-STAGE).
+  --table NAME         A DynamoDB table by name, without asking CloudFormation.
+  --region REGION      AWS region (default: the AWS SDK's, e.g. AWS_REGION); implies --aws.
+  --endpoint URL       DynamoDB endpoint for --table (e.g. DynamoDB Local).
+
+Output:
+  --json               Machine-readable output on stdout (errors as JSON on stderr).
+  -h, --help           This text.
+
+Exit codes: 0 done, 1 usage error, 2 not found (key, stack, table or local data),
+3 the table could not be reached or updated.
+`;
+
+const hexId = /^[0-9a-f]{12}$/;
+const MAX_NAME = 100;
+
+/** Read the command line (the words after `npm run keys --`). Throws a usage error. */
+export function parseKeyArgs(argv: string[]): KeyInvocation {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        name: { type: 'string' },
+        'data-dir': { type: 'string' },
+        aws: { type: 'boolean' },
+        stack: { type: 'string' },
+        stage: { type: 'string' },
+        table: { type: 'string' },
+        region: { type: 'string' },
+        endpoint: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw KeyAdminError.usage((error as Error).message.split('\n')[0]!);
+  }
+  const { values: v, positionals } = parsed;
+  const json = v.json === true;
+  const [action, ...rest] = positionals;
+  if (v.help || action === 'help') return { command: { action: 'help' }, target: { kind: 'local', dataDir: DEFAULT_DATA_DIR }, json };
+
+  const blank = (flag: string, value: string | undefined) => {
+    if (value !== undefined && value.trim() === '') throw KeyAdminError.usage(`--${flag} must not be empty`);
+  };
+  for (const flag of ['data-dir', 'stack', 'stage', 'table', 'region', 'endpoint'] as const) blank(flag, v[flag]);
+
+  const target = parseTarget(v);
+
+  let command: KeyCommand;
+  switch (action) {
+    case undefined:
+      throw KeyAdminError.usage('name a command: create, list or revoke');
+    case 'create': {
+      if (rest.length) throw KeyAdminError.usage(`create takes no arguments besides --name (got "${rest.join(' ')}")`);
+      const name = v.name?.trim();
+      if (!name) throw KeyAdminError.usage('create needs --name NAME (who or what the key is for)');
+      if (name.length > MAX_NAME) throw KeyAdminError.usage(`--name is at most ${MAX_NAME} characters`);
+      if (/[\u0000-\u001f\u007f]/.test(name)) throw KeyAdminError.usage('--name must not contain control characters');
+      command = { action: 'create', name };
+      break;
+    }
+    case 'list':
+      if (rest.length) throw KeyAdminError.usage(`list takes no arguments (got "${rest.join(' ')}")`);
+      command = { action: 'list' };
+      break;
+    case 'revoke': {
+      if (rest.length !== 1) throw KeyAdminError.usage('revoke needs exactly one KEY_ID (the id that `list` shows)');
+      const id = rest[0]!.trim().toLowerCase();
+      if (!hexId.test(id)) throw KeyAdminError.usage(`"${rest[0]}" is not a key id: ids are the 12 hexadecimal characters that \`list\` shows`);
+      command = { action: 'revoke', id };
+      break;
+    }
+    default:
+      throw KeyAdminError.usage(`unknown command "${action}": use create, list or revoke`);
+  }
+  if (v.name !== undefined && command.action !== 'create') throw KeyAdminError.usage('--name is only for create');
+  return { command, target, json };
+}
+
+function parseTarget(v: {
+  'data-dir'?: string;
+  aws?: boolean;
+  stack?: string;
+  stage?: string;
+  table?: string;
+  region?: string;
+  endpoint?: string;
+}): KeyTarget {
+  const named = [v.stack && '--stack', v.stage && '--stage', v.table && '--table'].filter(Boolean);
+  if (named.length > 1) throw KeyAdminError.usage(`${named.join(' and ')} name the same thing: give one`);
+  const aws = v.aws || v.stack || v.stage || v.table || v.region || v.endpoint;
+  if (!aws) return { kind: 'local', dataDir: v['data-dir'] ?? DEFAULT_DATA_DIR };
+  if (v['data-dir'] !== undefined) throw KeyAdminError.usage('--data-dir is for the local gateway; it does not go with the AWS options');
+  if (v.table) return { kind: 'aws', table: v.table, region: v.region, endpoint: v.endpoint };
+  if (v.endpoint) throw KeyAdminError.usage('--endpoint needs --table (the stack is looked up in AWS itself)');
+  return { kind: 'aws', stack: v.stack ?? (v.stage ? `${DEFAULT_STACK}-${v.stage}` : DEFAULT_STACK), region: v.region };
+}
+
+/** What a command produced: the text for people and the same facts for `--json`. */
+export interface KeyCommandResult {
+  text: string;
+  data: Record<string, unknown>;
+}
+
+type KeyAdminStore = Pick<ApiKeyStore, 'create' | 'list' | 'revoke'>;
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** A key as `list` shows it: never the key, its hash beyond the id, or its webhook secret. */
+export function publicKeyView(record: ApiKeyRecord) {
+  return {
+    id: keyId(record.key_hash),
+    name: record.name,
+    status: record.revoked_at === undefined ? ('active' as const) : ('revoked' as const),
+    created_at: iso(record.created_at)!,
+    revoked_at: iso(record.revoked_at),
+  };
+}
+
+export const SHOWN_ONCE =
+  'WARNING: the API key and webhook secret are shown only this once. Store them now: the gateway keeps only a hash of the key and cannot show it again.';
+
+/**
+ * Run one command against a key table. `where` says which table, for the messages; the
+ * local gateway's own key ("local") gets a note on revoke, because `npm start` registers
+ * it again on each start.
+ */
+export async function runKeyCommand(
+  command: Exclude<KeyCommand, { action: 'help' }>,
+  store: KeyAdminStore,
+  where: { description: string; local: boolean },
+): Promise<KeyCommandResult> {
+  switch (command.action) {
+    case 'create': {
+      const { key, record } = await store.create(command.name);
+      const view = publicKeyView(record);
+      return {
+        data: { ...view, api_key: key, webhook_secret: record.webhook_secret, target: where.description, warning: SHOWN_ONCE },
+        text: [
+          `Created API key "${view.name}" (id ${view.id}) in ${where.description}.`,
+          '',
+          `  API key:         ${key}`,
+          `  Webhook secret:  ${record.webhook_secret}`,
+          '',
+          SHOWN_ONCE,
+          'Clients send the key as "Authorization: Bearer <key>"; the webhook secret verifies the',
+          'signed deliveries to their callback_url (Standard Webhooks).',
+          '',
+        ].join('\n'),
+      };
+    }
+    case 'list': {
+      const keys = (await store.list()).sort((a, b) => a.created_at - b.created_at).map(publicKeyView);
+      return { data: { target: where.description, keys }, text: listText(keys, where.description) };
+    }
+    case 'revoke': {
+      const matches = (await store.list()).filter((r) => r.key_hash.startsWith(command.id));
+      if (matches.length === 0) throw KeyAdminError.notFound(`no key with id ${command.id} in ${where.description} (\`list\` shows the ids)`);
+      const before = matches[0]!;
+      if (matches.length > 1 || !(await store.revoke(command.id)))
+        throw new KeyAdminError(EXIT.failed, `key id ${command.id} matches more than one key; nothing was revoked`);
+      const already = before.revoked_at !== undefined;
+      const revokedAt = before.revoked_at ?? Date.now();
+      const view = { ...publicKeyView({ ...before, revoked_at: revokedAt }), already_revoked: already };
+      const lines = already
+        ? [`Key ${view.id} ("${view.name}") was already revoked on ${view.revoked_at}; nothing changed.`]
+        : [
+            `Revoked key ${view.id} ("${view.name}") in ${where.description}.`,
+            'The gateway refuses it with 401 once its cached lookup expires (KEY_CACHE_SECONDS, default 60 s).',
+          ];
+      if (where.local && before.name === 'local')
+        lines.push(
+          'Note: `npm start` registers its local key again on every start (from local-key.json or LOCAL_API_KEY), which undoes this revocation.',
+        );
+      return { data: { ...view, target: where.description }, text: `${lines.join('\n')}\n` };
+    }
+  }
+}
+
+function listText(keys: ReturnType<typeof publicKeyView>[], where: string): string {
+  if (keys.length === 0) return `No API keys in ${where}. Create one with: npm run keys -- create --name NAME\n`;
+  const rows = [
+    ['ID', 'NAME', 'STATUS', 'CREATED', 'REVOKED'],
+    ...keys.map((k) => [k.id, k.name, k.status, k.created_at, k.revoked_at ?? '']),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  const active = keys.filter((k) => k.status === 'active').length;
+  return `${table.join('\n')}\n\n${keys.length} key${keys.length === 1 ? '' : 's'} (${active} active) in ${where}.\n`;
+}

@@ -1,0 +1,136 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { lambdaNames, type LambdaName } from '../../lambdas/shared/routes';
+import { asArray, render, resourcesOfType, synthesizeGateway, type Synthesized } from './support';
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+let s: Synthesized;
+let names: Record<string, string>;
+beforeAll(() => {
+  s = synthesizeGateway();
+  // Readable names for the logical ids that appear in rendered ARNs.
+  names = {
+    [s.id(s.stack.storage.table)]: 'table',
+    [s.id(s.stack.storage.bucket)]: 'videoBucket',
+    [s.id(s.stack.secrets.upstreamKey)]: 'upstreamKey',
+    [s.id(s.stack.secrets.callbackSecret)]: 'callbackSecret',
+    [s.id(s.stack.archiveQueue.queue)]: 'archiveQueue',
+    [s.id(s.stack.notifyQueue.queue)]: 'notifyQueue',
+    ...Object.fromEntries(lambdaNames.map((n) => [s.id(s.stack.functions[n].logGroup), 'ownLogGroup'])),
+  };
+});
+
+/** Every Allow statement of every policy attached to a function's role (inline, attached or managed). */
+function statementsOf(name: LambdaName): Statement[] {
+  const roleId = s.id(s.stack.functions[name].role);
+  const role = s.json.Resources[roleId]!.Properties!;
+  expect(role.ManagedPolicyArns ?? []).toEqual([]);
+  const inline = asArray(role.Policies).flatMap((p: any) => p.PolicyDocument.Statement as Statement[]);
+  const attached = resourcesOfType(s.json, 'AWS::IAM::Policy')
+    .filter(([, p]) => asArray(p.Properties!.Roles).some((r: any) => r.Ref === roleId))
+    .flatMap(([, p]) => p.Properties!.PolicyDocument.Statement as Statement[]);
+  return [...inline, ...attached];
+}
+
+/** `<Logical.Arn>/index/*` → `table/index/*`, so expectations read as names. */
+function resourcesOf(statement: Statement): string[] {
+  return asArray(statement.Resource).map((r) =>
+    render(r).replace(/<(\w+)(\.Arn)?>/g, (all, id: string) => names[id] ?? all),
+  );
+}
+
+/**
+ * Resources that may carry a `*`, each for a reason AWS imposes; any other wildcard fails.
+ * Actions may never carry one.
+ */
+const wildcardExceptions: { resource: string; actions: RegExp; reason: string }[] = [
+  {
+    resource: '*',
+    actions: /^xray:(PutTraceSegments|PutTelemetryRecords)$/,
+    reason: 'X-Ray has no resource-level permissions',
+  },
+  {
+    resource: 'table/index/*',
+    actions: /^dynamodb:/,
+    reason: "the table's own indexes (byOwner, byDue), as CDK's table grants name them",
+  },
+  {
+    resource: 'videoBucket/videos/*',
+    actions: /^s3:(GetObject|PutObject|AbortMultipartUpload|ListMultipartUploadParts)$/,
+    reason: 'video objects are named by task id, so only their prefix can be granted',
+  },
+];
+
+/** What a statement lets a function do, in words: `read table`, `send archiveQueue`, ... */
+function capabilities(statement: Statement): string[] {
+  const actions = asArray(statement.Action);
+  const targets = [...new Set(resourcesOf(statement).map((r) => r.replace(/\/index\/\*$/, '')))];
+  const has = (a: string) => actions.includes(a);
+  let verb: string;
+  if (actions.every((a) => a.startsWith('logs:'))) verb = 'log';
+  else if (actions.every((a) => a.startsWith('xray:'))) verb = 'trace';
+  else if (actions.every((a) => a.startsWith('dynamodb:')))
+    verb = has('dynamodb:PutItem') || has('dynamodb:UpdateItem') ? 'write' : 'read';
+  else if (has('secretsmanager:GetSecretValue')) verb = 'read';
+  else if (has('sqs:ReceiveMessage')) verb = 'consume';
+  else if (has('sqs:SendMessage')) verb = 'send';
+  else if (has('s3:PutObject')) verb = 'upload';
+  else if (actions.length === 1 && has('s3:GetObject')) verb = 'read';
+  else throw new Error(`unclassified statement: ${JSON.stringify(statement)}`);
+  return targets.map((t) => (verb === 'trace' ? 'trace' : `${verb} ${t}`));
+}
+
+const expectedAccess: Record<LambdaName, string[]> = {
+  submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue'],
+  query: ['read table', 'read videoBucket/videos/*'],
+  callback: ['write table', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
+  archive: ['consume archiveQueue', 'write table', 'upload videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
+  notify: ['consume notifyQueue', 'write table', 'read videoBucket/videos/*', 'send notifyQueue'],
+  reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
+};
+
+describe('least privilege', () => {
+  it.each(lambdaNames)('%s: no wildcard action, and no wildcard resource beyond the documented exceptions', (name) => {
+    for (const statement of statementsOf(name)) {
+      expect(statement.Effect).toBe('Allow');
+      for (const action of asArray(statement.Action)) expect(action, `${name}: ${action}`).not.toContain('*');
+      for (const resource of resourcesOf(statement).filter((r) => r.includes('*'))) {
+        const exception = wildcardExceptions.find(
+          (e) => e.resource === resource && asArray(statement.Action).every((a) => e.actions.test(a)),
+        );
+        expect(exception, `${name}: ${resource} for ${asArray(statement.Action).join(', ')}`).toBeDefined();
+      }
+    }
+  });
+
+  it.each(lambdaNames)('%s: gets exactly the access its core function needs', (name) => {
+    const access = new Set(statementsOf(name).flatMap(capabilities));
+    // Table grants come as two statements (items, and stream reads); writing implies reading.
+    if (access.has('write table')) access.delete('read table');
+    expect([...access].sort()).toEqual(['log ownLogGroup', 'trace', ...expectedAccess[name]].sort());
+  });
+
+  it('only the archive Lambda may write videos, and it may not read or delete them', () => {
+    const archive = statementsOf('archive').filter((st) => asArray(st.Action).some((a) => a.startsWith('s3:')));
+    expect(archive.flatMap((st) => asArray(st.Action)).sort()).toEqual(
+      ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject'].sort(),
+    );
+    for (const name of lambdaNames.filter((n) => n !== 'archive'))
+      expect(statementsOf(name).flatMap((st) => asArray(st.Action))).not.toContain('s3:PutObject');
+  });
+
+  it('the query Lambda cannot change the table', () => {
+    const actions = statementsOf('query').flatMap((st) => asArray(st.Action));
+    for (const write of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'])
+      expect(actions).not.toContain(write);
+  });
+
+  it('every exception is used by some function (no stale entries)', () => {
+    const used = lambdaNames.flatMap((n) => statementsOf(n).flatMap(resourcesOf));
+    for (const e of wildcardExceptions) expect(used, `${e.resource}: ${e.reason}`).toContain(e.resource);
+  });
+});

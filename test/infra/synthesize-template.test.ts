@@ -1,0 +1,56 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tableSchema } from '../../lambdas/shared/table-schema';
+import { synthesizeTemplate } from '../../lib/synthesize-template';
+
+const ofType = (template: Record<string, any>, type: string) =>
+  Object.values<any>(template.Resources).filter((r) => r.Type === type);
+
+describe('synthesizeTemplate (for the local runtime)', () => {
+  let template: Record<string, any>;
+  let elapsed: number;
+  beforeAll(() => {
+    const started = Date.now();
+    template = synthesizeTemplate();
+    elapsed = Date.now() - started;
+  });
+
+  it('returns the template, offline and fast (no bundling)', () => {
+    expect(elapsed).toBeLessThan(5000);
+    expect(template.Resources).toBeTypeOf('object');
+  });
+
+  it('holds the table the local runtime creates: keys, attribute types and indexes', () => {
+    const [table] = ofType(template, 'AWS::DynamoDB::Table');
+    const { KeySchema, AttributeDefinitions, GlobalSecondaryIndexes } = table.Properties;
+    expect(KeySchema).toEqual([{ AttributeName: tableSchema.partitionKey, KeyType: 'HASH' }]);
+    expect(AttributeDefinitions).toHaveLength(5);
+    expect(GlobalSecondaryIndexes.map((i: any) => i.IndexName)).toEqual([
+      tableSchema.byOwner.indexName,
+      tableSchema.byDue.indexName,
+    ]);
+  });
+
+  it('holds the bucket notification filter', () => {
+    const [notifications] = ofType(template, 'Custom::S3BucketNotifications');
+    const [topic] = notifications.Properties.NotificationConfiguration.TopicConfigurations;
+    expect(topic.Events).toEqual(['s3:ObjectCreated:*']);
+    expect(topic.Filter.Key.FilterRules).toEqual(
+      expect.arrayContaining([
+        { Name: 'prefix', Value: 'videos/' },
+        { Name: 'suffix', Value: '.mp4' },
+      ]),
+    );
+  });
+
+  it('does not read the environment: the same template on every machine', () => {
+    const saved = process.env.UPSTREAM_BASE_URL;
+    process.env.UPSTREAM_BASE_URL = 'https://elsewhere.example';
+    try {
+      const [fn] = ofType(synthesizeTemplate(), 'AWS::Lambda::Function').filter((f) => f.Properties.Environment);
+      expect(fn.Properties.Environment.Variables.UPSTREAM_BASE_URL).toBe('https://duomiapi.com');
+    } finally {
+      if (saved === undefined) delete process.env.UPSTREAM_BASE_URL;
+      else process.env.UPSTREAM_BASE_URL = saved;
+    }
+  });
+});

@@ -1,0 +1,400 @@
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import dynalite from 'dynalite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../bin/keys';
+import { ApiKeyStore, hashKey, keyId } from '../../lambdas/shared/api-keys';
+import { keysHelp, parseKeyArgs } from '../../lambdas/shared/key-admin';
+
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+const region = 'us-east-1';
+
+async function startDynalite(path?: string) {
+  const server: Server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new DynamoDBClient({ endpoint, region, credentials });
+  return {
+    endpoint,
+    client,
+    createTable: (TableName: string) =>
+      client.send(
+        new CreateTableCommand({
+          TableName,
+          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      ),
+    close: () =>
+      new Promise<void>((r) => {
+        client.destroy();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Run the command as `npm run keys -- ...argv` would, capturing what it prints. */
+async function keys(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+describe('reading the command line', () => {
+  const usage: [string, string[], RegExp][] = [
+    ['no command', [], /name a command/],
+    ['an unknown command', ['rotate'], /unknown command "rotate"/],
+    ['an unknown option', ['list', '--verbose'], /Unknown option '--verbose'/],
+    ['create without --name', ['create'], /create needs --name/],
+    ['create with a blank name', ['create', '--name', '   '], /create needs --name/],
+    ['create with --name but no value', ['create', '--name'], /argument missing/],
+    ['create with a stray word', ['create', '--name', 'ci', 'extra'], /no arguments besides --name/],
+    ['a name with a newline', ['create', '--name', 'a\nb'], /control characters/],
+    ['a very long name', ['create', '--name', 'x'.repeat(101)], /at most 100 characters/],
+    ['list with --name', ['list', '--name', 'ci'], /--name is only for create/],
+    ['list with a stray word', ['list', 'all'], /list takes no arguments/],
+    ['revoke without an id', ['revoke'], /exactly one KEY_ID/],
+    ['revoke with two ids', ['revoke', 'aaaaaaaaaaaa', 'bbbbbbbbbbbb'], /exactly one KEY_ID/],
+    ['revoke with a key instead of an id', ['revoke', 'vtg_abc'], /not a key id/],
+    ['revoke with a full hash', ['revoke', 'a'.repeat(64)], /not a key id/],
+    ['--stack and --table together', ['list', '--stack', 'S', '--table', 'T'], /give one/],
+    ['--data-dir with an AWS option', ['list', '--data-dir', 'd', '--region', 'eu-west-1'], /--data-dir is for the local gateway/],
+    ['--endpoint without --table', ['list', '--endpoint', 'http://127.0.0.1:1'], /--endpoint needs --table/],
+    ['an empty --region', ['list', '--region', ''], /--region must not be empty/],
+  ];
+  it.each(usage)('%s is a usage error', (_name, argv, message) => {
+    expect(() => parseKeyArgs(argv)).toThrow(message);
+  });
+
+  it.each(usage)('%s: exit code 1, the reason and the help on stderr, nothing on stdout', async (_name, argv, message) => {
+    const run = await keys(...argv);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^keys: /);
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).toContain(keysHelp);
+  });
+
+  it('with --json a usage error is a JSON error on stderr, without the help', async () => {
+    const run = await keys('revoke', 'nope', '--json');
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stderr)).toEqual({ error: { code: 'usage', message: expect.stringMatching(/not a key id/) } });
+  });
+
+  it('--help, -h and help print the help and succeed', async () => {
+    for (const argv of [['--help'], ['-h'], ['help'], ['create', '--help']]) {
+      const run = await keys(...argv);
+      expect(run).toEqual({ code: 0, stdout: keysHelp, stderr: '' });
+    }
+  });
+
+  it('targets the local gateway in .data unless told otherwise', () => {
+    expect(parseKeyArgs(['list'])).toEqual({ command: { action: 'list' }, target: { kind: 'local', dataDir: '.data' }, json: false });
+    expect(parseKeyArgs(['list', '--data-dir', '/srv/vtg', '--json']).target).toEqual({ kind: 'local', dataDir: '/srv/vtg' });
+  });
+
+  it('any AWS option targets a deployed stack, VideoTaskGateway unless named', () => {
+    expect(parseKeyArgs(['list', '--aws']).target).toEqual({ kind: 'aws', stack: 'VideoTaskGateway', region: undefined });
+    expect(parseKeyArgs(['list', '--region', 'eu-west-1']).target).toEqual({ kind: 'aws', stack: 'VideoTaskGateway', region: 'eu-west-1' });
+    expect(parseKeyArgs(['list', '--stack', 'Other']).target).toMatchObject({ kind: 'aws', stack: 'Other' });
+    expect(parseKeyArgs(['list', '--stage', 'dev']).target).toMatchObject({ kind: 'aws', stack: 'VideoTaskGateway-dev' });
+    expect(parseKeyArgs(['list', '--table', 'T', '--endpoint', 'http://127.0.0.1:8000']).target).toEqual({
+      kind: 'aws',
+      table: 'T',
+      region: undefined,
+      endpoint: 'http://127.0.0.1:8000',
+    });
+  });
+
+  it('takes the key id in either case and the name trimmed', () => {
+    expect(parseKeyArgs(['revoke', 'ABCDEF012345']).command).toEqual({ action: 'revoke', id: 'abcdef012345' });
+    expect(parseKeyArgs(['create', '--name', '  billing service ']).command).toEqual({ action: 'create', name: 'billing service' });
+  });
+});
+
+describe('create, list and revoke against a DynamoDB table', () => {
+  const TABLE = 'keys-cli-test';
+  let db: Awaited<ReturnType<typeof startDynalite>>;
+  let table: string[];
+  /** A store that never caches, as a gateway with KEY_CACHE_SECONDS=0 sees the table. */
+  let verifier: ApiKeyStore;
+
+  beforeAll(async () => {
+    // The deployed path uses the AWS SDK's default credential chain; here it finds these.
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: region });
+    delete process.env.AWS_PROFILE;
+    db = await startDynalite();
+    await db.createTable(TABLE);
+    table = ['--table', TABLE, '--endpoint', db.endpoint];
+    verifier = new ApiKeyStore(DynamoDBDocumentClient.from(db.client), TABLE, 0);
+  });
+  afterAll(() => db?.close());
+
+  const items = async () => (await DynamoDBDocumentClient.from(db.client).send(new ScanCommand({ TableName: TABLE }))).Items ?? [];
+
+  it('lists no keys in an empty table', async () => {
+    const run = await keys('list', ...table);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^No API keys in table keys-cli-test/);
+    expect(JSON.parse((await keys('list', '--json', ...table)).stdout)).toMatchObject({ keys: [] });
+  });
+
+  let first: { key: string; secret: string; id: string };
+  let second: { key: string; secret: string; id: string };
+
+  it('create prints the new key and its webhook secret once, with a warning, and stores only the hash', async () => {
+    const run = await keys('create', '--name', 'billing service', ...table);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const key = /API key:\s+(vtg_[\w-]{43})\n/.exec(run.stdout)?.[1];
+    const secret = /Webhook secret:\s+(whsec_[A-Za-z0-9+/=]{44})\n/.exec(run.stdout)?.[1];
+    expect(key).toBeDefined();
+    expect(secret).toBeDefined();
+    first = { key: key!, secret: secret!, id: keyId(hashKey(key!)) };
+    expect(run.stdout).toContain(`Created API key "billing service" (id ${first.id})`);
+    expect(run.stdout).toMatch(/WARNING: the API key and webhook secret are shown only this once/);
+
+    const stored = await items();
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ pk: `KEY#${hashKey(key!)}`, key_hash: hashKey(key!), name: 'billing service', webhook_secret: secret });
+    expect(JSON.stringify(stored)).not.toContain(key);
+    expect(await verifier.verify(key!)).toMatchObject({ name: 'billing service', webhook_secret: secret });
+  });
+
+  it('create --json gives the same facts to a script', async () => {
+    const run = await keys('create', '--name', 'ci', '--json', ...table);
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out).toEqual({
+      id: keyId(hashKey(out.api_key)),
+      name: 'ci',
+      status: 'active',
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      revoked_at: null,
+      api_key: expect.stringMatching(/^vtg_[\w-]{43}$/),
+      webhook_secret: expect.stringMatching(/^whsec_/),
+      target: expect.stringContaining('table keys-cli-test'),
+      warning: expect.stringContaining('shown only this once'),
+    });
+    second = { key: out.api_key, secret: out.webhook_secret, id: out.id };
+    expect(await verifier.verify(second.key)).toMatchObject({ name: 'ci' });
+  });
+
+  it('two keys are different, and so are their secrets', () => {
+    expect(second.key).not.toBe(first.key);
+    expect(second.secret).not.toBe(first.secret);
+  });
+
+  it('list shows ids, names and status, never a key, a secret or more of a hash than the id', async () => {
+    for (const argv of [['list', ...table], ['list', '--json', ...table]]) {
+      const run = await keys(...argv);
+      expect(run.code).toBe(0);
+      for (const k of [first, second]) {
+        expect(run.stdout).toContain(k.id);
+        expect(run.stdout).not.toContain(k.key);
+        expect(run.stdout).not.toContain(k.secret);
+        expect(run.stdout).not.toContain(hashKey(k.key).slice(0, 13));
+      }
+      expect(run.stdout).not.toMatch(/vtg_|whsec_|[0-9a-f]{13}/);
+    }
+    const human = (await keys('list', ...table)).stdout;
+    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+CREATED\s+REVOKED$/);
+    expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+\\d{4}-`, 'm'));
+    expect(human).toContain('2 keys (2 active)');
+    const listed = JSON.parse((await keys('list', '--json', ...table)).stdout).keys;
+    expect(listed).toEqual([
+      { id: first.id, name: 'billing service', status: 'active', created_at: expect.any(String), revoked_at: null },
+      { id: second.id, name: 'ci', status: 'active', created_at: expect.any(String), revoked_at: null },
+    ]);
+  });
+
+  it('revoke by id: the key no longer verifies, the other one still does', async () => {
+    const run = await keys('revoke', first.id, ...table);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`Revoked key ${first.id} ("billing service")`);
+    expect(run.stdout).toContain('KEY_CACHE_SECONDS');
+    expect(await verifier.verify(first.key)).toBeUndefined();
+    expect(await verifier.verify(second.key)).toMatchObject({ name: 'ci' });
+    const listed = JSON.parse((await keys('list', '--json', ...table)).stdout).keys;
+    expect(listed[0]).toMatchObject({ id: first.id, status: 'revoked', revoked_at: expect.stringMatching(/^\d{4}-/) });
+    expect((await keys('list', ...table)).stdout).toContain('2 keys (1 active)');
+  });
+
+  it('revoking again changes nothing and says so', async () => {
+    const before = (await verifier.byHash(hashKey(first.key)))!.revoked_at;
+    const run = await keys('revoke', first.id.toUpperCase(), '--json', ...table);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: first.id, status: 'revoked', already_revoked: true, revoked_at: new Date(before!).toISOString() });
+    expect((await verifier.byHash(hashKey(first.key)))!.revoked_at).toBe(before);
+  });
+
+  it('an unknown key id is "not found": exit code 2', async () => {
+    const run = await keys('revoke', '000000000000', ...table);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^keys: no key with id 000000000000/);
+    expect(run.stderr).not.toContain('Usage:');
+    const asJson = await keys('revoke', '000000000000', '--json', ...table);
+    expect(asJson.code).toBe(2);
+    expect(JSON.parse(asJson.stderr)).toEqual({ error: { code: 'not_found', message: expect.stringContaining('000000000000') } });
+  });
+
+  it('a table that does not exist is "not found" too', async () => {
+    const run = await keys('list', '--table', 'no-such-table', '--endpoint', db.endpoint);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/table does not exist/);
+  });
+
+  it('a DynamoDB that does not answer is exit code 3', async () => {
+    const run = await keys('list', '--table', TABLE, '--endpoint', 'http://127.0.0.1:1', '--json');
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stderr).error.code).toBe('failed');
+  });
+});
+
+describe('the local gateway as the target', () => {
+  const LOCAL_TABLE = 'video-task-gateway';
+  let dataDir: string;
+  let running: Awaited<ReturnType<typeof startDynalite>> | undefined;
+  let made: string;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'vtg-keys-'));
+  });
+  afterAll(async () => {
+    await running?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const endpointsFile = () => join(dataDir, 'endpoints.json');
+
+  it('a data directory the gateway never ran in is "not found"', async () => {
+    const run = await keys('list', '--data-dir', join(dataDir, 'nowhere'));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/no local gateway data in .*nowhere: run `npm start` once first/);
+  });
+
+  it('while the gateway runs, the command uses the DynamoDB it names in endpoints.json', async () => {
+    // Stands in for `npm start`: its dynalite holds the data directory open.
+    running = await startDynalite(join(dataDir, 'dynamodb'));
+    await running.createTable(LOCAL_TABLE);
+    writeFileSync(endpointsFile(), JSON.stringify({ pid: process.pid, url: 'http://127.0.0.1:3000', tableName: LOCAL_TABLE, dynamodb: running.endpoint }));
+
+    const run = await keys('create', '--name', 'local', '--data-dir', dataDir, '--json');
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    made = out.id;
+    expect(out.target).toBe(`the running local gateway at http://127.0.0.1:3000 (data in ${dataDir})`);
+    const store = new ApiKeyStore(DynamoDBDocumentClient.from(running.client), LOCAL_TABLE, 0);
+    expect(await store.verify(out.api_key)).toMatchObject({ name: 'local' });
+  });
+
+  it('a process holding the data open without endpoints.json is reported, not crashed into', async () => {
+    unlinkSync(endpointsFile());
+    const run = await keys('list', '--data-dir', dataDir);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/is open in another process \(a running `npm start`\?\)/);
+  });
+
+  it('when the gateway is stopped (even leaving a stale endpoints.json), the command opens the data itself', async () => {
+    const stale = running!.endpoint;
+    await running!.close();
+    running = undefined;
+    writeFileSync(endpointsFile(), JSON.stringify({ pid: 1, tableName: LOCAL_TABLE, dynamodb: stale }));
+
+    const list = await keys('list', '--data-dir', dataDir);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${made}\\s+local\\s+active`, 'm'));
+    expect(list.stdout).toContain(`the local gateway's table (data in ${dataDir}; gateway not running)`);
+
+    const revoke = await keys('revoke', made, '--data-dir', dataDir);
+    expect(revoke.code).toBe(0);
+    // The gateway's own key comes back at the next `npm start`; the command says so.
+    expect(revoke.stdout).toMatch(/npm start` registers its local key again on every start/);
+
+    // The command let go of the data: another process (the gateway) can open it again.
+    running = await startDynalite(join(dataDir, 'dynamodb'));
+    const store = new ApiKeyStore(DynamoDBDocumentClient.from(running.client), LOCAL_TABLE, 0);
+    expect((await store.list()).map((r) => [keyId(r.key_hash), r.revoked_at !== undefined])).toEqual([[made, true]]);
+  });
+
+  it('local data without the gateway table is "not found"', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'vtg-keys-empty-'));
+    try {
+      const db = await startDynalite(join(empty, 'dynamodb'));
+      await db.createTable('something-else');
+      await db.close();
+      const run = await keys('list', '--data-dir', empty);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/no table video-task-gateway in the local data/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a deployed stack as the target', () => {
+  const cfn = mockClient(CloudFormationClient);
+  const ddb = mockClient(DynamoDBDocumentClient);
+
+  beforeAll(() => {
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: region });
+  });
+  afterAll(() => {
+    cfn.restore();
+    ddb.restore();
+  });
+
+  it("finds the table in the stack's TableName output and writes the key there", async () => {
+    cfn.reset();
+    ddb.reset();
+    cfn.on(DescribeStacksCommand, { StackName: 'VideoTaskGateway-dev' }).resolves({
+      Stacks: [
+        {
+          StackName: 'VideoTaskGateway-dev',
+          StackStatus: 'UPDATE_COMPLETE',
+          CreationTime: new Date(),
+          Outputs: [
+            { OutputKey: 'ApiUrl', OutputValue: 'https://example.execute-api.eu-west-1.amazonaws.com/' },
+            { OutputKey: 'TableName', OutputValue: 'VideoTaskGateway-dev-StorageTable-ABC' },
+          ],
+        },
+      ],
+    });
+    ddb.on(PutCommand).resolves({});
+    const run = await keys('create', '--name', 'prod client', '--stage', 'dev', '--region', 'eu-west-1', '--json');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).target).toBe('table VideoTaskGateway-dev-StorageTable-ABC of stack VideoTaskGateway-dev (eu-west-1)');
+    const put = ddb.commandCalls(PutCommand)[0]!.args[0].input;
+    expect(put.TableName).toBe('VideoTaskGateway-dev-StorageTable-ABC');
+    expect(put.Item).toMatchObject({ pk: `KEY#${hashKey(JSON.parse(run.stdout).api_key)}`, name: 'prod client' });
+  });
+
+  it('a stack that does not exist is "not found"', async () => {
+    cfn.reset();
+    cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('Stack with id Nope does not exist'), { name: 'ValidationError' }));
+    const run = await keys('list', '--stack', 'Nope', '--region', 'eu-west-1');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe('keys: stack Nope does not exist in eu-west-1\n');
+  });
+
+  it('a stack without a TableName output (still being created, or another stack) is "not found"', async () => {
+    cfn.reset();
+    cfn.on(DescribeStacksCommand).resolves({
+      Stacks: [{ StackName: 'VideoTaskGateway', StackStatus: 'CREATE_IN_PROGRESS', CreationTime: new Date(), Outputs: [] }],
+    });
+    const run = await keys('list', '--aws', '--json');
+    expect(run.code).toBe(2);
+    expect(JSON.parse(run.stderr).error.message).toBe('stack VideoTaskGateway has no TableName output (status CREATE_IN_PROGRESS)');
+  });
+});
