@@ -30,17 +30,28 @@ interface FunctionSettings {
   readonly description: string;
 }
 
-const functionSettings: Record<LambdaName, FunctionSettings> = {
-  // Calls the upstream (UPSTREAM_TIMEOUT_MS) inside the HTTP API's 30 s integration limit.
-  submit: { timeout: Duration.seconds(29), memorySize: 512, description: 'records a task and submits it upstream' },
-  // Presigning and one DynamoDB read; memory buys CPU for cold starts of the bundled SDK.
-  query: { timeout: Duration.seconds(10), memorySize: 512, description: 'task views, listings, video redirects' },
-  callback: { timeout: Duration.seconds(10), memorySize: 256, description: 'upstream completion callbacks' },
-  // Streams videos of up to MAX_VIDEO_BYTES through multipart upload: the longest Lambda run there is.
-  archive: { timeout: Duration.minutes(15), memorySize: 1024, description: 'copies finished videos into S3' },
-  notify: { timeout: Duration.seconds(60), memorySize: 256, description: 'signed webhooks to clients' },
-  reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
-};
+/** Webhook jobs per notify invocation. */
+const notifyBatchSize = 10;
+
+function functionSettings(config: StageConfig): Record<LambdaName, FunctionSettings> {
+  return {
+    // Calls the upstream (UPSTREAM_TIMEOUT_MS) inside the HTTP API's 30 s integration limit.
+    submit: { timeout: Duration.seconds(29), memorySize: 512, description: 'records a task and submits it upstream' },
+    // Presigning and one DynamoDB read; memory buys CPU for cold starts of the bundled SDK.
+    query: { timeout: Duration.seconds(10), memorySize: 512, description: 'task views, listings, video redirects' },
+    callback: { timeout: Duration.seconds(10), memorySize: 256, description: 'upstream completion callbacks' },
+    // Streams videos of up to MAX_VIDEO_BYTES through multipart upload: the longest Lambda run there is.
+    archive: { timeout: Duration.minutes(15), memorySize: 1024, description: 'copies finished videos into S3' },
+    notify: {
+      // The handler posts a batch's webhooks one after another: ten slow endpoints must not time
+      // the whole batch out (and send its delivered webhooks round again), so at least 60 s.
+      timeout: Duration.seconds(Math.max(60, Math.ceil((notifyBatchSize * config.webhookTimeoutMs) / 1000) + 30)),
+      memorySize: 256,
+      description: 'signed webhooks to clients',
+    },
+    reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
+  };
+}
 
 /** AWS's advice for a queue that feeds a Lambda: visibility timeout of six function timeouts. */
 const visibilityFor = (settings: FunctionSettings) => Duration.seconds(6 * settings.timeout.toSeconds());
@@ -67,6 +78,7 @@ export class GatewayStack extends Stack {
 
   constructor(scope: Construct, id: string, props: GatewayStackProps) {
     const { config, projectRoot: root = projectRoot, ...stackProps } = props;
+    const settings = functionSettings(config);
     super(scope, id, {
       description: 'Video Task Gateway: asynchronous video generation with archived results',
       ...stackProps,
@@ -77,13 +89,13 @@ export class GatewayStack extends Stack {
     this.storage = new GatewayStorage(this, 'Storage');
     this.secrets = new GatewaySecrets(this, 'Secrets', { upstreamKeySecretArn: config.upstreamKeySecretArn });
     this.archiveQueue = new WorkQueue(this, 'ArchiveQueue', {
-      visibilityTimeout: visibilityFor(functionSettings.archive),
+      visibilityTimeout: visibilityFor(settings.archive),
       // The handlers' own bound (ARCHIVE_MAX_ATTEMPTS): a job that keeps killing its Lambda
       // (timeout, out of memory) is not received more often than a job that keeps failing.
       maxReceiveCount: config.archiveMaxAttempts,
     });
     this.notifyQueue = new WorkQueue(this, 'NotifyQueue', {
-      visibilityTimeout: visibilityFor(functionSettings.notify),
+      visibilityTimeout: visibilityFor(settings.notify),
       maxReceiveCount: notifyMaxReceiveCount,
     });
     this.httpApi = new GatewayHttpApi(this, 'HttpApi', {
@@ -124,8 +136,8 @@ export class GatewayStack extends Stack {
         name,
         projectRoot: root,
         environment,
-        ...functionSettings[name],
-        description: `Video Task Gateway: ${functionSettings[name].description}`,
+        ...settings[name],
+        description: `Video Task Gateway: ${settings[name].description}`,
         logRetention,
         // A failed reconcile run is not retried: the next one starts a minute later anyway.
         retryAttempts: name === 'reconcile' ? 0 : undefined,
@@ -196,7 +208,7 @@ export class GatewayStack extends Stack {
     notifyQueue.grantSendMessages(archive.function);
 
     notify.function.addEventSource(
-      new SqsEventSource(notifyQueue, { batchSize: 10, reportBatchItemFailures: true }),
+      new SqsEventSource(notifyQueue, { batchSize: notifyBatchSize, reportBatchItemFailures: true }),
     );
     // Reads the task and its API key item (the webhook secret), records each delivery attempt.
     table.grantReadWriteData(notify.function);

@@ -72,9 +72,9 @@ export const stageConfigSchema = z
     upstreamTimeoutMs: count(runtimeDefault(runtime.UPSTREAM_TIMEOUT_MS)).pipe(
       z.number().max(20_000, 'at most 20000: submit must answer within the 30 s API limit'),
     ),
-    // Webhooks are sent by the notify Lambda, whose timeout is 60 s.
+    // The notify Lambda's timeout grows with this (ten webhooks per batch, one after another).
     webhookTimeoutMs: count(runtimeDefault(runtime.WEBHOOK_TIMEOUT_MS)).pipe(
-      z.number().max(30_000, 'at most 30000: the notify Lambda runs for 60 s'),
+      z.number().max(30_000, 'at most 30000: a client endpoint gets 30 s to answer a webhook'),
     ),
     keyCacheSeconds: z.coerce.number().int().nonnegative().default(runtimeDefault(runtime.KEY_CACHE_SECONDS)),
     /** Steady-state requests per second and burst for the whole HTTP API stage. */

@@ -297,9 +297,17 @@ describe('functions', () => {
       query: [10, 512],
       callback: [10, 256],
       archive: [900, 1024],
-      notify: [60, 256],
+      notify: [130, 256],
       reconcile: [300, 512],
     });
+  });
+
+  it('the notify Lambda outlasts a batch of ten webhooks that each run to WEBHOOK_TIMEOUT_MS', () => {
+    const other = synthesizeGateway({ webhookTimeoutMs: 3000 });
+    expect(other.json.Resources[other.functionIds.notify]!.Properties!.Timeout).toBe(60);
+    const timeout = props('notify').Timeout as number;
+    const webhookSeconds = Number(props('notify').Environment.Variables.WEBHOOK_TIMEOUT_MS) / 1000;
+    expect(timeout).toBeGreaterThan(10 * webhookSeconds);
   });
 
   it('each logs to its own log group, kept for a month', () => {

@@ -210,7 +210,7 @@ export function verifiedPayload(secret: string, delivery: { headers: IncomingHtt
 }
 
 /** Deliveries whose payload is about task `id`. */
-export const deliveriesFor = (deliveries: readonly { body: string }[], id: string) =>
+export const deliveriesFor = <D extends { body: string }>(deliveries: readonly D[], id: string): D[] =>
   deliveries.filter((d) => {
     try {
       return (JSON.parse(d.body) as { id?: string }).id === id;

@@ -344,15 +344,18 @@ describe('the local gateway as the target', () => {
 });
 
 describe('a deployed stack as the target', () => {
-  const cfn = mockClient(CloudFormationClient);
-  const ddb = mockClient(DynamoDBDocumentClient);
+  // Mocked only while these tests run: the ones above use the real clients.
+  const mock = () => ({ cfn: mockClient(CloudFormationClient), ddb: mockClient(DynamoDBDocumentClient) });
+  let cfn: ReturnType<typeof mock>['cfn'];
+  let ddb: ReturnType<typeof mock>['ddb'];
 
   beforeAll(() => {
+    ({ cfn, ddb } = mock());
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: region });
   });
   afterAll(() => {
-    cfn.restore();
-    ddb.restore();
+    cfn?.restore();
+    ddb?.restore();
   });
 
   it("finds the table in the stack's TableName output and writes the key there", async () => {

@@ -1,0 +1,53 @@
+import os from 'node:os';
+import { archiveReport, measureArchive } from './archive';
+import { coldStartReport, measureColdStart } from './coldstart';
+import { MiB, machine, progress } from './lib';
+import { measureSubmit, submitReport } from './submit';
+
+/**
+ * `npm run bench [-- --only=coldstart|archive|submit[,…]] [-- --quick]`: the three
+ * measurements of issue 5, each figure beside a baseline measured in the same run, printed
+ * as markdown tables on stdout (progress goes to stderr).
+ */
+const parts = ['coldstart', 'archive', 'submit'] as const;
+type Part = (typeof parts)[number];
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const onlyArg = args.find((a) => a.startsWith('--only='));
+const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : [...parts];
+const unknown = only.filter((p) => !(parts as readonly string[]).includes(p));
+if (unknown.length || args.some((a) => a !== '--quick' && !a.startsWith('--only='))) {
+  process.stderr.write(`usage: npm run bench -- [--only=${parts.join('|')}[,…]] [--quick]\n`);
+  process.exit(2);
+}
+const selected = (p: Part) => only.includes(p);
+
+// Lambda's nodejs22.x never prints the SDK's "Node < 22" notice; neither should this machine.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+const started = Date.now();
+const out: string[] = [`## Benchmarks${quick ? ' (--quick)' : ''}`, '', `Machine: ${machine()}.`, ''];
+
+async function section(name: Part, run: () => Promise<string>) {
+  if (!selected(name)) return;
+  const t = Date.now();
+  const report = await run();
+  out.push(report, `_${name}: ${((Date.now() - t) / 1000).toFixed(0)} s; load average after: ${load()}._`, '');
+}
+
+await section('coldstart', async () =>
+  coldStartReport(await measureColdStart(quick ? { runs: 10, profileRuns: 2, plainMode: false } : { runs: 11, profileRuns: 3 })),
+);
+await section('archive', async () => archiveReport(await measureArchive({ sizes: quick ? [100 * MiB] : [100 * MiB, 1024 * MiB] })));
+const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, warmupSeconds: 2 };
+await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
+
+out.push(`Total: ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+process.stdout.write(`${out.join('\n')}\n`);
+progress('done');
