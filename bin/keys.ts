@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ApiKeyStore } from '../lambdas/shared/api-keys';
 import { EXIT, KeyAdminError, keysHelp, parseKeyArgs, runKeyCommand, type KeyTarget } from '../lambdas/shared/key-admin';
+import { LOCAL_TABLE } from '../local/names';
 
 /**
  * `npm run keys -- create|list|revoke`: API keys of the local gateway or of a deployed stack.
@@ -21,7 +22,6 @@ import { EXIT, KeyAdminError, keysHelp, parseKeyArgs, runKeyCommand, type KeyTar
  */
 
 /** The local runtime's table name (local/gateway.ts), unless endpoints.json names another. */
-const LOCAL_TABLE = 'video-task-gateway';
 /** dynalite accepts any credentials; these are the local runtime's. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 

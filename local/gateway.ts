@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
@@ -8,6 +8,7 @@ import { startEmbeddedAws, stackDefinitions, localCredentials, type S3EventRecor
 import { lambdaContext, startHttpAdapter, type HttpLambda } from './http-adapter';
 import { startSchedule } from './schedule';
 import { startSimulatedUpstream, type SimulatedUpstream, type SimulatedUpstreamOptions } from './simulated-upstream';
+import { LOCAL_BUCKET, LOCAL_TABLE } from './names';
 import { startLocalSqs, type LocalSqs } from './sqs';
 
 export interface LocalGatewayOptions {
@@ -61,8 +62,8 @@ function readOrCreate<T>(file: string, make: () => T): T {
   return value;
 }
 
-const TABLE = 'video-task-gateway';
-const BUCKET = 'video-task-gateway-videos';
+const TABLE = LOCAL_TABLE;
+const BUCKET = LOCAL_BUCKET;
 
 /**
  * The whole gateway on one machine: the unchanged Lambda handlers behind a local API
@@ -173,12 +174,24 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   }));
   const apiKey = options.apiKey ?? local.apiKey;
   const { gateway } = await import('../lambdas/shared/handler-kit');
-  await gateway.keys.create('local', apiKey, local.webhookSecret);
+  await gateway.keys.ensure('local', apiKey, local.webhookSecret);
 
   const schedule = startSchedule(
     () => lambdas.reconcile({}, lambdaContext('reconcile', 300_000)),
     options.reconcileEveryMs ?? 60_000,
     log,
+  );
+
+  // `npm run keys` reaches this process's DynamoDB here: only one process can open dataDir/dynamodb.
+  const endpointsFile = join(dataDir, 'endpoints.json');
+  writeFileSync(
+    endpointsFile,
+    JSON.stringify(
+      { pid: process.pid, url: http.url, tableName: TABLE, bucketName: BUCKET, dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
   );
 
   return {
@@ -195,6 +208,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     createKey: async (name) => (await gateway.keys.create(name)).key,
     reconcileNow: () => schedule.runNow(),
     async stop() {
+      rmSync(endpointsFile, { force: true });
       await schedule.stop();
       await http.close();
       await sqs.close();

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ApiError, header, type HttpEvent } from './http';
@@ -24,6 +25,8 @@ const keyItem = (hash: string) => ({ pk: `KEY#${hash}` });
 /** A short public name of a key: the start of its hash, as `keys list` shows it. */
 export const keyId = (hash: string) => hash.slice(0, 12);
 
+const MAX_CACHED_KEYS = 1000;
+
 export const newApiKey = () => `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
 export const newWebhookSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -43,6 +46,22 @@ export class ApiKeyStore {
     return { key, record };
   }
 
+  /** Register a given key unless it is already known (a revoked key stays revoked). */
+  async ensure(name: string, key: string, webhookSecret: string): Promise<void> {
+    const record: ApiKeyRecord = { key_hash: hashKey(key), name, webhook_secret: webhookSecret, created_at: Date.now() };
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...keyItem(record.key_hash), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
   async byHash(hash: string): Promise<ApiKeyRecord | undefined> {
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: keyItem(hash) }));
     return Item ? apiKeyRecordSchema.parse(Item) : undefined;
@@ -56,7 +75,11 @@ export class ApiKeyStore {
     if (hit && hit.until > now) return hit.record;
     const found = await this.byHash(hash);
     const record = found && found.revoked_at === undefined ? found : undefined;
-    if (this.cacheMs > 0) this.cache.set(hash, { record, until: now + this.cacheMs });
+    if (this.cacheMs > 0) {
+      // Bounded: a flood of made-up keys must not grow a warm Lambda's memory.
+      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+      this.cache.set(hash, { record, until: now + this.cacheMs });
+    }
     return record;
   }
 

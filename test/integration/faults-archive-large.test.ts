@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videoSha256 } from '../../local/mp4';
-import { backstage, submitOk, upstreamStats, upstreamTask, videoEventsFor, type Backstage } from './fault-helpers';
+import { backstage, eventually, queuesSettled, submitOk, upstreamStats, upstreamTask, videoEventsFor, type Backstage } from './fault-helpers';
 import { startHarness, type Harness } from './helpers';
 
 /**
@@ -59,5 +59,30 @@ describe('large videos', () => {
     expect(videoEventsFor(h, id)).toEqual([]);
     expect(h.gw.upstream.stats.videoDownloadsStarted - before.videoDownloadsStarted).toBe(MAX_ATTEMPTS);
     expect(h.gw.upstream.stats.submitsAccepted - before.submitsAccepted).toBe(1);
+  }, 50_000);
+
+  it('an archive job delivered again while the first is at work, and once more after, stores and announces the video once', async () => {
+    const before = upstreamStats(h);
+    const id = await submitOk(h, { prompt: 'a slow tracking shot sim:bytes=24M' });
+    // SQS delivers at least once: the same job arrives twice while the first worker holds the task ...
+    await eventually('the first worker to claim the task', async () => {
+      const item = await ops.item(id);
+      return item.state === 'archiving' && item.archive_lease_until ? true : undefined;
+    });
+    const job = JSON.stringify({ taskId: id, attempt: 1 });
+    h.gw.sqs.sendMessage('archive', job);
+    h.gw.sqs.sendMessage('archive', job);
+    const done = await h.waitForStatus(id, 'succeeded', 40_000);
+    await queuesSettled(h, 30_000);
+    const after = await ops.item(id);
+    // ... and once more after the task has succeeded.
+    h.gw.sqs.sendMessage('archive', job);
+    await queuesSettled(h, 30_000);
+
+    expect(await ops.item(id)).toEqual(after);
+    expect(after).toMatchObject({ state: 'succeeded', archive_attempts: 1, video_sha256: done.video.sha256 });
+    expect(h.gw.upstream.stats.videoDownloadsStarted - before.videoDownloadsStarted).toBe(1);
+    expect(await ops.objectKeys(`videos/${id}`)).toEqual([`videos/${id}.mp4`]);
+    expect(videoEventsFor(h, id)).toHaveLength(1);
   }, 50_000);
 });

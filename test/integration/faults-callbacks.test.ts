@@ -106,6 +106,17 @@ describe('lost and repeated callbacks', () => {
     expect(item).toMatchObject({ state: 'succeeded', notify_status: 'delivered', notify_attempts: 1, archive_attempts: 1 });
   });
 
+  it('a failure whose callback was lost is found by polling: the task fails with upstream_failed', async () => {
+    const id = await submitOk(h, { prompt: 'a melting clock sim:fail sim:drop', callback_url: hooks.url });
+    const sim = upstreamTask(h, (await ops.item(id)).upstream_id);
+    await eventually('the upstream to fail the render', () => (sim.state === 'error' ? true : undefined));
+    expect(sim.callbacks).toEqual([]);
+    const failed = await reconcileUntil(h, `task ${id} to fail`, viewWhen(h, id, 'failed'));
+    expect(failed.error).toEqual({ code: 'upstream_failed', message: 'simulated render failure: the video could not be generated' });
+    const delivery = await h.waitFor('the failure webhook', async () => deliveriesFor(hooks.deliveries, id)[0]);
+    expect(verifiedPayload(h.gw.webhookSecret, delivery)).toMatchObject({ id, status: 'failed', error: { code: 'upstream_failed' } });
+  });
+
   it('an unknown state word from the upstream is treated as still running, not as a failure', async () => {
     const id = await submitOk(h, { prompt: 'a slow glacier sim:state=weird sim:render=1500' });
     const sim = upstreamTask(h, (await ops.item(id)).upstream_id);
@@ -170,6 +181,16 @@ describe('callbacks that must change nothing', () => {
     }
     expect(await ops.item(target)).toEqual(before);
     expect(await ops.objectKeys(`videos/${target}`)).toEqual([]);
+  });
+
+  it('a callback with the right token but naming another upstream task is refused with 409 and changes nothing', async () => {
+    const id = await submitOk(h, { prompt: 'a mirrored hall sim:render=stall' });
+    const before = await ops.item(id);
+    const token = callbackTokenOf(h, before.upstream_id);
+    const res = await postCallback(h, id, token, succeededBody('sim_someone_else'));
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as any).error.code).toBe('conflict');
+    expect(await ops.item(id)).toEqual(before);
   });
 
   it('a second callback for a finished task changes nothing', async () => {

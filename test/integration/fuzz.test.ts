@@ -30,7 +30,7 @@ let h: Harness;
 let db: DynamoDBDocumentClient;
 let owner: string;
 let callbackSecret: string;
-const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
 /** Tasks made before the fuzzing starts, targets for callbacks and task routes. */
 const fixtures: { id: string; upstreamId: string }[] = [];
@@ -88,7 +88,16 @@ function send(probe: Probe): Promise<Answer> {
   const { hostname, port } = new URL(h.gw.url);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port, method: probe.method, path: probe.path, headers: probe.headers, agent, timeout: 15_000 },
+      {
+        host: hostname,
+        port,
+        method: probe.method,
+        path: probe.path,
+        // An explicit length: a GET's body would otherwise be read as the next request on the connection.
+        headers: probe.body === undefined ? probe.headers : { ...probe.headers, 'content-length': String(probe.body.length) },
+        agent,
+        timeout: 15_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -151,7 +160,8 @@ function checkAnswer(probe: Probe, answer: Answer): unknown {
 
 // ---- the table ----------------------------------------------------------------------------
 
-async function newestTaskId(): Promise<string | undefined> {
+/** The caller's newest tasks, newest first (task ids sort by creation time). */
+async function newestTaskIds(limit: number): Promise<string[]> {
   const { byOwner } = tableSchema;
   const { Items = [] } = await db.send(
     new QueryCommand({
@@ -161,10 +171,10 @@ async function newestTaskId(): Promise<string | undefined> {
       ExpressionAttributeNames: { '#o': byOwner.partitionKey },
       ExpressionAttributeValues: { ':o': owner },
       ScanIndexForward: false,
-      Limit: 1,
+      Limit: limit,
     }),
   );
-  return Items[0]?.id as string | undefined;
+  return Items.map((i) => String(i.id));
 }
 
 async function item(pk: string): Promise<Record<string, unknown> | undefined> {
@@ -185,64 +195,85 @@ async function scanTable(): Promise<Record<string, unknown>[]> {
 /** Node trims optional whitespace around header values; the gateway sees the trimmed value. */
 const trimHeader = (v: string) => v.replace(/^[\t ]+|[\t ]+$/g, '');
 
+interface Shot {
+  probe: Probe;
+  /** A task the request may touch (a callback's task), checked for changes. */
+  target?: string;
+}
+
+/** The caller's newest task after the last batch; nothing but the fuzzed requests makes tasks. */
+let newestSeen: string | undefined;
+
 /**
- * One request with the write check around it. Only an accepted submit may add a task (and
- * claim its Idempotency-Key); any error answer must leave the caller's tasks, the key's
- * claim and the targeted task exactly as they were.
+ * One batch of requests, sent together, with the write check around it. Only accepted
+ * submits may add tasks (exactly the ids they answered) and claim an Idempotency-Key; a
+ * task or a claim may change only when some request of the batch touching it succeeded.
  */
-async function exchange(kind: string, probe: Probe, target?: string): Promise<void> {
-  runs[kind] = (runs[kind] ?? 0) + 1;
-  const idempotencyKey = probe.headers['idempotency-key'];
-  const idemPk = idempotencyKey === undefined ? undefined : `IDEM#${owner}#${trimHeader(idempotencyKey)}`;
-  const targetPk = target === undefined ? undefined : `TASK#${target}`;
-  const before = {
-    newest: await newestTaskId(),
-    idem: idemPk ? await item(idemPk) : undefined,
-    target: targetPk ? await item(targetPk) : undefined,
+async function exchange(kind: string, shots: Shot[]): Promise<void> {
+  runs[kind] = (runs[kind] ?? 0) + shots.length;
+  const claimPk = (s: Shot) => {
+    const key = s.probe.headers['idempotency-key'];
+    return key === undefined ? undefined : `IDEM#${owner}#${trimHeader(key)}`;
   };
+  const watched = [...new Set(shots.flatMap((s) => [claimPk(s), s.target && `TASK#${s.target}`]).filter((pk): pk is string => !!pk))];
+  const before = new Map(await Promise.all(watched.map(async (pk) => [pk, await item(pk)] as const)));
 
-  const answer = await send(probe);
-  const body = checkAnswer(probe, answer);
-  const where = () => `\n${describeProbe(probe)}\n=> ${answer.status} ${answer.text.slice(0, 400)}`;
+  const answers = await Promise.all(shots.map((s) => send(s.probe)));
+  const bodies = shots.map((s, i) => checkAnswer(s.probe, answers[i]!));
+  const where = (only?: number) =>
+    shots
+      .map((s, i) => (only === undefined || only === i ? `\n${describeProbe(s.probe)}\n=> ${answers[i]!.status} ${answers[i]!.text.slice(0, 400)}` : ''))
+      .join('');
 
-  const newest = await newestTaskId();
-  const submitted =
-    answer.status === 200 &&
-    typeof body === 'object' &&
-    body !== null &&
-    Object.keys(body).length === 1 &&
-    typeof (body as { id?: unknown }).id === 'string';
-  // The one refusal that is recorded: the upstream said no, and the task is failed with its reason.
-  const refusedUpstream = answer.status === 400 && typeof answer.headers['x-task-id'] === 'string';
-  if (submitted || refusedUpstream) {
-    const id = submitted ? (body as { id: string }).id : String(answer.headers['x-task-id']);
-    if (!isTaskId(id)) throw new Error(`submit answered an id that is not a task id: ${id}${where()}`);
-    if (!accepted.has(id) && newest !== id) throw new Error(`submit answered ${id} but the newest task is ${newest}${where()}`);
-    if (accepted.has(id) && newest !== before.newest) throw new Error(`a replayed submit added task ${newest}${where()}`);
-    accepted.add(id);
-    if (idempotencyKey !== undefined) acceptedIdempotencyKeys.add(trimHeader(idempotencyKey));
-    return;
-  }
-  if (newest !== before.newest) throw new Error(`task ${newest} was written for a request answered ${answer.status}${where()}`);
-  if (answer.status < 400) return; // reads and accepted callbacks
-  if (idemPk && !isDeepStrictEqual(before.idem, await item(idemPk)))
-    throw new Error(`the Idempotency-Key claim changed for a request answered ${answer.status}${where()}`);
-  if (targetPk) {
-    const after = await item(targetPk);
+  // Accepted submits: a 200 `{id}`, or the one recorded refusal (the upstream said no: the task is failed with its reason).
+  const fresh = new Set<string>();
+  const succeeded = new Set<string>(); // watched items some successful request of the batch may have changed
+  shots.forEach((s, i) => {
+    const answer = answers[i]!;
+    const body = bodies[i] as Record<string, unknown> | undefined;
+    const submitted = answer.status === 200 && body !== undefined && Object.keys(body).length === 1 && typeof body.id === 'string';
+    const refusedUpstream = answer.status === 400 && typeof answer.headers['x-task-id'] === 'string';
+    if (submitted || refusedUpstream) {
+      const id = submitted ? String(body!.id) : String(answer.headers['x-task-id']);
+      if (!isTaskId(id)) throw new Error(`submit answered an id that is not a task id: ${id}${where(i)}`);
+      if (!accepted.has(id)) fresh.add(id);
+      const key = s.probe.headers['idempotency-key'];
+      if (key !== undefined) acceptedIdempotencyKeys.add(trimHeader(key));
+    }
+    if (answer.status < 400 || refusedUpstream) {
+      const pk = claimPk(s);
+      if (pk) succeeded.add(pk);
+      if (s.target) succeeded.add(`TASK#${s.target}`);
+    }
+  });
+
+  const newest = await newestTaskIds(fresh.size + 1);
+  const made = newest.slice(0, newest.indexOf(newestSeen ?? '') === -1 ? newest.length : newest.indexOf(newestSeen ?? ''));
+  const stray = made.filter((id) => !fresh.has(id));
+  if (stray.length) throw new Error(`task ${stray.join(', ')} was written, but no request answered its id${where()}`);
+  const missing = [...fresh].filter((id) => !made.includes(id));
+  if (missing.length) throw new Error(`submit answered ${missing.join(', ')}, but no such new task is in the table${where()}`);
+  fresh.forEach((id) => accepted.add(id));
+  newestSeen = newest[0] ?? newestSeen;
+
+  for (const pk of watched) {
+    if (succeeded.has(pk)) continue;
+    const was = before.get(pk);
+    const now = await item(pk);
     // An archiving task is worked on in the background (the fuzz may have handed it a video URL).
-    const settled = before.target?.state !== 'archiving' && after?.state !== 'archiving';
-    if (settled && !isDeepStrictEqual(before.target, after))
-      throw new Error(`task ${target} changed for a request answered ${answer.status}${where()}`);
+    if (was?.state === 'archiving' || now?.state === 'archiving') continue;
+    if (!isDeepStrictEqual(was, now)) throw new Error(`${pk} changed, yet every request touching it was refused${where()}`);
   }
 }
 
-async function fuzz<T>(kind: string, arbitrary: fc.Arbitrary<T>, toProbe: (value: T) => { probe: Probe; target?: string }, numRuns: number, timeMs: number) {
+/** Requests go in batches of up to four at once: more requests in the time, and some races for free. */
+const batch = <T>(arbitrary: fc.Arbitrary<T>) => fc.array(arbitrary, { minLength: 1, maxLength: 4 });
+
+async function fuzz<T>(kind: string, arbitrary: fc.Arbitrary<T>, toShot: (value: T) => Shot, numRuns: number, timeMs: number) {
+  newestSeen = (await newestTaskIds(1))[0];
   try {
     await fc.assert(
-      fc.asyncProperty(arbitrary, async (value) => {
-        const { probe, target } = toProbe(value);
-        await exchange(kind, probe, target);
-      }),
+      fc.asyncProperty(batch(arbitrary), (values) => exchange(kind, values.map(toShot))),
       { numRuns, seed, plugins: [fc.interruptAfterTimeLimit(timeMs)] },
     );
   } catch (error) {
@@ -250,7 +281,7 @@ async function fuzz<T>(kind: string, arbitrary: fc.Arbitrary<T>, toProbe: (value
     throw error;
   }
   // Bounded by time, but a run that made next to no requests proves nothing.
-  expect(runs[kind] ?? 0).toBeGreaterThanOrEqual(Math.min(numRuns, 100));
+  expect(runs[kind] ?? 0).toBeGreaterThanOrEqual(Math.min(numRuns, 200));
 }
 
 // ---- generators ---------------------------------------------------------------------------
@@ -421,7 +452,7 @@ const segment = fc.oneof(
   { arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).map((s) => encodeURIComponent(s)), weight: 2 },
   { arbitrary: fc.tuple(pathText(0, 8), percentEscapes, pathText(0, 8)).map((p) => p.join('')), weight: 1 },
   // Past DynamoDB's 2 KiB key limit once in a key, still within what an HTTP server takes in a request line.
-  { arbitrary: fc.integer({ min: 256, max: 6000 }).chain((n) => fc.constantFrom('a', 'task_', '%41', '%C3%A9').map((u) => u.repeat(Math.ceil(n / u.length)))), weight: 1 },
+  { arbitrary: fc.integer({ min: 256, max: 1500 }).chain((n) => fc.constantFrom('a', 'task_', '%41', '%C3%A9').map((u) => u.repeat(Math.ceil(n / u.length)))), weight: 1 },
 );
 
 const taskIdLike = fc.oneof(
@@ -442,7 +473,7 @@ const queryString = fc
     fc.tuple(
       fc.oneof(fc.constantFrom('limit', 'after', 'LIMIT', 'limit[]', 'token', ''), pathText(0, 10).map((s) => s.replace(/[&=]/g, ''))),
       fc.oneof(
-        fc.constantFrom('0', '-1', '1', '20', '100', '101', '1e2', '1.5', '%205', '0x10', 'NaN', 'Infinity', '', '9007199254740993', '１０'),
+        fc.constantFrom('0', '-1', '1', '20', '100', '101', '1e2', '1.5', '%205', '0x10', 'NaN', 'Infinity', '', '9007199254740993', encodeURIComponent('１０')),
         percentEscapes,
         pathText(0, 80).map((s) => s.replace(/&/g, '')),
         fc.string({ unit: 'grapheme', maxLength: 70 }).map((s) => encodeURIComponent(s)),
@@ -463,10 +494,10 @@ const method = fc.oneof(
 const MAX_TARGET = 8192;
 
 const probePath = fc.oneof(
-  { arbitrary: fc.array(segment, { maxLength: 8 }).map((s) => `/${s.join('/')}`), weight: 4 },
+  { arbitrary: fc.array(segment, { maxLength: 8 }).map((s) => `/${s.join('/')}`).filter((p) => !p.startsWith('//')), weight: 4 },
   { arbitrary: fc.tuple(routeWithId, taskIdLike).map(([r, id]) => r.replace('{id}', id)), weight: 4 },
-  { arbitrary: fc.array(segment, { maxLength: 4 }).map((s) => `//${s.join('/')}`), weight: 1 },
-  { arbitrary: fc.constantFrom('*', '/', '//', '/v1/videos/generations/', '/v1//videos/generations', '/V1/VIDEOS/GENERATIONS', '/v1/videos/generations/../generations', '/v1/videos/generations/./x/..'), weight: 1 },
+  
+  { arbitrary: fc.constantFrom('*', '/', '/v1/videos/generations/', '/v1//videos/generations', '/V1/VIDEOS/GENERATIONS', '/v1/videos/generations/../generations', '/v1/videos/generations/./x/..'), weight: 1 },
 ).map((p) => p.slice(0, MAX_TARGET - 600));
 
 // ---- the properties -----------------------------------------------------------------------
@@ -486,7 +517,7 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
           body,
         },
       }),
-      1600,
+      800,
       10_000,
     );
   }, 30_000);
@@ -499,7 +530,7 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
       ([m, path, query, headers, body]) => ({
         probe: { method: m, path: query === null ? path : `${path}?${query}`, headers, body: body ?? undefined },
       }),
-      900,
+      400,
       6_000,
     );
   }, 25_000);
@@ -510,7 +541,7 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
       'list',
       arbitrary,
       ([query, path]) => ({ probe: { method: 'GET', path: `${path}?${query}`, headers: { authorization: `Bearer ${h.gw.apiKey}` } } }),
-      400,
+      160,
       3_000,
     );
   }, 20_000);
@@ -560,13 +591,13 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
           // a broken escape: the route does not match, the token does not matter
         }
         const tokenFor = (taskId: string) => callbackToken(callbackSecret, taskId);
-        const tokens: Record<string, string> = {
-          valid: tokenFor(decoded),
-          'valid-for-another-task': tokenFor(`${decoded}x`),
-          'valid-plus-one': `${tokenFor(decoded)}A`,
-          'valid-twice': `${tokenFor(decoded)}&token=${tokenFor(decoded)}`,
-        };
-        const query = tok === undefined ? '' : `?token=${tokens[tok] ?? tok}`;
+        const tokens = new Map([
+          ['valid', tokenFor(decoded)],
+          ['valid-for-another-task', tokenFor(`${decoded}x`)],
+          ['valid-plus-one', `${tokenFor(decoded)}A`],
+          ['valid-twice', `${tokenFor(decoded)}&token=${tokenFor(decoded)}`],
+        ]);
+        const query = tok === undefined ? '' : `?token=${tokens.get(tok) ?? tok}`;
         const isFixture = fixtures.some((f) => f.id === decoded);
         return {
           probe: {
@@ -578,7 +609,7 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
           target: isFixture ? decoded : undefined,
         };
       },
-      700,
+      300,
       6_000,
     );
   }, 25_000);
