@@ -30,23 +30,27 @@ export function lambdaContext(name: string, timeoutMs: number): Context {
 
 /** Build the API Gateway (HTTP API, payload 2.0) event that the cloud would hand the Lambda. */
 export function toEvent(req: IncomingMessage, body: Buffer): { lambda: LambdaName; event: APIGatewayProxyEventV2 } {
-  const url = new URL(req.url ?? '/', 'http://local');
+  // Split by hand: `new URL` would read a path such as `//host/x` as another host.
+  const target = req.url ?? '/';
+  const queryAt = target.indexOf('?');
+  const path = queryAt < 0 ? target : target.slice(0, queryAt);
+  const rawQuery = queryAt < 0 ? '' : target.slice(queryAt + 1);
   const method = (req.method ?? 'GET').toUpperCase();
-  const match = matchRoute(method, url.pathname);
+  const match = matchRoute(method, path);
   const key = match ? routeKey(match.route) : '$default';
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined && name !== 'cookie') headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
   const query: Record<string, string> = {};
-  for (const [name, value] of url.searchParams) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
+  for (const [name, value] of new URLSearchParams(rawQuery)) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
   const textual = /^(application\/([\w.+-]+\+)?json|text\/|application\/x-www-form-urlencoded)/i.test(headers['content-type'] ?? '');
   const now = new Date();
   const event: APIGatewayProxyEventV2 = {
     version: '2.0',
     routeKey: key,
-    rawPath: url.pathname,
-    rawQueryString: url.search.slice(1),
+    rawPath: path,
+    rawQueryString: rawQuery,
     cookies: req.headers.cookie?.split(/;\s*/),
     headers,
     queryStringParameters: Object.keys(query).length ? query : undefined,
@@ -58,7 +62,7 @@ export function toEvent(req: IncomingMessage, body: Buffer): { lambda: LambdaNam
       domainPrefix: 'local',
       http: {
         method,
-        path: url.pathname,
+        path,
         protocol: `HTTP/${req.httpVersion}`,
         sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
         userAgent: headers['user-agent'] ?? '',

@@ -546,7 +546,8 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     }
     if (mode === 'stall') {
       res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
-      res.write(video.slice(0, Math.min(video.size, 64 * 1024) - 1));
+      // At most 64 KiB and always short of the declared length (slice's end is inclusive).
+      res.write(video.slice(0, Math.min(video.size - 1, 64 * 1024) - 1));
       return; // the rest never comes
     }
     let source;

@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts';
+import { isTaskId } from './ids';
 import { tableSchema } from './table-schema';
 
 export interface Clock {
@@ -78,6 +79,7 @@ export class TaskStore {
   }
 
   async get(id: string): Promise<TaskRecord | undefined> {
+    if (!isTaskId(id)) return undefined; // not one of ours; also keeps odd input away from the key
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: taskKey(id), ConsistentRead: true }));
     return Item ? taskRecordSchema.parse(Item) : undefined;
   }

@@ -106,9 +106,7 @@ describe('webhook delivery', () => {
     },
   );
 
-  // it.fails for now: notifyTask stamps every retry with a wall-clock `notBefore`, so the
-  // wait is 30 s × 2^n of real time whatever queueTimeScale says (bug reported with issue 3).
-  it.fails('a receiver answering 500 twice then 200 gets the event on the 3rd attempt, each attempt recorded, same webhook-id, each signature valid', async () => {
+  it('a receiver answering 500 twice then 200 gets the event on the 3rd attempt, each attempt recorded, same webhook-id, each signature valid', async () => {
     const hooks = await startHookReceiver({ respond: (n) => (n < 2 ? 500 : 200) });
     try {
       const id = await submitOk(h, { prompt: 'a bell tower at noon', callback_url: hooks.url });
@@ -134,9 +132,10 @@ describe('webhook delivery', () => {
         [2, 'HTTP 500'],
         [3, 'HTTP 200'],
       ]);
-      // Backoff: the second wait is longer than the first.
+      // Backoff: about 30 s, then 60 s (±25 %), here scaled by 0.01.
       const [a, b, c] = deliveries.map((d) => d.at) as [number, number, number];
-      expect(c - b).toBeGreaterThan(b - a);
+      expect(b - a).toBeGreaterThanOrEqual(220);
+      expect(c - b).toBeGreaterThanOrEqual(440);
       expect(item.open).toBeUndefined();
 
       await h.gw.reconcileNow();
@@ -147,9 +146,7 @@ describe('webhook delivery', () => {
     }
   });
 
-  // it.fails for now: notifyTask stamps every retry with a wall-clock `notBefore`, so the
-  // wait is 30 s × 2^n of real time whatever queueTimeScale says (bug reported with issue 3).
-  it.fails('a client endpoint that is down for a while still receives the event once it is back', async () => {
+  it('a client endpoint that is down for a while still receives the event once it is back', async () => {
     const dead = await deadEndpoint();
     let hooks: HookReceiver | undefined;
     try {
@@ -185,9 +182,7 @@ describe('webhook delivery', () => {
     }
   });
 
-  // it.fails for now: notifyTask stamps every retry with a wall-clock `notBefore`, so the
-  // wait is 30 s × 2^n of real time whatever queueTimeScale says (bug reported with issue 3).
-  it.fails(`a receiver that never accepts is given up after NOTIFY_RETRY_SECONDS (${RETRY_SECONDS} s): abandoned, every attempt recorded`, async () => {
+  it(`a receiver that never accepts is given up after NOTIFY_RETRY_SECONDS (${RETRY_SECONDS} s): abandoned, every attempt recorded`, async () => {
     const hooks = await startHookReceiver({ respond: () => 500 });
     try {
       const id = await submitOk(h, { prompt: 'a door nobody answers', callback_url: hooks.url });

@@ -891,7 +891,7 @@ describe('notifying the client', () => {
     const task = seedTask(g, { state: 'failed', error_code: 'timeout', error_message: 'too slow', callback_url: hookUrl, notify_status: 'pending' });
     await notifyTask({ taskId: task.id, attempt: 1 }, g);
     expect(taskItem(task.id)).toMatchObject({ notify_status: 'pending', notify_attempts: 1, notify_log: [{ attempt: 1, outcome: 'HTTP 500' }] });
-    expect(g.queues.notify).toHaveBeenCalledWith({ taskId: task.id, attempt: 2, notBefore: expect.any(Number) }, expect.any(Number));
+    expect(g.queues.notify).toHaveBeenCalledWith({ taskId: task.id, attempt: 2 }, expect.any(Number));
   });
 });
 

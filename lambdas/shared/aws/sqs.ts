@@ -16,7 +16,8 @@ export async function sendJob(queueUrl: string, job: object, delaySeconds = 0): 
     new SendMessageCommand({
       QueueUrl: queueUrl,
       MessageBody: JSON.stringify(job),
-      DelaySeconds: Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.round(delaySeconds))),
+      // Rounded up: a wait with less than a second left must not come back at once, again and again.
+      DelaySeconds: Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.ceil(delaySeconds))),
     }),
   );
 }

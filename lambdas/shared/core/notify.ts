@@ -74,8 +74,10 @@ export async function notifyTask(job: NotifyJob, d: NotifyNeeds): Promise<void> 
     return;
   }
   const delay = backoffSeconds(job.attempt, { base: NOTIFY_BASE_SECONDS, cap: NOTIFY_CAP_SECONDS });
-  const notBefore = now + delay * 1000;
+  const retryAt = now + delay * 1000;
   logger.warn('webhook not delivered, will retry', { taskId: task.id, attempt: job.attempt, retryInSeconds: delay, outcome });
-  await d.store.recordNotifyAttempt(task.id, { attempt: job.attempt, outcome }, { nextAt: notBefore + NOTIFY_GRACE_MS });
-  await d.queues.notify({ taskId: task.id, attempt: job.attempt + 1, notBefore }, Math.min(delay, MAX_DELAY_SECONDS));
+  await d.store.recordNotifyAttempt(task.id, { attempt: job.attempt, outcome }, { nextAt: retryAt + NOTIFY_GRACE_MS });
+  // A wait within the queue's own delay is left to the queue; longer ones carry their end time.
+  const next = { taskId: task.id, attempt: job.attempt + 1, ...(delay > MAX_DELAY_SECONDS ? { notBefore: retryAt } : {}) };
+  await d.queues.notify(next, Math.min(delay, MAX_DELAY_SECONDS));
 }
