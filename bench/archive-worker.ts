@@ -35,6 +35,8 @@ export interface WorkerResult {
   peakHeapGrowth: number;
   /** The kernel's high-water mark of this process's RSS, start-up included. */
   vmHwm: number;
+  /** CPU time (user + system, all threads) this process spent on the run. */
+  cpuMs: number;
   samples: number;
   sha256?: string;
 }
@@ -90,7 +92,9 @@ async function main() {
   };
   const timer = setInterval(sample, SAMPLE_MS);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const outcome = await run();
+  const cpu = process.cpuUsage(cpu0);
   const seconds = (performance.now() - t0) / 1000;
   clearInterval(timer);
   sample();
@@ -105,6 +109,7 @@ async function main() {
     peakExternalGrowth: peakExternal - (start.external + start.arrayBuffers),
     peakHeapGrowth: peakHeap - start.heapUsed,
     vmHwm: vmHwm(),
+    cpuMs: (cpu.user + cpu.system) / 1000,
     samples,
     sha256: outcome.sha256,
   };

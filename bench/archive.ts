@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,7 +42,7 @@ async function renderedVideo(upstream: SimulatedUpstream, bytes: number): Promis
 }
 
 /** s3rver in its own process (see s3rver-child.ts), holding its objects under `directory`. */
-async function startS3(directory: string): Promise<{ endpoint: string; close(): Promise<void> }> {
+async function startS3(directory: string): Promise<{ endpoint: string; cpuMs(): number; close(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 's3rver-child.ts'), directory, BUCKET], {
     cwd: projectRoot,
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
@@ -57,6 +58,7 @@ async function startS3(directory: string): Promise<{ endpoint: string; close(): 
   const { endpoint } = JSON.parse(first) as { endpoint: string };
   return {
     endpoint,
+    cpuMs: () => processCpuMs(child.pid!),
     async close() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -64,6 +66,13 @@ async function startS3(directory: string): Promise<{ endpoint: string; close(): 
       clearTimeout(timer);
     },
   };
+}
+
+/** CPU time (user + system) a process has used so far, from /proc. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 async function objectSize(endpoint: string, key: string): Promise<number | undefined> {
@@ -84,18 +93,34 @@ async function runWorker(job: WorkerJob): Promise<WorkerResult> {
   return lastJson<WorkerResult>(result, `${job.mode} worker`);
 }
 
+export interface RunResult extends WorkerResult {
+  /** CPU the bench process (the simulated upstream) spent during the run. */
+  upstreamCpuMs: number;
+  /** CPU the s3rver process spent during the run (archive only). */
+  s3CpuMs: number;
+}
+
 /** One run, in temp storage that is deleted afterwards (a 1 GiB video is 1 GiB on disk, or more while s3rver assembles it). */
-async function runOnce(mode: WorkerJob['mode'], url: string, bytes: number): Promise<WorkerResult> {
+async function runOnce(mode: WorkerJob['mode'], url: string, bytes: number): Promise<RunResult> {
   const tmp = tempDir(`archive-${mode}`);
   try {
-    if (mode === 'file') return await runWorker({ mode, url, bytes, outFile: join(tmp.path, 'video.mp4') });
+    if (mode === 'file') {
+      const cpu0 = process.cpuUsage();
+      const result = await runWorker({ mode, url, bytes, outFile: join(tmp.path, 'video.mp4') });
+      const cpu = process.cpuUsage(cpu0);
+      return { ...result, upstreamCpuMs: (cpu.user + cpu.system) / 1000, s3CpuMs: 0 };
+    }
     const s3 = await startS3(tmp.path);
     try {
       const key = `videos/bench-${bytes}.mp4`;
+      const s3Cpu0 = s3.cpuMs();
+      const cpu0 = process.cpuUsage();
       const result = await runWorker({ mode, url, bytes, s3Endpoint: s3.endpoint, bucket: BUCKET, key });
+      const cpu = process.cpuUsage(cpu0);
+      const s3CpuMs = s3.cpuMs() - s3Cpu0;
       const stored = await objectSize(s3.endpoint, key);
       if (stored !== bytes) throw new Error(`s3rver holds ${stored} bytes for ${key}, expected ${bytes}`);
-      return result;
+      return { ...result, upstreamCpuMs: (cpu.user + cpu.system) / 1000, s3CpuMs };
     } finally {
       await s3.close();
     }
@@ -106,8 +131,8 @@ async function runOnce(mode: WorkerJob['mode'], url: string, bytes: number): Pro
 
 export interface ArchiveRow {
   bytes: number;
-  archive: WorkerResult;
-  baseline: WorkerResult;
+  archive: RunResult;
+  baseline: RunResult;
 }
 
 export async function measureArchive(options: { sizes?: number[] } = {}): Promise<ArchiveRow[]> {
@@ -131,6 +156,7 @@ export async function measureArchive(options: { sizes?: number[] } = {}): Promis
 
 const label = (bytes: number) => (bytes >= GiB ? `${fixed(bytes / GiB)} GiB` : `${fixed(bytes / MiB)} MiB`);
 const mibps = (r: WorkerResult) => r.bytes / MiB / r.seconds;
+const perMiB = (r: WorkerResult, ms: number) => ms / (r.bytes / MiB);
 const growth = (r: WorkerResult) => (r.peakRss - r.startRss) / MiB;
 
 export function archiveReport(rows: readonly ArchiveRow[]): string {
@@ -153,6 +179,20 @@ export function archiveReport(rows: readonly ArchiveRow[]): string {
         fixed(r.archive.peakExternalGrowth / MiB, 1),
         fixed(r.archive.peakHeapGrowth / MiB, 1),
         fixed(r.archive.vmHwm / MiB),
+      ]),
+    ),
+    '',
+    '#### CPU per MiB moved (ms), by process: where the archive\'s time goes on this machine',
+    '',
+    table(
+      ['video', 'archive worker', 'baseline worker', 's3rver', 'upstream (archive)', 'upstream (baseline)'],
+      rows.map((r) => [
+        label(r.bytes),
+        fixed(perMiB(r.archive, r.archive.cpuMs), 1),
+        fixed(perMiB(r.baseline, r.baseline.cpuMs), 1),
+        fixed(perMiB(r.archive, r.archive.s3CpuMs), 1),
+        fixed(perMiB(r.archive, r.archive.upstreamCpuMs), 1),
+        fixed(perMiB(r.baseline, r.baseline.upstreamCpuMs), 1),
       ]),
     ),
     '',

@@ -234,7 +234,7 @@ async function exchange(kind: string, shots: Shot[]): Promise<void> {
   shots.forEach((s, i) => {
     const answer = answers[i]!;
     const body = bodies[i] as Record<string, unknown> | undefined;
-    const submitted = answer.status === 299 && body !== undefined && Object.keys(body).length === 1 && typeof body.id === 'string';
+    const submitted = answer.status === 200 && body !== undefined && Object.keys(body).length === 1 && typeof body.id === 'string';
     const refusedUpstream = answer.status === 400 && typeof answer.headers['x-task-id'] === 'string';
     if (submitted || refusedUpstream) {
       const id = submitted ? String(body!.id) : String(answer.headers['x-task-id']);
@@ -252,12 +252,13 @@ async function exchange(kind: string, shots: Shot[]): Promise<void> {
 
   const newest = await newestTaskIds(fresh.size + 1);
   const made = newest.slice(0, newest.indexOf(newestSeen ?? '') === -1 ? newest.length : newest.indexOf(newestSeen ?? ''));
+  // Moved on before judging, so that the runs of a shrink are judged on their own writes.
+  newestSeen = newest[0] ?? newestSeen;
+  fresh.forEach((id) => accepted.add(id));
   const stray = made.filter((id) => !fresh.has(id));
   if (stray.length) throw new Error(`task ${stray.join(', ')} was written, but no request answered its id${where()}`);
   const missing = [...fresh].filter((id) => !made.includes(id));
   if (missing.length) throw new Error(`submit answered ${missing.join(', ')}, but no such new task is in the table${where()}`);
-  fresh.forEach((id) => accepted.add(id));
-  newestSeen = newest[0] ?? newestSeen;
 
   for (const pk of watched) {
     if (succeeded.has(pk)) continue;
@@ -284,7 +285,7 @@ async function fuzz<T>(kind: string, arbitrary: fc.Arbitrary<T>, toShot: (value:
     throw error;
   }
   // Bounded by time, but a run that made next to no requests proves nothing.
-  expect(runs[kind] ?? 0).toBeGreaterThanOrEqual(Math.min(numRuns, 200));
+  expect(runs[kind] ?? 0).toBeGreaterThanOrEqual(Math.min(numRuns, 100));
 }
 
 // ---- generators ---------------------------------------------------------------------------
@@ -517,9 +518,10 @@ const method = fc.oneof(
 /** Request targets up to 8 KiB: longer ones are refused by the HTTP server before any gateway code runs. */
 const MAX_TARGET = 8192;
 
-const probePath = fc.oneof(
+/** Paths of any shape; `known` ids (tasks that exist) make some of them real. */
+const probePath = (known: string[]) => fc.oneof(
   { arbitrary: fc.array(segment, { maxLength: 8 }).map((s) => `/${s.join('/')}`), weight: 4 },
-  { arbitrary: fc.tuple(routeWithId, taskIdLike).map(([r, id]) => r.replace('{id}', id)), weight: 4 },
+  { arbitrary: fc.tuple(routeWithId, fc.oneof(taskIdLike, fc.constantFrom(...known))).map(([r, id]) => r.replace('{id}', id)), weight: 4 },
   { arbitrary: fc.array(segment, { maxLength: 4 }).map((s) => `//${s.join('/')}`), weight: 1 },
   { arbitrary: fc.constantFrom('*', '/', '//', '/v1/videos/generations/', '/v1//videos/generations', '/V1/VIDEOS/GENERATIONS', '/v1/videos/generations/../generations', '/v1/videos/generations/./x/..'), weight: 1 },
 ).map((p) => p.slice(0, MAX_TARGET - 600));
@@ -547,7 +549,7 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
   }, 30_000);
 
   it('generated paths and methods', async () => {
-    const arbitrary = fc.tuple(method, probePath, fc.option(queryString), optionalHeaders(h.gw.apiKey), fc.option(submitBodyText));
+    const arbitrary = fc.tuple(method, probePath(fixtures.map((f) => f.id)), fc.option(queryString), optionalHeaders(h.gw.apiKey), fc.option(submitBodyText));
     await fuzz(
       'paths',
       arbitrary,

@@ -22,6 +22,7 @@ describe('under load, nothing is lost and nothing doubled', () => {
     console.info(formatLoadReport(report));
 
     expect(report.violations).toEqual([]);
+    expect(report.settled).toBe(true);
     // The run did what it is meant to: real load, and each fault actually happened.
     expect(report.tasks.answered).toBeGreaterThan(20);
     expect(report.upstream.submitsRefused).toBeGreaterThan(0);
