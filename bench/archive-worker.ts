@@ -63,7 +63,6 @@ async function main() {
     const videos = new VideoStore({
       s3,
       bucket: job.bucket!,
-      presignSeconds: 3600,
       maxBytes: 2 * 1024 ** 3,
       policy: localPolicy,
       timeoutMs: 15_000,

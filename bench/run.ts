@@ -42,9 +42,11 @@ async function section(name: Part, run: () => Promise<string>) {
 }
 
 await section('coldstart', async () =>
-  coldStartReport(await measureColdStart(quick ? { runs: 10, profileRuns: 2, plainMode: false } : { runs: 11, profileRuns: 3 })),
+  coldStartReport(await measureColdStart(quick ? { runs: 10, profileRuns: 2, plainMode: false } : { runs: 11, profileRuns: 2 })),
 );
-await section('archive', async () => archiveReport(await measureArchive({ sizes: quick ? [100 * MiB] : [100 * MiB, 1024 * MiB] })));
+await section('archive', async () =>
+  archiveReport(await measureArchive(quick ? { sizes: [100 * MiB], runs: 1 } : { sizes: [100 * MiB, 1024 * MiB], runs: 2 })),
+);
 const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, warmupSeconds: 2 };
 await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
 

@@ -173,8 +173,9 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     webhookSecret: `whsec_${randomBytes(32).toString('base64')}`,
   }));
   const apiKey = options.apiKey ?? local.apiKey;
-  const { gateway } = await import('../lambdas/shared/handler-kit');
-  await gateway.keys.ensure('local', apiKey, local.webhookSecret);
+  const { config } = await import('../lambdas/shared/config');
+  const keys = (await import('../lambdas/shared/parts')).keyStore(config());
+  await keys.ensure('local', apiKey, local.webhookSecret);
 
   const schedule = startSchedule(
     () => lambdas.reconcile({}, lambdaContext('reconcile', 300_000)),
@@ -205,7 +206,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     bucketName: BUCKET,
     endpoints: { dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
     s3Events,
-    createKey: async (name) => (await gateway.keys.create(name)).key,
+    createKey: async (name) => (await keys.create(name)).key,
     reconcileNow: () => schedule.runNow(),
     async stop() {
       rmSync(endpointsFile, { force: true });

@@ -1,5 +1,15 @@
+import { config } from '../shared/config';
 import { archiveJobSchema } from '../shared/contracts';
 import { archiveTask } from '../shared/core/archive';
 import { queueHandler } from '../shared/handler-kit';
+import { queues, taskStore } from '../shared/parts';
+import { videoArchiver } from '../shared/videos';
 
-export const handler = queueHandler(archiveJobSchema, archiveTask);
+const c = config();
+
+export const handler = queueHandler(archiveJobSchema, archiveTask, {
+  config: c,
+  store: taskStore(c),
+  archiver: videoArchiver(c),
+  queues: queues(c),
+});

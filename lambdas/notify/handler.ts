@@ -1,5 +1,16 @@
+import { config } from '../shared/config';
 import { notifyJobSchema } from '../shared/contracts';
 import { notifyTask } from '../shared/core/notify';
 import { queueHandler } from '../shared/handler-kit';
+import { keyStore, queues, taskStore } from '../shared/parts';
+import { videoLinks } from '../shared/parts-s3';
 
-export const handler = queueHandler(notifyJobSchema, notifyTask);
+const c = config();
+
+export const handler = queueHandler(notifyJobSchema, notifyTask, {
+  config: c,
+  store: taskStore(c),
+  keys: keyStore(c),
+  videos: videoLinks(c),
+  queues: queues(c),
+});

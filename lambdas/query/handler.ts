@@ -1,4 +1,9 @@
+import { config } from '../shared/config';
 import { queryTasks } from '../shared/core/query';
 import { httpHandler } from '../shared/handler-kit';
+import { keyStore, taskStore } from '../shared/parts';
+import { videoLinks } from '../shared/parts-s3';
 
-export const handler = httpHandler(queryTasks);
+const c = config();
+
+export const handler = httpHandler(queryTasks, { store: taskStore(c), keys: keyStore(c), videos: videoLinks(c) });

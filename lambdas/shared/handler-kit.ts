@@ -2,28 +2,22 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { z } from 'zod';
-import { config } from './config';
-import type { Gateway } from './core/deps';
-import { gatewayFromConfig } from './gateway';
 import { jsonErrors, type HttpEvent, type HttpResult } from './http';
 import { logger } from './logger';
 
-/** The process's gateway, from configuration read (and checked) when the Lambda loads. */
-export const gateway: Gateway = gatewayFromConfig(config());
-
 /** An HTTP Lambda: structured logs with the request context, and every error as the API's JSON error. */
-export function httpHandler(core: (event: HttpEvent, gateway: Gateway) => Promise<HttpResult>) {
+export function httpHandler<D>(core: (event: HttpEvent, deps: D) => Promise<HttpResult>, deps: D) {
   return middy<HttpEvent, HttpResult>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(jsonErrors())
-    .handler((event) => core(event, gateway));
+    .handler((event) => core(event, deps));
 }
 
 /**
  * An SQS Lambda: each message parsed with its contract and handled on its own; the ones
  * that throw are reported back to SQS for redelivery, the rest are done.
  */
-export function queueHandler<S extends z.ZodType>(schema: S, core: (job: z.infer<S>, gateway: Gateway) => Promise<void>) {
+export function queueHandler<S extends z.ZodType, D>(schema: S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => {
@@ -38,7 +32,7 @@ export function queueHandler<S extends z.ZodType>(schema: S, core: (job: z.infer
           continue;
         }
         try {
-          await core(job, gateway);
+          await core(job, deps);
         } catch (error) {
           logger.error('queue job failed, will be redelivered', { messageId: record.messageId, error: error as Error });
           batchItemFailures.push({ itemIdentifier: record.messageId });

@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { logger } from './logger';
-import { openGet, type OutboundPolicy } from './outbound';
+import { s3 } from './aws/s3';
+import type { Config } from './config';
+import { openGet, policyFor, type OutboundPolicy } from './outbound';
 import type { VideoFacts } from './task-store';
-
-/** Where a task's video lives in the bucket; the stack's notification filter matches it. */
-export const videoKey = (taskId: string) => `videos/${taskId}.mp4`;
 
 /** Multipart upload shape: memory held is about part size × queue size, whatever the video's size. */
 export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
@@ -21,22 +19,14 @@ export class ArchiveError extends Error {}
 export interface VideoStoreOptions {
   s3: S3Client;
   bucket: string;
-  presignSeconds: number;
   maxBytes: number;
   policy: OutboundPolicy;
   timeoutMs: number;
 }
 
+/** Writes videos into the bucket (the archive worker's half; links are `VideoLinks`). */
 export class VideoStore {
   constructor(private readonly o: VideoStoreOptions) {}
-
-  /** A fresh, short-lived GET URL for a stored video. */
-  async presign(key: string, now = Date.now()): Promise<{ url: string; expiresAt: number }> {
-    const url = await getSignedUrl(this.o.s3, new GetObjectCommand({ Bucket: this.o.bucket, Key: key }), {
-      expiresIn: this.o.presignSeconds,
-    });
-    return { url, expiresAt: Math.floor(now / 1000) + this.o.presignSeconds };
-  }
 
   /**
    * Stream the video at `sourceUrl` into the bucket under `key`, never holding it whole.
@@ -128,3 +118,13 @@ class VideoInspector extends Transform {
     return this.problem;
   }
 }
+
+/** The archive worker's writer, from configuration. */
+export const videoArchiver = (c: Config) =>
+  new VideoStore({
+    s3: s3(),
+    bucket: c.BUCKET_NAME,
+    maxBytes: c.MAX_VIDEO_BYTES,
+    policy: policyFor(c.LOCAL_MODE),
+    timeoutMs: c.UPSTREAM_TIMEOUT_MS,
+  });

@@ -1,4 +1,17 @@
+import { config } from '../shared/config';
 import { submitTask } from '../shared/core/submit';
 import { httpHandler } from '../shared/handler-kit';
+import { callbackSecret, idempotencyStore, keyStore, queues, taskStore } from '../shared/parts';
+import { providerFor } from '../shared/providers';
 
-export const handler = httpHandler(submitTask);
+const c = config();
+
+export const handler = httpHandler(submitTask, {
+  config: c,
+  store: taskStore(c),
+  keys: keyStore(c),
+  idempotency: idempotencyStore(c),
+  provider: providerFor(c),
+  queues: queues(c),
+  callbackSecret: callbackSecret(c),
+});

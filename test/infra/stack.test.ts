@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lambdas/shared/config';
 import { defaultRouteLambda, lambdaNames, routeKey, routes, type LambdaName } from '../../lambdas/shared/routes';
 import { tableSchema } from '../../lambdas/shared/table-schema';
-import { videoKey } from '../../lambdas/shared/videos';
+import { videoKey } from '../../lambdas/shared/video-links';
 import { accessLogFields } from '../../lib/gateway-http-api';
 import { videoKeyPrefix, videoKeySuffix } from '../../lib/storage';
 import { onlyResourceOfType, render, resourcesOfType, synthesizeGateway, type Synthesized } from './support';

@@ -164,7 +164,7 @@ type Queues = Gateway['queues'];
 interface Harness extends Gateway {
   provider: UpstreamProvider & { submit: Mock<UpstreamProvider['submit']>; status: Mock<UpstreamProvider['status']> };
   queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']> };
-  videos: VideoStore & { archive: Mock<VideoStore['archive']> };
+  archiver: VideoStore & { archive: Mock<VideoStore['archive']> };
   clock: FakeClock;
 }
 
@@ -184,8 +184,10 @@ function gateway(env: Record<string, string> = {}): Harness {
   };
   const videos = {
     presign: async (key: string) => ({ url: `https://vtg-unit-videos.s3.amazonaws.com/${key}?X-Amz-Signature=abc`, expiresAt: 1_900_000_000 }),
-    archive: vi.fn<VideoStore['archive']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 2048, sha256: 'ab'.repeat(32), contentType: 'video/mp4' })),
   } as unknown as Harness['videos'];
+  const archiver = {
+    archive: vi.fn<VideoStore['archive']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 2048, sha256: 'ab'.repeat(32), contentType: 'video/mp4' })),
+  } as unknown as Harness['archiver'];
   return {
     config,
     clock,
@@ -194,6 +196,7 @@ function gateway(env: Record<string, string> = {}): Harness {
     idempotency: new IdempotencyStore(db, config.TABLE_NAME),
     provider,
     videos,
+    archiver,
     queues: { archive: vi.fn<Queues['archive']>(async () => undefined), notify: vi.fn<Queues['notify']>(async () => undefined) },
     callbackSecret: async () => CALLBACK_SECRET,
   };
@@ -806,7 +809,7 @@ describe('archiving a video', () => {
     const g = gateway();
     const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4', callback_url: 'https://hooks.example.com/v' });
     await archiveTask({ taskId: task.id, attempt: 1 }, g);
-    expect(g.videos.archive).toHaveBeenCalledWith('https://cdn.duomi.example/v.mp4', `videos/${task.id}.mp4`);
+    expect(g.archiver.archive).toHaveBeenCalledWith('https://cdn.duomi.example/v.mp4', `videos/${task.id}.mp4`);
     expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', video_key: `videos/${task.id}.mp4`, video_bytes: 2048 });
     expect(g.queues.notify).toHaveBeenCalledExactlyOnceWith({ taskId: task.id, attempt: 1 });
   });
@@ -815,13 +818,13 @@ describe('archiving a video', () => {
     const g = gateway();
     const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4', archive_lease_until: g.clock.now() + ARCHIVE_LEASE_MS });
     await archiveTask({ taskId: task.id, attempt: 1 }, g);
-    expect(g.videos.archive).not.toHaveBeenCalled();
+    expect(g.archiver.archive).not.toHaveBeenCalled();
   });
 
   it('that fails is retried later with the next attempt', async () => {
     const g = gateway();
     const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4' });
-    g.videos.archive.mockRejectedValueOnce(new Error('the upstream video URL answered 404'));
+    g.archiver.archive.mockRejectedValueOnce(new Error('the upstream video URL answered 404'));
     await archiveTask({ taskId: task.id, attempt: 1 }, g);
     expect(taskItem(task.id)).toMatchObject({ state: 'archiving', upstream_message: 'the upstream video URL answered 404' });
     expect(taskItem(task.id)).not.toHaveProperty('archive_lease_until');
@@ -831,7 +834,7 @@ describe('archiving a video', () => {
   it('that fails on the last attempt fails the task with archive_failed', async () => {
     const g = gateway();
     const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4' });
-    g.videos.archive.mockRejectedValueOnce(new Error('the upstream sent text/html, not a video'));
+    g.archiver.archive.mockRejectedValueOnce(new Error('the upstream sent text/html, not a video'));
     await archiveTask({ taskId: task.id, attempt: 5 }, g);
     expect(taskItem(task.id)).toMatchObject({ state: 'failed', error_code: 'archive_failed' });
     expect(taskItem(task.id)!.error_message).toContain('the upstream sent text/html, not a video');

@@ -1,11 +1,11 @@
 import type { ArchiveJob } from '../contracts';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
-import { videoKey } from '../videos';
+import { videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
 
-type ArchiveNeeds = Needs<'config' | 'store' | 'videos' | 'queues'>;
+type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues'>;
 
 /**
  * One archive job: copy the finished video into the bucket, then mark the task succeeded.
@@ -17,7 +17,7 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
   if (!task) return; // finished, failed, or another worker holds it
   const source = task.upstream_video_url!;
   try {
-    const video = await d.videos.archive(source, videoKey(task.id));
+    const video = await d.archiver.archive(source, videoKey(task.id));
     const done = await d.store.markSucceeded(task.id, video);
     logger.info('video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
     await afterFinish(done, d);

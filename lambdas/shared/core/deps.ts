@@ -4,6 +4,7 @@ import type { ArchiveJob, NotifyJob } from '../contracts';
 import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';
+import type { VideoLinks } from '../video-links';
 import type { VideoStore } from '../videos';
 
 /**
@@ -16,7 +17,8 @@ export interface Gateway {
   keys: ApiKeyStore;
   idempotency: IdempotencyStore;
   provider: UpstreamProvider;
-  videos: VideoStore;
+  videos: VideoLinks;
+  archiver: VideoStore;
   queues: {
     archive(job: ArchiveJob, delaySeconds?: number): Promise<void>;
     notify(job: NotifyJob, delaySeconds?: number): Promise<void>;

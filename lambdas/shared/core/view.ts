@@ -1,5 +1,5 @@
 import type { TaskRecord, TaskView } from '../contracts';
-import type { VideoStore } from '../videos';
+import type { VideoLinks } from '../video-links';
 
 const publicState = {
   queued: 'pending',
@@ -22,7 +22,7 @@ const publicStatus = {
 const seconds = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
 
 /** The task as clients read it: the seed provider's shape plus the gateway's fields. A finished video gets a fresh presigned URL. */
-export async function taskView(task: TaskRecord, videos: Pick<VideoStore, 'presign'>): Promise<TaskView> {
+export async function taskView(task: TaskRecord, videos: Pick<VideoLinks, 'presign'>): Promise<TaskView> {
   const link = task.state === 'succeeded' && task.video_key ? await videos.presign(task.video_key) : undefined;
   const error = task.state === 'failed' ? { code: task.error_code ?? 'failed', message: task.error_message ?? '' } : null;
   return {

@@ -1,0 +1,6 @@
+import { s3 } from './aws/s3';
+import type { Config } from './config';
+import { VideoLinks } from './video-links';
+
+/** Presigned links to stored videos (query and notify). */
+export const videoLinks = (c: Config) => new VideoLinks(s3(), c.BUCKET_NAME, c.PRESIGN_TTL_SECONDS);

@@ -1,0 +1,24 @@
+import { ApiKeyStore } from './api-keys';
+import { dynamo } from './aws/dynamo';
+import { secretValue } from './aws/secrets';
+import { sendJob } from './aws/sqs';
+import type { Config } from './config';
+import type { Gateway } from './core/deps';
+import { IdempotencyStore } from './idempotency';
+import { TaskStore } from './task-store';
+
+/**
+ * The gateway's collaborators that only need DynamoDB, SQS and the secrets, built from
+ * configuration. Parts that pull in heavier clients (S3 links, the archiver, the upstream)
+ * have factories of their own, so each Lambda bundles and loads only what its work uses.
+ */
+export const taskStore = (c: Config) => new TaskStore(dynamo(), c.TABLE_NAME);
+export const keyStore = (c: Config) => new ApiKeyStore(dynamo(), c.TABLE_NAME, c.KEY_CACHE_SECONDS * 1000);
+export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.TABLE_NAME);
+
+export const queues = (c: Config): Gateway['queues'] => ({
+  archive: (job, delay) => sendJob(c.ARCHIVE_QUEUE_URL, job, delay),
+  notify: (job, delay) => sendJob(c.NOTIFY_QUEUE_URL, job, delay),
+});
+
+export const callbackSecret = (c: Config) => () => secretValue(c.CALLBACK_SECRET_ARN, c.CALLBACK_SECRET);
