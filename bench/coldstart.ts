@@ -17,7 +17,7 @@ import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, 
 /**
  * What NodejsFunction hands esbuild for `lib/gateway-function.ts`'s `bundling` block:
  * `--bundle --platform=node --format=esm --target=node22 --minify --sourcemap
- * --main-fields=module,main --banner:js=…`, no externals, sources in the map (the default).
+ * --main-fields=module,main --banner:js=…`, no externals, no sources in the map (`sourcesContent: false`).
  * The stack does not export these, so they are replicated here; the banner is imported.
  */
 export function stackBuildOptions(root: string): esbuild.BuildOptions {
@@ -28,6 +28,7 @@ export function stackBuildOptions(root: string): esbuild.BuildOptions {
     target: 'node22',
     minify: true,
     sourcemap: true,
+    sourcesContent: false,
     mainFields: ['module', 'main'],
     banner: { js: esmRequireBanner },
     absWorkingDir: root,
@@ -336,7 +337,7 @@ export async function measureColdStart(options: ColdStartOptions = {}): Promise<
     // Which SDK clients a handler constructs while it loads (none, if construction is lazy).
     const clientsAtImport = new Map<LambdaName, string[]>();
     for (const name of handlers) {
-      const probe = await build(root, join(tmp.path, 'probe'), 'handler', name, { plugins: [clientProbe] });
+      const probe = await build(root, join(tmp.path, 'probe'), 'handler', name, { plugins: [clientProbe], keepNames: true });
       clientsAtImport.set(name, (await importOnce(probe, 'plain')).clientsAtImport ?? []);
     }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ZodMiniType, output as zOutput } from 'zod/mini';
 import { configSchema } from '../lambdas/shared/config';
 
 /**
@@ -12,7 +13,7 @@ import { configSchema } from '../lambdas/shared/config';
 const runtime = configSchema.shape;
 
 /** The runtime schema's default for a variable, so defaults live in config.ts only. */
-const runtimeDefault = <T>(schema: z.ZodType<T>): T => schema.parse(undefined);
+const runtimeDefault = <S extends ZodMiniType>(schema: S): NonNullable<zOutput<S>> => schema.parse(undefined) as NonNullable<zOutput<S>>;
 
 const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -43,9 +44,12 @@ export const stageConfigSchema = z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9-]{0,31}$/, 'letters, digits and dashes, starting with a letter')
       .optional(),
-    upstreamProvider: runtime.UPSTREAM_PROVIDER.refine((p) => p !== 'simulated', {
-      message: 'the simulated upstream only runs on loopback, next to `npm start`',
-    }),
+    upstreamProvider: z
+      .enum(['simulated', 'duomi'])
+      .default(runtimeDefault(runtime.UPSTREAM_PROVIDER))
+      .refine((p) => p !== 'simulated', {
+        message: 'the simulated upstream only runs on loopback, next to `npm start`',
+      }),
     upstreamBaseUrl: z
       .url({ protocol: /^https$/, error: 'must be an https URL (the upstream key travels in a header)' })
       .default('https://duomiapi.com'),

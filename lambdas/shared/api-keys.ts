@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ApiError, header, type HttpEvent } from './http';
 
 /**
@@ -15,7 +15,7 @@ export const apiKeyRecordSchema = z.object({
   name: z.string(),
   webhook_secret: z.string(),
   created_at: z.number(),
-  revoked_at: z.number().optional(),
+  revoked_at: z.optional(z.number()),
 });
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
 

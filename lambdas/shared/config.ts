@@ -1,61 +1,69 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * The whole runtime configuration, read from the environment once. The CDK stack and the
  * local runtime both produce these variables (see `configEnvironment`), so the names
  * and types are agreed in this one place.
  */
-const flag = z
-  .enum(['true', 'false', '1', '0'])
-  .default('false')
-  .transform((v) => v === 'true' || v === '1');
+const flag = z.pipe(
+  z._default(z.enum(['true', 'false', '1', '0']), 'false'),
+  z.transform((v) => v === 'true' || v === '1'),
+);
 
-const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const whole = (min: number) => z.coerce.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.gte(min));
+const seconds = (fallback: number) => z._default(whole(1), fallback);
+const url = z.url();
+/** A URL with any trailing slash removed, so paths can be appended. */
+const baseUrl = z.pipe(url, z.transform((u) => u.replace(/\/+$/, '')));
 
 const modelName = z.enum(['sora-2', 'sora-2-pro', 'sora-2-temporary']);
 
 export const configSchema = z
   .object({
-    TABLE_NAME: z.string().min(1),
-    BUCKET_NAME: z.string().min(1),
-    ARCHIVE_QUEUE_URL: z.string().url(),
-    NOTIFY_QUEUE_URL: z.string().url(),
+    TABLE_NAME: z.string().check(z.minLength(1)),
+    BUCKET_NAME: z.string().check(z.minLength(1)),
+    ARCHIVE_QUEUE_URL: url,
+    NOTIFY_QUEUE_URL: url,
     /** Base URL the upstream calls back (the API's own URL, no trailing slash). */
-    PUBLIC_BASE_URL: z.string().url().transform((u) => u.replace(/\/+$/, '')),
+    PUBLIC_BASE_URL: baseUrl,
 
-    UPSTREAM_PROVIDER: z.enum(['simulated', 'duomi']).default('duomi'),
-    UPSTREAM_BASE_URL: z.string().url().transform((u) => u.replace(/\/+$/, '')),
+    UPSTREAM_PROVIDER: z._default(z.enum(['simulated', 'duomi']), 'duomi'),
+    UPSTREAM_BASE_URL: baseUrl,
     /** In AWS the upstream key and the callback secret come from Secrets Manager ... */
-    UPSTREAM_KEY_SECRET_ARN: z.string().optional(),
-    CALLBACK_SECRET_ARN: z.string().optional(),
+    UPSTREAM_KEY_SECRET_ARN: z.optional(z.string()),
+    CALLBACK_SECRET_ARN: z.optional(z.string()),
     /** ... locally they are plain values kept under `.data/`. */
-    UPSTREAM_KEY: z.string().optional(),
-    CALLBACK_SECRET: z.string().optional(),
+    UPSTREAM_KEY: z.optional(z.string()),
+    CALLBACK_SECRET: z.optional(z.string()),
 
     /** Local mode lets the gateway fetch loopback http URLs (the simulated upstream). */
     LOCAL_MODE: flag,
-    DYNAMODB_ENDPOINT: z.string().url().optional(),
-    S3_ENDPOINT: z.string().url().optional(),
-    SQS_ENDPOINT: z.string().url().optional(),
+    DYNAMODB_ENDPOINT: z.optional(url),
+    S3_ENDPOINT: z.optional(url),
+    SQS_ENDPOINT: z.optional(url),
 
-    DISABLED_MODELS: z
-      .string()
-      .default('')
-      .transform((s) => s.split(',').map((m) => m.trim()).filter(Boolean))
-      .pipe(z.array(modelName)),
+    DISABLED_MODELS: z.pipe(
+      z.pipe(
+        z._default(z.string(), ''),
+        z.transform((s) => s.split(',').map((m) => m.trim()).filter(Boolean)),
+      ),
+      z.array(modelName),
+    ),
     /** JSON object: gateway model name -> upstream model name. */
-    MODEL_MAP: z
-      .string()
-      .default('{}')
-      .transform((s, ctx) => {
-        try {
-          return JSON.parse(s) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'MODEL_MAP must be a JSON object' });
-          return z.NEVER;
-        }
-      })
-      .pipe(z.partialRecord(modelName, z.string().min(1))),
+    MODEL_MAP: z.pipe(
+      z.pipe(
+        z._default(z.string(), '{}'),
+        z.transform((s, ctx) => {
+          try {
+            return JSON.parse(s) as unknown;
+          } catch {
+            ctx.issues.push({ code: 'custom', message: 'MODEL_MAP must be a JSON object', input: s });
+            return z.NEVER;
+          }
+        }),
+      ),
+      z.partialRecord(modelName, z.string().check(z.minLength(1))),
+    ),
 
     PRESIGN_TTL_SECONDS: seconds(3600),
     TASK_DEADLINE_SECONDS: seconds(7200),
@@ -66,22 +74,24 @@ export const configSchema = z
     ARCHIVE_MAX_ATTEMPTS: seconds(5),
     NOTIFY_RETRY_SECONDS: seconds(26 * 3600),
     TASK_RETENTION_DAYS: seconds(30),
-    MAX_VIDEO_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
-    UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
-    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-    KEY_CACHE_SECONDS: z.coerce.number().int().nonnegative().default(60),
+    MAX_VIDEO_BYTES: z._default(whole(1), 2 * 1024 ** 3),
+    UPSTREAM_TIMEOUT_MS: z._default(whole(1), 15_000),
+    WEBHOOK_TIMEOUT_MS: z._default(whole(1), 10_000),
+    KEY_CACHE_SECONDS: z._default(whole(0), 60),
   })
-  // `when` makes these run even when other variables are missing, so one message names them all.
-  .refine((c) => c.UPSTREAM_KEY_SECRET_ARN || c.UPSTREAM_KEY !== undefined, {
-    message: 'set UPSTREAM_KEY_SECRET_ARN (AWS) or UPSTREAM_KEY (local)',
-    path: ['UPSTREAM_KEY'],
-    when: () => true,
-  })
-  .refine((c) => c.CALLBACK_SECRET_ARN || c.CALLBACK_SECRET, {
-    message: 'set CALLBACK_SECRET_ARN (AWS) or CALLBACK_SECRET (local)',
-    path: ['CALLBACK_SECRET'],
-    when: () => true,
-  });
+  .check(
+    // `when` makes these run even when other variables are missing, so one message names them all.
+    z.refine((c) => Boolean(c.UPSTREAM_KEY_SECRET_ARN || c.UPSTREAM_KEY !== undefined), {
+      message: 'set UPSTREAM_KEY_SECRET_ARN (AWS) or UPSTREAM_KEY (local)',
+      path: ['UPSTREAM_KEY'],
+      when: () => true,
+    }),
+    z.refine((c) => Boolean(c.CALLBACK_SECRET_ARN || c.CALLBACK_SECRET), {
+      message: 'set CALLBACK_SECRET_ARN (AWS) or CALLBACK_SECRET (local)',
+      path: ['CALLBACK_SECRET'],
+      when: () => true,
+    }),
+  );
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigEnvironment = Partial<Record<keyof z.input<typeof configSchema>, string>>;

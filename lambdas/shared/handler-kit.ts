@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { jsonErrors, type HttpEvent, type HttpResult } from './http';
 import { logger } from './logger';
 
@@ -17,7 +17,7 @@ export function httpHandler<D>(core: (event: HttpEvent, deps: D) => Promise<Http
  * An SQS Lambda: each message parsed with its contract and handled on its own; the ones
  * that throw are reported back to SQS for redelivery, the rest are done.
  */
-export function queueHandler<S extends z.ZodType, D>(schema: S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
+export function queueHandler<S extends z.ZodMiniType, D>(schema: S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => {

@@ -1,6 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts';
 import { logger } from './logger';
 
@@ -27,7 +27,7 @@ export class ApiError extends Error {
     return new ApiError(404, 'not_found', `no such ${what}`);
   }
 
-  static fromZod(error: z.ZodError) {
+  static fromZod(error: z.core.$ZodError) {
     const { message, param } = describeIssue(error);
     return new ApiError(400, 'invalid_request', message, param);
   }
@@ -82,7 +82,7 @@ export function parseJsonBody(event: HttpEvent): unknown {
 }
 
 /** Parse with a contract schema; a mismatch becomes the API's 400 naming the field. */
-export function parseWith<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+export function parseWith<S extends z.ZodMiniType>(schema: S, input: unknown): z.infer<S> {
   const result = schema.safeParse(input);
   if (!result.success) throw ApiError.fromZod(result.error);
   return result.data;

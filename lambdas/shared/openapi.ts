@@ -1,7 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { errorBodySchema, submitBodySchema, submitResponseSchema, taskListSchema, taskViewSchema } from './contracts';
 
-const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') =>
+const schema = (s: z.ZodMiniType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(s, { io, target: 'openapi-3.0', unrepresentable: 'any' });
 
 const errors = (...statuses: number[]) =>

@@ -10,7 +10,7 @@ import type { VideoFacts } from './task-store';
 
 /** Multipart upload shape: memory held is about part size × queue size, whatever the video's size. */
 export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
-export const UPLOAD_QUEUE_SIZE = 4;
+export const UPLOAD_QUEUE_SIZE = 2;
 
 const videoTypes = /^(video\/[\w.+-]+|application\/octet-stream|binary\/octet-stream)$/i;
 
