@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { startSimulatedUpstream, type SimulatedUpstream } from '../local/simulated-upstream';
+import { UPLOAD_PART_BYTES, UPLOAD_QUEUE_SIZE } from '../lambdas/shared/videos';
 import type { WorkerJob, WorkerResult } from './archive-worker';
 import { GiB, MiB, benchDir, fixed, lastJson, median, pass, progress, projectRoot, runChild, table, tempDir } from './lib';
 
@@ -182,7 +183,7 @@ export function archiveReport(rows: readonly ArchiveRow[]): string {
   const growths = rows.map((r) => worst(r.archive, growth));
   const spread = Math.max(...growths) - Math.min(...growths);
   return [
-    '### Archiving: simulated upstream (bench process) → VideoStore.archive (lib-storage, 8 MiB parts × 4; a child process per run) → s3rver (a child process)',
+    `### Archiving: simulated upstream (bench process) → VideoStore.archive (lib-storage, ${UPLOAD_PART_BYTES / MiB} MiB parts × ${UPLOAD_QUEUE_SIZE}; a child process per run) → s3rver (a child process)`,
     '',
     table(
       ['video', 'runs', 'MiB/s', 'baseline MiB/s', 'ratio', '≥ 60 %', 'peak RSS growth MiB, worst (each)', 'baseline MiB', '≤ 96 MiB', 'Buffers peak MiB', 'VmHWM MiB'],
