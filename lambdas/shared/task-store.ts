@@ -28,6 +28,9 @@ export const NOTIFY_GRACE_MS = 5 * 60_000;
 /** How long an archive job may hold a task before another worker may take it over. */
 export const ARCHIVE_LEASE_MS = 16 * 60_000;
 
+/** What finishing a task needs to know of it: `callback_url` never changes after submit. */
+type Finishing = Pick<TaskRecord, 'id' | 'callback_url'>;
+
 const OPEN = 'open';
 const taskKey = (id: string) => ({ pk: `TASK#${id}` });
 
@@ -186,8 +189,8 @@ export class TaskStore {
   }
 
   /** The video is in the bucket. */
-  markSucceeded(id: string, video: VideoFacts) {
-    return this.finish(id, ['archiving'], {
+  markSucceeded(task: Finishing, video: VideoFacts) {
+    return this.finish(task, ['archiving'], {
       state: 'succeeded',
       progress: 100,
       video_key: video.key,
@@ -201,8 +204,13 @@ export class TaskStore {
    * The task failed for good; nothing after this moves it again. `from` narrows the states
    * it may fail from (an upstream's word cannot fail a task whose video is being archived).
    */
-  markFailed(id: string, code: string, message: string, from: readonly TaskState[] = ['queued', 'submitted', 'in_progress', 'archiving']) {
-    return this.finish(id, from, {
+  markFailed(
+    task: Finishing,
+    code: string,
+    message: string,
+    from: readonly TaskState[] = ['queued', 'submitted', 'in_progress', 'archiving'],
+  ) {
+    return this.finish(task, from, {
       state: 'failed',
       error_code: code,
       error_message: message,
@@ -256,21 +264,18 @@ export class TaskStore {
     );
   }
 
-  private finish(id: string, from: readonly TaskState[], set: Record<string, unknown>) {
+  private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>) {
     const now = this.now();
     // A task with a webhook stays open until the notification is delivered or given up.
-    return this.get(id).then((task) => {
-      if (!task) return undefined;
-      const notify = task.callback_url !== undefined;
-      return this.change(id, {
-        from,
-        set: {
-          ...set,
-          completed_at: now,
-          ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
-        },
-        remove: notify ? ['archive_lease_until'] : ['archive_lease_until', 'open', 'due_at'],
-      });
+    const notify = task.callback_url !== undefined;
+    return this.change(task.id, {
+      from,
+      set: {
+        ...set,
+        completed_at: now,
+        ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
+      },
+      remove: notify ? ['archive_lease_until'] : ['archive_lease_until', 'open', 'due_at'],
     });
   }
 

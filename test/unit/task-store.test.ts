@@ -282,7 +282,7 @@ describe('TaskStore.claimArchive', () => {
     expect(await store.claimArchive(t.id, 1)).toBeUndefined();
     const done = await archiving();
     await store.claimArchive(done.id, 1);
-    await store.markSucceeded(done.id, video);
+    await store.markSucceeded(done, video);
     clock.advance(ARCHIVE_LEASE_MS * 2);
     expect(await store.claimArchive(done.id, 2)).toBeUndefined();
   });
@@ -293,7 +293,7 @@ describe('TaskStore.markSucceeded', () => {
     const t = await archiving();
     await store.claimArchive(t.id, 1);
     clock.advance(5000);
-    const done = await store.markSucceeded(t.id, video);
+    const done = await store.markSucceeded(t, video);
     expect(done).toMatchObject({
       state: 'succeeded',
       progress: 100,
@@ -308,19 +308,19 @@ describe('TaskStore.markSucceeded', () => {
 
   it.each(['queued', 'submitted', 'in_progress'] as const)('does not apply to a %s task', async (state) => {
     const t = await created({ state });
-    expect(await store.markSucceeded(t.id, video)).toBeUndefined();
+    expect(await store.markSucceeded(t, video)).toBeUndefined();
     expect((await store.get(t.id))!.state).toBe(state);
   });
 
   it('applies only once', async () => {
     const t = await archiving();
-    await store.markSucceeded(t.id, video);
-    expect(await store.markSucceeded(t.id, { ...video, bytes: 1 })).toBeUndefined();
+    await store.markSucceeded(t, video);
+    expect(await store.markSucceeded(t, { ...video, bytes: 1 })).toBeUndefined();
     expect((await store.get(t.id))!.video_bytes).toBe(1234);
   });
 
   it('does nothing for an unknown task', async () => {
-    expect(await store.markSucceeded('task_ghost', video)).toBeUndefined();
+    expect(await store.markSucceeded({ id: 'task_ghost' }, video)).toBeUndefined();
     expect(await store.get('task_ghost')).toBeUndefined();
   });
 });
@@ -328,7 +328,7 @@ describe('TaskStore.markSucceeded', () => {
 describe('TaskStore.markFailed', () => {
   it.each(['queued', 'submitted', 'in_progress', 'archiving'] as const)('fails a %s task with its code and reason', async (state) => {
     const t = await created({ state });
-    expect(await store.markFailed(t.id, 'timeout', 'too slow')).toMatchObject({
+    expect(await store.markFailed(t, 'timeout', 'too slow')).toMatchObject({
       state: 'failed',
       error_code: 'timeout',
       error_message: 'too slow',
@@ -338,8 +338,8 @@ describe('TaskStore.markFailed', () => {
 
   it('never fails a task that succeeded', async () => {
     const t = await archiving();
-    await store.markSucceeded(t.id, video);
-    expect(await store.markFailed(t.id, 'timeout', 'late reconcile')).toBeUndefined();
+    await store.markSucceeded(t, video);
+    expect(await store.markFailed(t, 'timeout', 'late reconcile')).toBeUndefined();
     const after = await store.get(t.id);
     expect(after).toMatchObject({ state: 'succeeded', video_key: video.key });
     expect(after).not.toHaveProperty('error_code');
@@ -347,22 +347,22 @@ describe('TaskStore.markFailed', () => {
 
   it('never fails a task twice: the first reason stands', async () => {
     const t = await created();
-    await store.markFailed(t.id, 'upstream_rejected', 'prompt violates content policy');
-    expect(await store.markFailed(t.id, 'timeout', 'too slow')).toBeUndefined();
+    await store.markFailed(t, 'upstream_rejected', 'prompt violates content policy');
+    expect(await store.markFailed(t, 'timeout', 'too slow')).toBeUndefined();
     expect(await store.get(t.id)).toMatchObject({ error_code: 'upstream_rejected', error_message: 'prompt violates content policy' });
   });
 
   it('does not let a failed task succeed afterwards', async () => {
     const t = await archiving();
-    await store.markFailed(t.id, 'timeout', 'too slow');
-    expect(await store.markSucceeded(t.id, video)).toBeUndefined();
+    await store.markFailed(t, 'timeout', 'too slow');
+    expect(await store.markSucceeded(t, video)).toBeUndefined();
   });
 });
 
 describe('a finished task and the reconciler’s index', () => {
   it('without a callback_url leaves the index: nothing more is owed', async () => {
     const t = await archiving();
-    const done = await store.markSucceeded(t.id, video);
+    const done = await store.markSucceeded(t, video);
     expect(done).not.toHaveProperty('open');
     expect(done).not.toHaveProperty('due_at');
     expect(done).not.toHaveProperty('notify_status');
@@ -372,7 +372,7 @@ describe('a finished task and the reconciler’s index', () => {
 
   it('failed without a callback_url leaves the index too', async () => {
     const t = await created();
-    const failed = await store.markFailed(t.id, 'timeout', 'too slow');
+    const failed = await store.markFailed(t, 'timeout', 'too slow');
     expect(failed).not.toHaveProperty('open');
     clock.advance(30 * 24 * HOUR);
     expect(await store.dueTasks(100)).toEqual([]);
@@ -380,7 +380,7 @@ describe('a finished task and the reconciler’s index', () => {
 
   it('with a callback_url stays open, its notification pending, due after the grace period', async () => {
     const t = await archiving({ callback_url: 'https://hooks.example.com/v' });
-    const done = await store.markSucceeded(t.id, video);
+    const done = await store.markSucceeded(t, video);
     expect(done).toMatchObject({ open: 'open', notify_status: 'pending', due_at: clock.now() + NOTIFY_GRACE_MS });
     expect(await store.dueTasks(100)).toEqual([]);
     clock.advance(NOTIFY_GRACE_MS);
@@ -389,7 +389,7 @@ describe('a finished task and the reconciler’s index', () => {
 
   it('leaves the index once its notification is delivered', async () => {
     const t = await created({ callback_url: 'https://hooks.example.com/v' });
-    await store.markFailed(t.id, 'upstream_rejected', 'no');
+    await store.markFailed(t, 'upstream_rejected', 'no');
     const delivered = await store.recordNotifyAttempt(t.id, { attempt: 1, outcome: 'HTTP 204' }, { delivered: true });
     expect(delivered).toMatchObject({ notify_status: 'delivered', notify_attempts: 1, notify_first_at: clock.now() });
     expect(delivered!.notify_log).toEqual([{ at: clock.now(), attempt: 1, outcome: 'HTTP 204' }]);
@@ -403,7 +403,7 @@ describe('a finished task and the reconciler’s index', () => {
 describe('TaskStore.recordNotifyAttempt', () => {
   async function finishedWithWebhook() {
     const t = await created({ callback_url: 'https://hooks.example.com/v' });
-    await store.markFailed(t.id, 'timeout', 'too slow');
+    await store.markFailed(t, 'timeout', 'too slow');
     return t;
   }
 
@@ -441,7 +441,7 @@ describe('TaskStore.recordNotifyAttempt', () => {
 
   it('is refused for a task without a webhook', async () => {
     const t = await created();
-    await store.markFailed(t.id, 'timeout', 'too slow');
+    await store.markFailed(t, 'timeout', 'too slow');
     expect(await store.recordNotifyAttempt(t.id, { attempt: 1, outcome: 'HTTP 200' }, { delivered: true })).toBeUndefined();
   });
 
@@ -507,7 +507,7 @@ describe('TaskStore.dueTasks', () => {
     const dueFirst = await created({ due_at: now - 5000 });
     const dueNow = await created({ due_at: now });
     const closed = await created({ due_at: now - 10_000 });
-    await store.markFailed(closed.id, 'timeout', 'too slow'); // no webhook: leaves the index
+    await store.markFailed(closed, 'timeout', 'too slow'); // no webhook: leaves the index
     expect((await store.dueTasks(100)).map((t) => t.id)).toEqual([dueFirst.id, dueNow.id]);
     clock.advance(60_000);
     expect((await store.dueTasks(100)).map((t) => t.id)).toEqual([dueFirst.id, dueNow.id, dueLater.id]);

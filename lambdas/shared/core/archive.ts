@@ -18,7 +18,7 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
   const source = task.upstream_video_url!;
   try {
     const video = await d.archiver.archive(source, videoKey(task.id));
-    const done = await d.store.markSucceeded(task.id, video);
+    const done = await d.store.markSucceeded(task, video);
     logger.info('video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
     await afterFinish(done, d);
   } catch (error) {
@@ -26,8 +26,7 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
     const max = d.config.ARCHIVE_MAX_ATTEMPTS;
     if (job.attempt >= max) {
       logger.error('archive failed for good', { taskId: task.id, attempts: job.attempt, reason });
-      const failed = await d.store.markFailed(
-        task.id,
+      const failed = await d.store.markFailed(task,
         'archive_failed',
         `the video could not be archived after ${job.attempt} attempt${job.attempt === 1 ? '' : 's'}: ${reason}`,
       );

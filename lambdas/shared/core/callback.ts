@@ -51,7 +51,7 @@ export async function applyUpstreamStatus(
   switch (status.phase) {
     case 'succeeded': {
       if (!status.videoUrl) {
-        await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', 'the upstream reported success without a video'), d);
+        await afterFinish(await d.store.markFailed(task, 'upstream_failed', 'the upstream reported success without a video'), d);
         return;
       }
       const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS);
@@ -65,7 +65,7 @@ export async function applyUpstreamStatus(
       const message = status.message || `the upstream failed the task (state ${status.state})`;
       logger.info('upstream failed task', { taskId: task.id, message });
       // Once the upstream has said "succeeded", the video is ours to archive: a later failure word changes nothing.
-      await afterFinish(await d.store.markFailed(task.id, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);
+      await afterFinish(await d.store.markFailed(task, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);
       return;
     }
     default:

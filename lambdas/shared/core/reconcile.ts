@@ -57,7 +57,7 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
   const now = d.store.now();
   const late = now >= task.deadline_at;
   const timeout = async () => {
-    const failed = await d.store.markFailed(task.id, 'timeout', `the task did not finish within ${d.config.TASK_DEADLINE_SECONDS} seconds`);
+    const failed = await d.store.markFailed(task, 'timeout', `the task did not finish within ${d.config.TASK_DEADLINE_SECONDS} seconds`);
     if (failed) summary.timedOut++;
     await afterFinish(failed, d);
   };
@@ -86,7 +86,7 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
     }
     case 'archiving': {
       if (now >= task.deadline_at + ARCHIVE_OVERRUN_MS && (task.archive_lease_until ?? 0) < now) {
-        const failed = await d.store.markFailed(task.id, 'archive_failed', 'the video could not be archived before the deadline');
+        const failed = await d.store.markFailed(task, 'archive_failed', 'the video could not be archived before the deadline');
         await afterFinish(failed, d);
         return;
       }

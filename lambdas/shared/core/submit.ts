@@ -121,7 +121,7 @@ export async function submitUpstream(task: TaskRecord, d: Omit<SubmitNeeds, 'key
   } catch (error) {
     if (error instanceof UpstreamError && error.kind === 'rejected') {
       logger.info('upstream refused task', { taskId: task.id, status: error.status, reason: error.message });
-      const failed = await d.store.markFailed(task.id, 'upstream_rejected', error.message);
+      const failed = await d.store.markFailed(task, 'upstream_rejected', error.message);
       await afterFinish(failed, d);
       return failed ?? (await d.store.get(task.id));
     }
