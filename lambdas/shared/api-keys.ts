@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod/mini';
+import { conditionalPut } from './aws/conditional-put';
 import { ApiError, header, type HttpEvent } from './http';
 
 /**
@@ -27,6 +27,13 @@ export const keyId = (hash: string) => hash.slice(0, 12);
 
 const MAX_CACHED_KEYS = 1000;
 
+const keyRecord = (name: string, key: string, webhookSecret: string): ApiKeyRecord => ({
+  key_hash: hashKey(key),
+  name,
+  webhook_secret: webhookSecret,
+  created_at: Date.now(),
+});
+
 export const newApiKey = () => `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
 export const newWebhookSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -41,25 +48,19 @@ export class ApiKeyStore {
 
   /** Store a key (new, or a given one such as the local runtime's); returns its record. */
   async create(name: string, key = newApiKey(), webhookSecret = newWebhookSecret()) {
-    const record: ApiKeyRecord = { key_hash: hashKey(key), name, webhook_secret: webhookSecret, created_at: Date.now() };
+    const record = keyRecord(name, key, webhookSecret);
     await this.db.send(new PutCommand({ TableName: this.table, Item: { ...keyItem(record.key_hash), ...record } }));
     return { key, record };
   }
 
   /** Register a given key unless it is already known (a revoked key stays revoked). */
   async ensure(name: string, key: string, webhookSecret: string): Promise<void> {
-    const record: ApiKeyRecord = { key_hash: hashKey(key), name, webhook_secret: webhookSecret, created_at: Date.now() };
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { ...keyItem(record.key_hash), ...record },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    const record = keyRecord(name, key, webhookSecret);
+    await conditionalPut(this.db, {
+      TableName: this.table,
+      Item: { ...keyItem(record.key_hash), ...record },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    });
   }
 
   async byHash(hash: string): Promise<ApiKeyRecord | undefined> {

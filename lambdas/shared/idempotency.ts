@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { conditionalPut } from './aws/conditional-put';
 
 /** How long an `Idempotency-Key` is remembered. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
@@ -23,20 +23,14 @@ export class IdempotencyStore {
 
   async claim(owner: string, key: string, print: string, taskId: string, now = Date.now()): Promise<Claim> {
     const pk = `IDEM#${owner}#${key}`;
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { pk, task_id: taskId, fingerprint: print, expires_at: Math.floor(now / 1000) + IDEMPOTENCY_TTL_SECONDS },
-          // Table TTL deletes lazily: an expired claim may still be there and is free to take.
-          ConditionExpression: 'attribute_not_exists(pk) OR expires_at < :now',
-          ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
-        }),
-      );
-      return { kind: 'new' };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    const claimed = await conditionalPut(this.db, {
+      TableName: this.table,
+      Item: { pk, task_id: taskId, fingerprint: print, expires_at: Math.floor(now / 1000) + IDEMPOTENCY_TTL_SECONDS },
+      // Table TTL deletes lazily: an expired claim may still be there and is free to take.
+      ConditionExpression: 'attribute_not_exists(pk) OR expires_at < :now',
+      ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
+    });
+    if (claimed) return { kind: 'new' };
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true }));
     if (!Item) return this.claim(owner, key, print, taskId, now);
     return Item.fingerprint === print ? { kind: 'replay', taskId: String(Item.task_id) } : { kind: 'conflict' };

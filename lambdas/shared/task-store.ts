@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { conditionalPut } from './aws/conditional-put';
 import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts';
 import { isTaskId } from './ids';
 import { tableSchema } from './table-schema';
@@ -65,20 +66,12 @@ export class TaskStore {
   }
 
   /** Write a new task; false when a task with that id already exists. */
-  async create(task: TaskRecord): Promise<boolean> {
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: { ...taskKey(task.id), ...task },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+  create(task: TaskRecord): Promise<boolean> {
+    return conditionalPut(this.db, {
+      TableName: this.table,
+      Item: { ...taskKey(task.id), ...task },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    });
   }
 
   async get(id: string): Promise<TaskRecord | undefined> {
