@@ -62,8 +62,6 @@ function readOrCreate<T>(file: string, make: () => T): T {
   return value;
 }
 
-const TABLE = LOCAL_TABLE;
-const BUCKET = LOCAL_BUCKET;
 
 /**
  * The whole gateway on one machine: the unchanged Lambda handlers behind a local API
@@ -84,7 +82,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   }));
 
   const definitions = stackDefinitions(synthesizeTemplate() as { Resources: Record<string, { Type: string }> });
-  const aws = await startEmbeddedAws({ dataDir, tableName: TABLE, bucketName: BUCKET, definitions, host });
+  const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host });
   const eventsFile = join(dataDir, 's3-events.jsonl');
   const s3Events: S3EventRecord[] = [];
   aws.onS3Event((record) => {
@@ -136,8 +134,8 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   });
 
   const env: ConfigEnvironment = {
-    TABLE_NAME: TABLE,
-    BUCKET_NAME: BUCKET,
+    TABLE_NAME: LOCAL_TABLE,
+    BUCKET_NAME: LOCAL_BUCKET,
     ARCHIVE_QUEUE_URL: archiveQueue,
     NOTIFY_QUEUE_URL: notifyQueue,
     PUBLIC_BASE_URL: http.url,
@@ -188,7 +186,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   writeFileSync(
     endpointsFile,
     JSON.stringify(
-      { pid: process.pid, url: http.url, tableName: TABLE, bucketName: BUCKET, dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
+      { pid: process.pid, url: http.url, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
       null,
       2,
     ),
@@ -202,8 +200,8 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     dataDir,
     upstream,
     sqs,
-    tableName: TABLE,
-    bucketName: BUCKET,
+    tableName: LOCAL_TABLE,
+    bucketName: LOCAL_BUCKET,
     endpoints: { dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
     s3Events,
     createKey: async (name) => (await keys.create(name)).key,

@@ -24,13 +24,19 @@ export interface OutboundPolicy {
   requireHttps: boolean;
 }
 
-export type UrlPolicy = OutboundPolicy;
-
 export const cloudPolicy: OutboundPolicy = Object.freeze({ allowLoopback: false, requireHttps: true });
 export const localPolicy: OutboundPolicy = Object.freeze({ allowLoopback: true, requireHttps: false });
 
 export function policyFor(localMode: boolean): OutboundPolicy {
   return localMode ? localPolicy : cloudPolicy;
+}
+
+/**
+ * URLs a client hands the gateway (reference media, its webhook): http or https, public hosts
+ * only outside local mode. The webhook sender and request validation both apply it.
+ */
+export function clientUrlPolicy(localMode: boolean): OutboundPolicy {
+  return { allowLoopback: localMode, requireHttps: false };
 }
 
 export type OutboundErrorCode =

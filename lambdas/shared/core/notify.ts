@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks';
 import type { NotifyJob } from '../contracts';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
-import { postJson } from '../outbound';
+import { clientUrlPolicy, postJson } from '../outbound';
 import { MAX_DELAY_SECONDS } from '../aws/sqs';
 import { NOTIFY_GRACE_MS } from '../task-store';
 import type { Needs } from './deps';
@@ -53,7 +53,7 @@ export async function notifyTask(job: NotifyJob, d: NotifyNeeds): Promise<void> 
           'webhook-timestamp': String(Math.floor(now / 1000)),
           'webhook-signature': signature,
         },
-        { policy: { allowLoopback: d.config.LOCAL_MODE, requireHttps: false }, timeoutMs: d.config.WEBHOOK_TIMEOUT_MS },
+        { policy: clientUrlPolicy(d.config.LOCAL_MODE), timeoutMs: d.config.WEBHOOK_TIMEOUT_MS },
       );
       delivered = response.status >= 200 && response.status < 300;
       outcome = `HTTP ${response.status}`;

@@ -5,7 +5,7 @@ import { ApiError, header, json, parseJsonBody, parseWith, type HttpEvent, type 
 import { MAX_IDEMPOTENCY_KEY, fingerprint } from '../idempotency';
 import { newTaskId } from '../ids';
 import { logger } from '../logger';
-import { checkUrl } from '../outbound';
+import { checkUrl, clientUrlPolicy } from '../outbound';
 import { UpstreamError } from '../providers/provider';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
@@ -57,9 +57,8 @@ function answer(task: TaskRecord, headers: Record<string, string>): HttpResult {
 function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
   if (d.config.DISABLED_MODELS.includes(request.model))
     throw ApiError.invalid(`model ${request.model} is not available on this gateway`, 'model');
-  // Client URLs are fetched by the upstream and by our webhook sender: outside local mode
-  // they must name public hosts.
-  const policy = { allowLoopback: d.config.LOCAL_MODE, requireHttps: false };
+  // Client URLs are fetched by the upstream and by our webhook sender.
+  const policy = clientUrlPolicy(d.config.LOCAL_MODE);
   const urls: [string, string][] = [
     ...request.image_urls.map((u, i): [string, string] => [`image_urls[${i}]`, u]),
     ...request.characters.map((c, i): [string, string] => [`characters[${i}].url`, c.url]),
