@@ -7,7 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { expect } from 'vitest';
 import { localCredentials } from '../../local/embedded-aws';
 import type { SimTaskRecord } from '../../local/simulated-upstream';
-import type { Harness } from './helpers';
+import { startHarness, type Harness } from './helpers';
 
 /** What an operator can look at behind the API: the task table and the bucket, through the real SDK. */
 export function backstage(h: Harness) {
@@ -30,6 +30,17 @@ export function backstage(h: Harness) {
       const { Item } = await db.send(new GetCommand({ TableName: h.gw.tableName, Key: key(id), ConsistentRead: true }));
       if (!Item) throw new Error(`no item for task ${id}`);
       return Item;
+    },
+    /** The task's item once its webhook is `delivered` or `abandoned`. */
+    notifyClosed(id: string, status: 'delivered' | 'abandoned', timeoutMs?: number): Promise<Record<string, any>> {
+      return eventually(
+        `the webhook of ${id} to be ${status}`,
+        async () => {
+          const i = await this.item(id);
+          return i.notify_status === status ? i : undefined;
+        },
+        timeoutMs,
+      );
     },
     /** Overwrite attributes of a task's item, as a crashed worker would have left them. */
     async setAttributes(id: string, values: Record<string, unknown>): Promise<void> {
@@ -238,4 +249,38 @@ export function callbackTokenOf(h: Harness, upstreamId: string): string {
   const token = url ? new URL(url).searchParams.get('token') : null;
   if (!token) throw new Error(`upstream task ${upstreamId} has no callback token`);
   return token;
+}
+
+export interface FaultStage {
+  h: Harness;
+  ops: Backstage;
+  /** A webhook receiver that accepts everything. */
+  hooks: HookReceiver;
+  close(): Promise<void>;
+}
+
+/**
+ * A local gateway tuned for fault tests: queue delays scaled by 0.01, silent tasks polled after
+ * 1 s (unless `env` says otherwise), direct access to its table and bucket, and a webhook receiver.
+ */
+export async function startFaultStage(options: { renderMs: number; env: Record<string, string> }): Promise<FaultStage> {
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+  const h = await startHarness({
+    renderMs: options.renderMs,
+    queueTimeScale: 0.01,
+    env: { SILENT_AFTER_SECONDS: '1', ...options.env },
+  });
+  const ops = backstage(h);
+  const hooks = await startHookReceiver();
+  return {
+    h,
+    ops,
+    hooks,
+    async close() {
+      h.gw.upstream.setFaults({});
+      await hooks.close();
+      ops.close();
+      await h.close();
+    },
+  };
 }

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videoSha256 } from '../../local/mp4';
-import { backstage, eventually, queuesSettled, submitOk, upstreamStats, upstreamTask, videoEventsFor, type Backstage } from './fault-helpers';
-import { startHarness, type Harness } from './helpers';
+import {
+  eventually,
+  queuesSettled,
+  startFaultStage,
+  submitOk,
+  upstreamStats,
+  upstreamTask,
+  videoEventsFor,
+  type Backstage,
+  type FaultStage,
+} from './fault-helpers';
+import type { Harness } from './helpers';
 
 /**
  * Issue 3, point 5, with videos big enough for a multipart upload: a large video archives
@@ -15,21 +25,14 @@ const PART_BYTES = 8 * MiB;
 
 let h: Harness;
 let ops: Backstage;
+let stage: FaultStage;
 
 beforeAll(async () => {
-  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-  h = await startHarness({
-    renderMs: 200,
-    queueTimeScale: 0.01,
-    env: { ARCHIVE_MAX_ATTEMPTS: String(MAX_ATTEMPTS), SILENT_AFTER_SECONDS: '1' },
-  });
-  ops = backstage(h);
+  stage = await startFaultStage({ renderMs: 200, env: { ARCHIVE_MAX_ATTEMPTS: String(MAX_ATTEMPTS) } });
+  ({ h, ops } = stage);
 });
 
-afterAll(async () => {
-  ops?.close();
-  await h?.close();
-});
+afterAll(() => stage?.close());
 
 describe('large videos', () => {
   it('a 64 MiB video archives in parts with the right byte count and sha256, announced by one S3 event', async () => {

@@ -2,20 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videoSha256 } from '../../local/mp4';
 import type { SimFaults } from '../../local/simulated-upstream';
 import {
-  backstage,
   deliveriesFor,
   eventually,
   queuesSettled,
-  startHookReceiver,
   submitOk,
   upstreamStats,
   upstreamTask,
   verifiedPayload,
   videoEventsFor,
+  startFaultStage,
   type Backstage,
+  type FaultStage,
   type HookReceiver,
 } from './fault-helpers';
-import { startHarness, type Harness } from './helpers';
+import type { Harness } from './helpers';
 
 /**
  * Issue 3, point 5: a download that breaks off, is not a video, is too big, is gone or
@@ -30,29 +30,22 @@ const TIMEOUT_MS = 500;
 let h: Harness;
 let ops: Backstage;
 let hooks: HookReceiver;
+let stage: FaultStage;
 
 beforeAll(async () => {
-  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-  h = await startHarness({
+  stage = await startFaultStage({
     renderMs: 200,
-    queueTimeScale: 0.01,
     env: {
       ARCHIVE_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
       MAX_VIDEO_BYTES: String(MAX_BYTES),
       // Also the limit on a silent video download.
       UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS),
-      SILENT_AFTER_SECONDS: '1',
     },
   });
-  ops = backstage(h);
-  hooks = await startHookReceiver();
+  ({ h, ops, hooks } = stage);
 });
 
-afterAll(async () => {
-  await hooks?.close();
-  ops?.close();
-  await h?.close();
-});
+afterAll(() => stage?.close());
 
 /** [fault, prompt tokens, what the reason says, whether the upstream counts the download as started] */
 const faults: [string, string, RegExp, boolean][] = [

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  backstage,
   callbackTokenOf,
   deliveriesFor,
   eventually,
   postCallback,
   queuesSettled,
   reconcileUntil,
-  startHookReceiver,
   submitOk,
   taskView,
   upstreamStats,
@@ -16,10 +14,12 @@ import {
   verifiedPayload,
   videoEventsFor,
   viewWhen,
+  startFaultStage,
   type Backstage,
+  type FaultStage,
   type HookReceiver,
 } from './fault-helpers';
-import { startHarness, type Harness } from './helpers';
+import type { Harness } from './helpers';
 
 /**
  * Issue 3, points 1 and 4: callbacks lost, repeated, late, forged or in words the gateway
@@ -31,29 +31,21 @@ const DEADLINE_SECONDS = 4;
 let h: Harness;
 let ops: Backstage;
 let hooks: HookReceiver;
+let stage: FaultStage;
 
 beforeAll(async () => {
-  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-  h = await startHarness({
+  stage = await startFaultStage({
     renderMs: 300,
-    queueTimeScale: 0.01,
     env: {
       RESUBMIT_BASE_SECONDS: '1',
-      SILENT_AFTER_SECONDS: '1',
       TASK_DEADLINE_SECONDS: String(DEADLINE_SECONDS),
       ARCHIVE_MAX_ATTEMPTS: '3',
     },
   });
-  ops = backstage(h);
-  hooks = await startHookReceiver();
+  ({ h, ops, hooks } = stage);
 });
 
-afterAll(async () => {
-  h?.gw.upstream.setFaults({});
-  await hooks?.close();
-  ops?.close();
-  await h?.close();
-});
+afterAll(() => stage?.close());
 
 /** A succeeded callback body in the upstream's dialect. */
 const succeededBody = (upstreamId: string, url = 'http://127.0.0.1:9/forged.mp4') => ({

@@ -1,10 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  backstage,
   deliveriesFor,
   queuesSettled,
   reconcileUntil,
-  startHookReceiver,
   submitOk,
   taskView,
   upstreamStats,
@@ -13,10 +11,12 @@ import {
   verifiedPayload,
   videoEventsFor,
   viewWhen,
+  startFaultStage,
   type Backstage,
+  type FaultStage,
   type HookReceiver,
 } from './fault-helpers';
-import { startHarness, type Harness } from './helpers';
+import type { Harness } from './helpers';
 
 /**
  * Issue 3, point 3: the upstream down, slow or refusing at submit. The client keeps its id
@@ -29,29 +29,22 @@ const UPSTREAM_TIMEOUT_MS = 500;
 let h: Harness;
 let ops: Backstage;
 let hooks: HookReceiver;
+let stage: FaultStage;
 
 beforeAll(async () => {
-  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-  h = await startHarness({
+  stage = await startFaultStage({
     renderMs: 200,
-    queueTimeScale: 0.01,
     env: {
       RESUBMIT_BASE_SECONDS: '1',
-      SILENT_AFTER_SECONDS: '1',
       UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS),
     },
   });
-  ops = backstage(h);
-  hooks = await startHookReceiver();
+  ({ h, ops, hooks } = stage);
 });
 
 afterEach(() => h.gw.upstream.setFaults({}));
 
-afterAll(async () => {
-  await hooks?.close();
-  ops?.close();
-  await h?.close();
-});
+afterAll(() => stage?.close());
 
 describe('the upstream refuses or fails the submit', () => {
   it('a content-policy refusal is a 400 upstream_rejected with the upstream\'s reason, the task fails with it and the webhook says so', async () => {

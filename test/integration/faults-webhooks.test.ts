@@ -90,10 +90,7 @@ describe('webhook delivery', () => {
         const delivery = await h.waitFor('the re-sent webhook', async () => deliveriesFor(hooks.deliveries, id)[0]);
         expect(headerOf(delivery, 'webhook-id')).toBe(`${id}.${status}`);
         expect(verifiedPayload(h.gw.webhookSecret, delivery)).toMatchObject({ id, status });
-        const item = await eventually('the delivery to be recorded', async () => {
-          const i = await ops.item(id);
-          return i.notify_status === 'delivered' ? i : undefined;
-        });
+        const item = await ops.notifyClosed(id, 'delivered');
         expect(item.notify_log).toEqual([expect.objectContaining({ attempt: 1, outcome: 'HTTP 200' })]);
 
         await h.gw.reconcileNow();
@@ -111,14 +108,7 @@ describe('webhook delivery', () => {
     try {
       const id = await submitOk(h, { prompt: 'a bell tower at noon', callback_url: hooks.url });
       await h.waitForStatus(id, 'succeeded');
-      const item = await eventually(
-        'the webhook to be delivered',
-        async () => {
-          const i = await ops.item(id);
-          return i.notify_status === 'delivered' ? i : undefined;
-        },
-        RETRY_WAIT_MS,
-      );
+      const item = await ops.notifyClosed(id, 'delivered', RETRY_WAIT_MS);
 
       const deliveries = deliveriesFor(hooks.deliveries, id);
       expect(deliveries).toHaveLength(3);
@@ -164,14 +154,7 @@ describe('webhook delivery', () => {
       for (const entry of down.notify_log) expect(entry.outcome).toMatch(/refused the connection/);
 
       hooks = await startHookReceiver({ port: dead.port });
-      const delivered = await eventually(
-        'the webhook to be delivered',
-        async () => {
-          const i = await ops.item(id);
-          return i.notify_status === 'delivered' ? i : undefined;
-        },
-        RETRY_WAIT_MS,
-      );
+      const delivered = await ops.notifyClosed(id, 'delivered', RETRY_WAIT_MS);
       const deliveries = deliveriesFor(hooks.deliveries, id);
       expect(deliveries).toHaveLength(1);
       expect(headerOf(deliveries[0]!, 'webhook-id')).toBe(`${id}.succeeded`);
@@ -187,14 +170,7 @@ describe('webhook delivery', () => {
     try {
       const id = await submitOk(h, { prompt: 'a door nobody answers', callback_url: hooks.url });
       await h.waitForStatus(id, 'succeeded');
-      const item = await eventually(
-        'the webhook to be abandoned',
-        async () => {
-          const i = await ops.item(id);
-          return i.notify_status === 'abandoned' ? i : undefined;
-        },
-        RETRY_WAIT_MS,
-      );
+      const item = await ops.notifyClosed(id, 'abandoned', RETRY_WAIT_MS);
       const log = item.notify_log as { at: number; attempt: number; outcome: string }[];
       expect(log.length).toBeGreaterThanOrEqual(2);
       expect(log.map((e) => e.attempt)).toEqual(log.map((_, i) => i + 1));
