@@ -42,6 +42,7 @@ import { DuomiProvider } from '../../lambdas/shared/providers/duomi';
 import { UpstreamError, type UpstreamProvider } from '../../lambdas/shared/providers/provider';
 import { ARCHIVE_LEASE_MS, TaskStore, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
 import type { VideoStore } from '../../lambdas/shared/videos';
+import { taskRecord } from '../fixtures/task';
 
 // ---- a DynamoDB table in a Map, behind aws-sdk-client-mock ------------------------------
 
@@ -282,27 +283,14 @@ async function respond(answer: Promise<HttpResult>): Promise<{ status: number; h
 /** A task of the test key, as submit would have written it. */
 function seedTask(g: Harness, overrides: Partial<TaskRecord> = {}): TaskRecord {
   const now = g.clock.now();
-  const task: TaskRecord = {
-    id: newTaskId(now),
+  const task = taskRecord(now, {
     owner: OWNER,
     state: 'submitted',
-    progress: 0,
-    model: 'sora-2',
-    upstream_model: 'sora-2',
-    prompt: 'a red fox runs through snow',
-    aspect_ratio: '16:9',
-    duration: 10,
-    image_urls: [],
-    characters: [],
-    created_at: now,
-    updated_at: now,
-    deadline_at: now + 7200_000,
     submit_attempts: 1,
     upstream_id: 'up-1',
-    open: 'open',
     due_at: now + 300_000,
     ...overrides,
-  };
+  });
   table.set(`TASK#${task.id}`, { pk: `TASK#${task.id}`, ...structuredClone(task) });
   return task;
 }
@@ -1017,27 +1005,17 @@ describe('the Lambda handlers', () => {
 
   function fixtureTask(overrides: Partial<TaskRecord> = {}) {
     const now = Date.now();
-    const task: TaskRecord = {
+    const task = taskRecord(now, {
       id: FIXTURE_TASK,
       owner: OWNER,
       state: 'submitted',
-      progress: 0,
-      model: 'sora-2',
-      upstream_model: 'sora-2',
       prompt: 'The car moves forward at a high speed',
-      aspect_ratio: '16:9',
       duration: 15,
-      image_urls: [],
-      characters: [],
-      created_at: now,
-      updated_at: now,
-      deadline_at: now + 7200_000,
       submit_attempts: 1,
       upstream_id: 'up-8841',
-      open: 'open',
       due_at: now + 300_000,
       ...overrides,
-    };
+    });
     table.set(`TASK#${task.id}`, { pk: `TASK#${task.id}`, ...task });
     return task;
   }

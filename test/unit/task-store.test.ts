@@ -5,9 +5,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lambdas/shared/contracts';
-import { newTaskId } from '../../lambdas/shared/ids';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
+import { taskRecord } from '../fixtures/task';
 
 let server: Server;
 let raw: DynamoDBClient;
@@ -92,27 +92,7 @@ beforeEach(async () => {
 const HOUR = 3600_000;
 
 function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
-  const now = clock.now();
-  return {
-    id: newTaskId(now),
-    owner: 'owner-a',
-    state: 'queued',
-    progress: 0,
-    model: 'sora-2',
-    upstream_model: 'sora-2',
-    prompt: 'a red fox runs through snow',
-    aspect_ratio: '16:9',
-    duration: 10,
-    image_urls: [],
-    characters: [],
-    created_at: now,
-    updated_at: now,
-    deadline_at: now + 2 * HOUR,
-    submit_attempts: 0,
-    open: 'open',
-    due_at: now + 45_000,
-    ...overrides,
-  };
+  return taskRecord(clock.now(), { deadline_at: clock.now() + 2 * HOUR, ...overrides });
 }
 
 const video: VideoFacts = { key: 'videos/x.mp4', bytes: 1234, sha256: 'ab'.repeat(32), contentType: 'video/mp4' };
