@@ -22,10 +22,15 @@ export interface OutboundPolicy {
   /** Local mode: the simulated upstream, the local API and webhooks all live on 127.0.0.1. */
   allowLoopback: boolean;
   requireHttps: boolean;
+  /** The operator's own endpoints (the upstream API from configuration): any address. */
+  anyAddress?: boolean;
 }
 
 export const cloudPolicy: OutboundPolicy = Object.freeze({ allowLoopback: false, requireHttps: true });
 export const localPolicy: OutboundPolicy = Object.freeze({ allowLoopback: true, requireHttps: false });
+
+/** For URLs the operator configured, not ones a client or an upstream answer supplied. */
+export const operatorPolicy: OutboundPolicy = Object.freeze({ allowLoopback: true, requireHttps: false, anyAddress: true });
 
 export function policyFor(localMode: boolean): OutboundPolicy {
   return localMode ? localPolicy : cloudPolicy;
@@ -186,6 +191,7 @@ export function classifyAddress(ip: string): AddressClass {
 }
 
 export function isAllowedAddress(ip: string, policy: OutboundPolicy): boolean {
+  if (policy.anyAddress === true) return true;
   const cls = classifyAddress(ip);
   return cls === 'public' || (cls === 'loopback' && policy.allowLoopback);
 }
@@ -299,7 +305,7 @@ export function guardedLookup(policy: OutboundPolicy, resolve: Resolver = system
 const agents = new Map<string, http.Agent>();
 
 function sharedAgent(protocol: 'http:' | 'https:', policy: OutboundPolicy): http.Agent {
-  const key = `${protocol}${policy.allowLoopback ? 'L' : ''}${policy.requireHttps ? 'S' : ''}`;
+  const key = `${protocol}${policy.allowLoopback ? 'L' : ''}${policy.requireHttps ? 'S' : ''}${policy.anyAddress ? 'A' : ''}`;
   let agent = agents.get(key);
   if (agent === undefined) {
     const options = { keepAlive: true, scheduling: 'lifo' as const };
@@ -331,7 +337,7 @@ export interface GetOptions extends OutboundOptions {
   maxRedirects?: number;
 }
 
-export interface PostOptions extends OutboundOptions {
+export interface TextOptions extends OutboundOptions {
   /** The response body is read up to this many bytes, the rest discarded. Default 64 KiB. */
   maxResponseBytes?: number;
 }
@@ -346,7 +352,7 @@ export interface OutboundResponse {
   url: string;
 }
 
-export interface PostResult {
+export interface TextResult {
   status: number;
   headers: IncomingHttpHeaders;
   bodyText: string;
@@ -629,30 +635,11 @@ export async function openGet(url: string | URL, options: GetOptions): Promise<O
   }
 }
 
-/**
- * POST a JSON body (a webhook). Redirects are not followed: their status is the result.
- * The response text is read up to `maxResponseBytes` and the rest discarded.
- */
-export async function postJson(
-  url: string | URL,
-  body: string,
-  headers: Record<string, string>,
-  options: PostOptions,
-): Promise<PostResult> {
-  const ex = exchangeOf(options);
-  const target = checked(url, ex.policy, 'refused URL');
-  const payload = Buffer.from(body, 'utf8');
-  const requestHeaders = {
-    'content-type': 'application/json',
-    ...options.headers,
-    ...headers,
-    'content-length': String(payload.length),
-  };
-  const { res } = await send(target, 'POST', requestHeaders, payload, ex, false);
-  const limit = options.maxResponseBytes ?? 64 * 1024;
+/** A response's text, read up to `limit` bytes; the rest is discarded. */
+async function readText(status: number, headers: IncomingHttpHeaders, body: Readable, limit = 64 * 1024): Promise<TextResult> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of guardedBody(res, target.host, ex) as AsyncIterable<Buffer>) {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     const room = limit - size;
     if (chunk.length > room) {
       chunks.push(chunk.subarray(0, room));
@@ -662,5 +649,36 @@ export async function postJson(
     chunks.push(chunk);
     size += chunk.length;
   }
-  return { status: res.statusCode ?? 0, headers: res.headers, bodyText: Buffer.concat(chunks).toString('utf8') };
+  return { status, headers, bodyText: Buffer.concat(chunks).toString('utf8') };
+}
+
+/** GET a small answer (an API's JSON), redirects followed as `openGet` does, read as text. */
+export async function getText(url: string | URL, options: GetOptions & TextOptions): Promise<TextResult> {
+  const response = await openGet(url, options);
+  return readText(response.status, response.headers, response.body, options.maxResponseBytes);
+}
+
+/**
+ * POST a JSON body (a webhook, an API call). Redirects are not followed: their status is the
+ * result. The response text is read up to `maxResponseBytes` and the rest discarded.
+ */
+export async function postJson(
+  url: string | URL,
+  body: string,
+  headers: Record<string, string>,
+  options: TextOptions,
+): Promise<TextResult> {
+  const ex = exchangeOf(options);
+  const target = checked(url, ex.policy, 'refused URL');
+  const payload = Buffer.from(body, 'utf8');
+  const requestHeaders = {
+    'content-type': 'application/json',
+    ...options.headers,
+    ...headers,
+    'content-length': String(payload.length),
+  };
+  // A pooled connection found closed is retried once, as for GET: whoever would resend the POST
+  // later (the webhook's retries, the upstream resubmit) risks no more than this does.
+  const { res } = await send(target, 'POST', requestHeaders, payload, ex, true);
+  return readText(res.statusCode ?? 0, res.headers, guardedBody(res, target.host, ex), options.maxResponseBytes);
 }

@@ -1,4 +1,5 @@
 import { upstreamStatusSchema, upstreamSubmitResponseSchema, type UpstreamSubmitBody } from '../contracts';
+import { getText, operatorPolicy, OutboundError, postJson, type TextResult } from '../outbound';
 import { UpstreamError, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 export interface DuomiOptions {
@@ -30,20 +31,18 @@ export class DuomiProvider implements UpstreamProvider {
 
   async submit(body: UpstreamSubmitBody): Promise<{ upstreamId: string }> {
     const response = await this.request('POST', '/v1/videos/generations', body);
-    const text = await response.text().catch(() => '');
-    if (response.ok) {
-      const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(text));
+    if (ok(response)) {
+      const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(response.bodyText));
       if (parsed.success) return { upstreamId: parsed.data.id };
       throw new UpstreamError('unavailable', 'upstream accepted the task but sent no id', response.status);
     }
-    throw classify(response, text);
+    throw classify(response);
   }
 
   async status(upstreamId: string): Promise<UpstreamStatus> {
     const response = await this.request('GET', `/v1/videos/tasks/${encodeURIComponent(upstreamId)}`);
-    const text = await response.text().catch(() => '');
-    if (!response.ok) throw classify(response, text, 'unavailable');
-    return this.parseCallback(safeJson(text));
+    if (!ok(response)) throw classify(response, 'unavailable');
+    return this.parseCallback(safeJson(response.bodyText));
   }
 
   parseCallback(body: unknown): UpstreamStatus {
@@ -62,20 +61,21 @@ export class DuomiProvider implements UpstreamProvider {
     };
   }
 
-  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
-    const key = await this.options.apiKey();
+  /** Over pooled keep-alive connections; `timeoutMs` bounds the whole exchange. */
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<TextResult> {
+    const { timeoutMs } = this.options;
+    const url = `${this.options.baseUrl}${path}`;
+    const options = { policy: operatorPolicy, timeoutMs, signal: AbortSignal.timeout(timeoutMs) };
+    const headers = { authorization: await this.options.apiKey() };
     try {
-      return await fetch(`${this.options.baseUrl}${path}`, {
-        method,
-        headers: { authorization: key, ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-      });
+      return method === 'POST'
+        ? await postJson(url, JSON.stringify(body), headers, options)
+        : await getText(url, { ...options, headers });
     } catch (error) {
-      const timedOut = (error as Error).name === 'TimeoutError';
+      const timedOut = error instanceof OutboundError && (error.code === 'timeout' || error.code === 'aborted');
       throw new UpstreamError(
         'unavailable',
-        timedOut ? `upstream did not answer within ${this.options.timeoutMs} ms` : `upstream unreachable: ${(error as Error).message}`,
+        timedOut ? `upstream did not answer within ${timeoutMs} ms` : `upstream unreachable: ${(error as Error).message}`,
       );
     }
   }
@@ -89,8 +89,11 @@ function safeJson(text: string): unknown {
   }
 }
 
+const ok = (response: TextResult) => response.status >= 200 && response.status < 300;
+
 /** Rate limits, outages and our own credentials are worth retrying; other 4xx are the request's fault. */
-function classify(response: Response, text: string, kind?: 'unavailable'): UpstreamError {
+function classify(response: TextResult, kind?: 'unavailable'): UpstreamError {
+  const text = response.bodyText;
   const body = safeJson(text) as { error?: { message?: unknown; code?: unknown } | string; message?: unknown; code?: unknown } | undefined;
   const nested = typeof body?.error === 'object' ? body.error : undefined;
   const message =
@@ -100,7 +103,7 @@ function classify(response: Response, text: string, kind?: 'unavailable'): Upstr
   const code = [nested?.code, body?.code].find((c): c is string => typeof c === 'string');
   const status = response.status;
   const retryable = kind === 'unavailable' || status >= 500 || [401, 403, 404, 408, 409, 425, 429].includes(status);
-  const retryAfter = Number(response.headers.get('retry-after'));
+  const retryAfter = Number(response.headers['retry-after']);
   return new UpstreamError(
     retryable ? 'unavailable' : 'rejected',
     `upstream answered ${status}: ${message}`.slice(0, 500),
