@@ -1,15 +1,16 @@
 import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { S3Client } from '@aws-sdk/client-s3';
+import { s3ClientFor } from '../lambdas/shared/aws/s3';
 import { localPolicy, openGet } from '../lambdas/shared/outbound';
 import { VideoStore } from '../lambdas/shared/videos';
+import { profileClock } from './profile';
 
 /**
  * One archive run in a process of its own, so its memory is the run's alone:
  * `node --import tsx bench/archive-worker.ts '<json WorkerJob>'` prints one JSON line.
  *
- * - `archive`: `VideoStore.archive` from the upstream URL into the (local) S3 bucket, with an
- *   S3 client set up as `lambdas/shared/aws/s3.ts` sets it up for a local endpoint.
+ * - `archive`: `VideoStore.archive` from the upstream URL into the (local) S3 bucket, with the
+ *   gateway's S3 client for a local endpoint (`s3ClientFor`).
  * - `file`: the baseline, the same bytes from the same URL piped straight into a local file.
  *
  * RSS is sampled every 20 ms; the peak is also read from the kernel (VmHWM).
@@ -39,6 +40,8 @@ export interface WorkerResult {
   cpuMs: number;
   samples: number;
   sha256?: string;
+  /** The run's span on the CPU profiles' clock (µs), to pick its samples out of a profile. */
+  window: { from: number; to: number };
 }
 
 const SAMPLE_MS = 20;
@@ -52,14 +55,7 @@ async function main() {
   const job = JSON.parse(process.argv[2] ?? '{}') as WorkerJob;
   let run: () => Promise<{ bytes: number; sha256?: string }>;
   if (job.mode === 'archive') {
-    const s3 = new S3Client({
-      endpoint: job.s3Endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const s3 = s3ClientFor(job.s3Endpoint, { region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
     const videos = new VideoStore({
       s3,
       bucket: job.bucket!,
@@ -90,11 +86,13 @@ async function main() {
     peakHeap = Math.max(peakHeap, m.heapUsed);
   };
   const timer = setInterval(sample, SAMPLE_MS);
+  const from = profileClock();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const outcome = await run();
   const cpu = process.cpuUsage(cpu0);
   const seconds = (performance.now() - t0) / 1000;
+  const to = profileClock();
   clearInterval(timer);
   sample();
 
@@ -111,6 +109,7 @@ async function main() {
     cpuMs: (cpu.user + cpu.system) / 1000,
     samples,
     sha256: outcome.sha256,
+    window: { from, to },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -7,6 +7,7 @@ import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { startSimulatedUpstream, type SimulatedUpstream } from '../local/simulated-upstream';
 import { UPLOAD_PART_BYTES, UPLOAD_QUEUE_SIZE } from '../lambdas/shared/videos';
 import type { WorkerJob, WorkerResult } from './archive-worker';
+import { profileDir, selfTime, topCategories } from './profile';
 import { GiB, MiB, benchDir, fixed, lastJson, median, pass, progress, projectRoot, runChild, table, tempDir } from './lib';
 
 /**
@@ -49,8 +50,8 @@ interface ChildService {
 }
 
 /** A helper process that prints `{"endpoint"}` when ready and stops when its stdin closes. */
-async function startService(script: string, args: string[]): Promise<ChildService> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, script), ...args], {
+async function startService(script: string, args: string[], nodeFlags: string[] = []): Promise<ChildService> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(benchDir, script), ...args], {
     cwd: projectRoot,
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -91,8 +92,8 @@ async function objectSize(endpoint: string, key: string): Promise<number | undef
   }
 }
 
-async function runWorker(job: WorkerJob): Promise<WorkerResult> {
-  const result = await runChild(process.execPath, ['--import', 'tsx', join(benchDir, 'archive-worker.ts'), JSON.stringify(job)], {
+async function runWorker(job: WorkerJob, nodeFlags: string[] = []): Promise<WorkerResult> {
+  const result = await runChild(process.execPath, [...nodeFlags, '--import', 'tsx', join(benchDir, 'archive-worker.ts'), JSON.stringify(job)], {
     env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'WARN', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     timeoutMs: 300_000,
   });
@@ -140,12 +141,44 @@ async function runOnce(mode: Mode, url: string, bytes: number): Promise<RunResul
   }
 }
 
+/** Self time per category of one profiled archive run, in ms per MiB moved. */
+export interface ArchiveProfile {
+  worker: Map<string, number>;
+  s3rver: Map<string, number>;
+}
+
+/** One more archive run into s3rver with both processes under `--cpu-prof` (a diagnostic: profiling slows it). */
+async function profileOnce(url: string, bytes: number): Promise<ArchiveProfile> {
+  const tmp = tempDir('archive-profiled');
+  const workerProfile = profileDir();
+  const s3Profile = profileDir();
+  try {
+    const s3 = await startService('s3rver-child.ts', [tmp.path, BUCKET], s3Profile.flags);
+    let result: WorkerResult;
+    try {
+      result = await runWorker({ mode: 'archive', url, bytes, s3Endpoint: s3.endpoint, bucket: BUCKET, key: 'videos/profiled.mp4' }, workerProfile.flags);
+    } finally {
+      await s3.close();
+    }
+    const perMiB = (totals: Map<string, number>) => new Map([...totals].map(([k, ms]) => [k, ms / (bytes / MiB)]));
+    return {
+      worker: perMiB(selfTime(workerProfile.read(), undefined, result.window)),
+      s3rver: perMiB(selfTime(s3Profile.read(), undefined, result.window)),
+    };
+  } finally {
+    workerProfile.remove();
+    s3Profile.remove();
+    tmp.remove();
+  }
+}
+
 export interface ArchiveRow {
   bytes: number;
   archive: RunResult[];
   baseline: RunResult[];
   /** Diagnostic: the same archive into a stub S3 that discards the bytes (one run). */
   toSink: RunResult[];
+  profile: ArchiveProfile;
 }
 
 export async function measureArchive(options: { sizes?: number[]; runs?: number } = {}): Promise<ArchiveRow[]> {
@@ -156,7 +189,7 @@ export async function measureArchive(options: { sizes?: number[]; runs?: number 
     const rows: ArchiveRow[] = [];
     for (const bytes of sizes) {
       const url = await renderedVideo(upstream, bytes);
-      const row: ArchiveRow = { bytes, archive: [], baseline: [], toSink: [] };
+      const row: Omit<ArchiveRow, 'profile'> = { bytes, archive: [], baseline: [], toSink: [] };
       for (let run = 1; run <= runs; run++) {
         progress(`archive: ${label(bytes)} straight to a file (baseline), run ${run} of ${runs}`);
         row.baseline.push(await runOnce('file', url, bytes));
@@ -165,7 +198,8 @@ export async function measureArchive(options: { sizes?: number[]; runs?: number 
       }
       progress(`archive: ${label(bytes)} through VideoStore.archive into a discarding S3 stub (diagnostic)`);
       row.toSink.push(await runOnce('archive-to-sink', url, bytes));
-      rows.push(row);
+      progress(`archive: ${label(bytes)} into s3rver with the worker and s3rver profiled (diagnostic)`);
+      rows.push({ ...row, profile: await profileOnce(url, bytes) });
     }
     return rows;
   } finally {
@@ -228,5 +262,19 @@ export function archiveReport(rows: readonly ArchiveRow[]): string {
       'Baseline: `pipeline(openGet(url).body, fs.createWriteStream(file))` from the same upstream. ' +
       'Diagnostic: the archive run again with s3rver replaced by a stub that discards the bytes (s3-sink-child.ts): what the worker alone achieves, and its memory when S3 keeps up.',
     '',
+    '#### Where each process\'s CPU goes: self time per MiB moved, from `--cpu-prof` profiles of one more archive run (profiling slows it; read as shares)',
+    '',
+    ...rows.flatMap((r) => [profileTable(`${label(r.bytes)}`, r.profile), '']),
   ].join('\n');
+}
+
+function profileTable(size: string, profile: ArchiveProfile): string {
+  const side = (totals: Map<string, number>) => topCategories(totals, 7).map(([k, ms]) => `${k} ${fixed(ms, 2)}`);
+  const worker = side(profile.worker);
+  const s3rver = side(profile.s3rver);
+  const total = (totals: Map<string, number>) => fixed([...totals].filter(([k]) => k !== 'idle').reduce((sum, [, ms]) => sum + ms, 0), 2);
+  return table(
+    [`${size}: archive worker, ms/MiB (total ${total(profile.worker)})`, `s3rver, ms/MiB (total ${total(profile.s3rver)})`],
+    Array.from({ length: Math.max(worker.length, s3rver.length) }, (_, i) => [worker[i] ?? '', s3rver[i] ?? '']),
+  );
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon, { type Result } from 'autocannon';
 import { benchDir, fixed, pass, progress, projectRoot, quantile, table, tempDir } from './lib';
+import { codeOwner, profileClock, profileDir, selfTime, type Categorize } from './profile';
 
 /**
  * Submit path: `POST /v1/videos/generations` through the local gateway, loaded by autocannon
@@ -49,12 +50,12 @@ function load(url: string, apiKey: string, connections: number, seconds: number,
   return instance;
 }
 
-export async function measureSubmit(options: SubmitOptions = {}): Promise<SubmitRun[]> {
-  const connections = options.connections ?? 10;
-  const seconds = options.seconds ?? 10;
-  const warmup = options.warmupSeconds ?? 2;
+const targets: SubmitRun['target'][] = ['baseline', 'gateway', 'baselineWithUpdate'];
+
+/** Starts submit-servers.ts in a child process (with `nodeFlags`), runs `use`, then stops it. */
+async function withServers<T>(nodeFlags: string[], use: (servers: Servers) => Promise<T>): Promise<T> {
   const data = tempDir('submit');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(benchDir, 'submit-servers.ts'), data.path], {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', join(benchDir, 'submit-servers.ts'), data.path], {
     cwd: projectRoot,
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -67,9 +68,78 @@ export async function measureSubmit(options: SubmitOptions = {}): Promise<Submit
       exited.then(([code]) => Promise.reject(new Error(`the submit servers exited (${String(code)}) before they were ready`))),
     ]);
     lines.close();
-    const servers = JSON.parse(first) as Servers;
+    return await use(JSON.parse(first) as Servers);
+  } finally {
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+    data.remove();
+  }
+}
 
-    const targets: SubmitRun['target'][] = ['baseline', 'gateway', 'baselineWithUpdate'];
+/** Where one request's CPU goes in the servers' process, per target: ms per answered request. */
+export type SubmitProfile = Record<SubmitRun['target'], { perRequest: Map<string, number>; reqPerSec: number }>;
+
+export interface SubmitResult {
+  runs: SubmitRun[];
+  profile: SubmitProfile;
+}
+
+const dynamoStandIn = /^(dynalite|classic-level|abstract-level|memory-level|level|level-[\w-]+|lock|async|big\.js|buffer-crc32|lazy|module-error)$/;
+
+/** The servers' process by what the work is for (built-ins counted with the code that called them). */
+const submitCategory: Categorize = (frame, caller) => {
+  if (frame.url === '' && frame.functionName === '(garbage collector)') return 'V8: garbage collection';
+  if (frame.url === '' && frame.functionName === '(idle)') return 'idle';
+  const builtIn = frame.url === '' || frame.url.startsWith('node:');
+  const owner = builtIn ? (caller && codeOwner(caller)) : codeOwner(frame);
+  if (owner === undefined) return 'Node: HTTP, sockets, event loop, compiler';
+  if (dynamoStandIn.test(owner)) return 'local DynamoDB (dynalite + LevelDB)';
+  if (/^@(aws-sdk|smithy|aws-crypto)\//.test(owner)) return 'AWS SDK clients: build, sign, send, parse';
+  if (owner === 'zod') return 'zod';
+  if (/^@(middy|aws-lambda-powertools)\//.test(owner)) return 'middy + Powertools logger';
+  if (owner.startsWith('our code: lambdas')) return 'gateway code (lambdas/)';
+  if (owner === 'our code: local/simulated-upstream.ts') return 'simulated upstream';
+  if (owner.startsWith('our code: local')) return 'local API Gateway + queue stand-ins (local/)';
+  if (owner.startsWith('our code: bench')) return 'baseline servers\' own code';
+  return 'other';
+};
+
+/** The same three targets again, briefly, with the servers' process under `--cpu-prof`. */
+async function profileSubmit(connections: number, seconds: number): Promise<SubmitProfile> {
+  const dir = profileDir();
+  try {
+    const windows = await withServers(dir.flags, async (servers) => {
+      const spans = new Map<SubmitRun['target'], { from: number; to: number; ok: number; seconds: number }>();
+      for (const target of targets) {
+        progress(`submit: ${target} with the servers profiled (diagnostic), ${connections} connections × ${seconds} s`);
+        await load(servers[target], servers.apiKey, connections, 1);
+        const from = profileClock();
+        const r = await load(servers[target], servers.apiKey, connections, seconds);
+        spans.set(target, { from, to: profileClock(), ok: r['2xx'], seconds: r.duration });
+      }
+      return spans;
+    });
+    const profile = dir.read();
+    const perRequest = (t: SubmitRun['target']) => {
+      const w = windows.get(t)!;
+      return {
+        perRequest: new Map([...selfTime(profile, submitCategory, w)].map(([k, ms]) => [k, ms / Math.max(1, w.ok)])),
+        reqPerSec: w.ok / w.seconds,
+      };
+    };
+    return { baseline: perRequest('baseline'), gateway: perRequest('gateway'), baselineWithUpdate: perRequest('baselineWithUpdate') };
+  } finally {
+    dir.remove();
+  }
+}
+
+export async function measureSubmit(options: SubmitOptions = {}): Promise<SubmitResult> {
+  const connections = options.connections ?? 10;
+  const seconds = options.seconds ?? 10;
+  const warmup = options.warmupSeconds ?? 2;
+  const runs = await withServers([], async (servers) => {
     progress(`submit: warming up each target for ${warmup} s`);
     for (const target of targets) await load(servers[target], servers.apiKey, connections, warmup);
 
@@ -98,16 +168,11 @@ export async function measureSubmit(options: SubmitOptions = {}): Promise<Submit
         failed: t.failed,
       };
     });
-  } finally {
-    child.stdin.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-    data.remove();
-  }
+  });
+  return { runs, profile: await profileSubmit(connections, Math.max(2, seconds / 3)) };
 }
 
-export function submitReport(runs: readonly SubmitRun[], options: SubmitOptions = {}): string {
+export function submitReport({ runs, profile }: SubmitResult, options: SubmitOptions = {}): string {
   const by = (t: SubmitRun['target']) => runs.find((r) => r.target === t)!;
   const gateway = by('gateway');
   const baseline = by('baseline');
@@ -137,5 +202,35 @@ export function submitReport(runs: readonly SubmitRun[], options: SubmitOptions 
       `against the baseline with the same two writes the gateway does: ${fixed((gateway.reqPerSec / withUpdate.reqPerSec) * 100)} %.`,
     'The gateway, dynalite, the simulated upstream (render stalled: no callbacks, no archive work) and both baseline servers share one child process; autocannon runs in the bench process.',
     '',
+    '#### Where a request\'s CPU goes in that process: ms of self time per answered request, from a `--cpu-prof` run of each target (profiling slows it; read as shares)',
+    '',
+    profileTable(profile),
+    '',
+  ].join('\n');
+}
+
+function profileTable(profile: SubmitProfile): string {
+  const busy = (m: Map<string, number>) => [...m].filter(([k]) => k !== 'idle').reduce((sum, [, ms]) => sum + ms, 0);
+  const categories = [...new Set(targets.flatMap((t) => [...profile[t].perRequest.keys()]))]
+    .filter((k) => k !== 'idle')
+    .sort((a, b) => (profile.gateway.perRequest.get(b) ?? 0) - (profile.gateway.perRequest.get(a) ?? 0));
+  const ms = (t: SubmitRun['target'], k: string) => fixed(profile[t].perRequest.get(k) ?? 0, 2);
+  const row = (name: string, f: (t: SubmitRun['target']) => string) => [name, ...['gateway', 'baseline', 'baselineWithUpdate'].map((t) => f(t as SubmitRun['target']))];
+  const own = ['gateway code (lambdas/)', 'zod', 'middy + Powertools logger', 'local API Gateway + queue stand-ins (local/)'];
+  return [
+    table(
+      ['spent in', 'gateway', 'baseline', 'baseline + UpdateItem'],
+      [
+        ...categories.map((k) => row(k, (t) => ms(t, k))),
+        row('total busy', (t) => fixed(busy(profile[t].perRequest), 2)),
+        row('idle (the process waiting)', (t) => ms(t, 'idle')),
+        row('req/s while profiled', (t) => fixed(profile[t].reqPerSec)),
+      ],
+    ),
+    '',
+    `The gateway's own work (its code, zod, middy and the logger, the local API Gateway stand-in) is ${fixed(
+      own.reduce((sum, k) => sum + (profile.gateway.perRequest.get(k) ?? 0), 0),
+      2,
+    )} ms of CPU per request; the rest is the I/O it shares with the baselines.`,
   ].join('\n');
 }
