@@ -73,14 +73,20 @@ const sdkParts = {
 } as const;
 type SdkPart = keyof typeof sdkParts;
 
-/** The clients each Lambda needs (the issue's list). */
+/**
+ * The SDK clients each Lambda's code uses: `lambdas/<name>/handler.ts` and the parts it
+ * composes. Secrets Manager holds the callback HMAC secret and the upstream key
+ * (`aws/secrets.ts`); SQS carries archive and notify jobs (`afterFinish` sends a notify job
+ * when the upstream refuses a task at submit). `checkBaseline` fails the run when a handler
+ * bundles a client its list lacks, or the other way round.
+ */
 export const baselineClients: Record<LambdaName, SdkPart[]> = {
-  submit: ['dynamo', 'secrets'],
+  submit: ['dynamo', 'secrets', 'sqs'],
   query: ['dynamo', 's3Presign'],
-  callback: ['dynamo', 'sqs'],
+  callback: ['dynamo', 'secrets', 'sqs'],
   archive: ['dynamo', 's3Upload', 'sqs'],
   notify: ['dynamo', 's3Presign', 'sqs'],
-  reconcile: ['dynamo', 'sqs'],
+  reconcile: ['dynamo', 'secrets', 'sqs'],
 };
 
 /** A module that imports the SDK clients (and the commands sent with them) and constructs them. */
@@ -165,6 +171,31 @@ const clientProbe: esbuild.Plugin = {
   },
 };
 
+/** The AWS SDK packages that stand for a service client or its helpers (what `sdkParts` import). */
+const sdkClientPackage = /^@aws-sdk\/(client-[\w-]+|lib-[\w-]+|s3-request-presigner)$/;
+
+function sdkClientPackages(bundle: Bundle): string[] {
+  const packages = Object.entries(bundle.inputs)
+    .filter(([, bytes]) => bytes > 0)
+    .map(([file]) => packageOf(file))
+    .filter((p) => sdkClientPackage.test(p));
+  return [...new Set(packages)].sort();
+}
+
+/** A baseline must bundle the same SDK clients as its handler, or the ratio compares unlike things. */
+function checkBaseline(handler: Bundle, baseline: Bundle): void {
+  const inHandler = sdkClientPackages(handler);
+  const inBaseline = sdkClientPackages(baseline);
+  const missing = inHandler.filter((p) => !inBaseline.includes(p));
+  const unused = inBaseline.filter((p) => !inHandler.includes(p));
+  if (missing.length || unused.length)
+    throw new Error(
+      `the ${handler.name} baseline does not match its handler's SDK clients ` +
+        `(handler bundles ${inHandler.join(', ')}; baseline lacks ${missing.join(', ') || 'nothing'}, ` +
+        `has unused ${unused.join(', ') || 'nothing'}): fix baselineClients in bench/coldstart.ts`,
+    );
+}
+
 export function packageOf(source: string): string {
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
   return m ? m[1]! : 'our code';
@@ -197,6 +228,8 @@ interface ImportSample {
   constructCpuMs: number;
   importStartUs: number;
   importEndUs: number;
+  /** End of the baseline's construct() (the import's end when nothing is constructed). */
+  constructEndUs: number;
   clientsAtImport: string[] | null;
 }
 
@@ -230,9 +263,10 @@ interface CpuProfile {
 }
 
 /**
- * Self time spent during the import, by where the running code comes from: the package (via
- * the bundle's source map), Node's source-map support, Node's module loader, V8 ((program):
- * mostly parsing and compiling the bundle) or the garbage collector.
+ * Self time spent during the import (and a baseline's construct()), by where the running
+ * code comes from: the package (via the bundle's source map), Node's source-map support,
+ * Node's module loader, V8 ((program): mostly parsing and compiling the bundle) or the
+ * garbage collector.
  */
 function attributeProfile(profile: CpuProfile, bundle: Bundle, map: SourceMap, window: ImportSample): Map<string, number> {
   const bundleUrl = pathToFileURL(bundle.file).href;
@@ -267,7 +301,8 @@ function attributeProfile(profile: CpuProfile, bundle: Bundle, map: SourceMap, w
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i]!;
     const next = profile.timeDeltas[i + 1] ?? 0;
-    if (t < window.importStartUs || t > window.importEndUs) continue;
+    // A handler builds its clients while it loads, a baseline in construct(): both are counted, as in the timed runs.
+    if (t < window.importStartUs || t > window.constructEndUs) continue;
     const category = categoryOf(profile.samples[i]!);
     if (category === 'idle') continue;
     out.set(category, (out.get(category) ?? 0) + next / 1000);
@@ -330,8 +365,10 @@ export async function measureColdStart(options: ColdStartOptions = {}): Promise<
     progress(`cold start: bundling ${handlers.length} handlers and their baselines with the stack's esbuild options`);
     const bundles: Bundle[] = [];
     for (const name of handlers) {
-      bundles.push(await build(root, tmp.path, 'handler', name));
-      bundles.push(await build(root, tmp.path, 'baseline', name));
+      const handler = await build(root, tmp.path, 'handler', name);
+      const baseline = await build(root, tmp.path, 'baseline', name);
+      checkBaseline(handler, baseline);
+      bundles.push(handler, baseline);
     }
 
     // Which SDK clients a handler constructs while it loads (none, if construction is lazy).
@@ -431,7 +468,7 @@ export function coldStartReport(rows: readonly ColdStartRow[]): string {
       ]),
     ),
     '',
-    'Baseline: a bundle (same options) that imports the SDK clients the handler needs, with the commands it sends, and constructs them; its times include that construction. ' +
+    'Baseline: a bundle (same options) that imports the SDK clients the handler uses, with the commands it sends, and constructs them; its times include that construction. The run stops if a handler bundles an SDK client its baseline lacks (or the reverse). ' +
       'CPU ms: user + system time of the process (all threads) during the import; it moves less than wall time when other work shares the machine.',
     '',
   );
@@ -477,7 +514,7 @@ export function coldStartReport(rows: readonly ColdStartRow[]): string {
     .filter((x) => x.total >= 1)
     .sort((a, b) => b.total - a.total);
   out.push(
-    '#### Where the extra import time goes (handler − baseline, ms of CPU-profile self time during the import, median of profiled runs)',
+    "#### Where the extra import time goes (handler − baseline, ms of CPU-profile self time during the import, the baseline's construct() included, median of profiled runs)",
     '',
     table(
       ['spent in', ...rows.map((r) => r.name)],

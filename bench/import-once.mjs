@@ -22,6 +22,7 @@ const clientsAtImport = globalThis.__benchSdkClients ? [...globalThis.__benchSdk
 
 let constructMs = 0;
 let constructCpuMs = 0;
+let constructEndNs = endNs;
 if (mode === 'construct') {
   const t = performance.now();
   const c = process.cpuUsage();
@@ -29,6 +30,7 @@ if (mode === 'construct') {
   const used = process.cpuUsage(c);
   constructMs = performance.now() - t;
   constructCpuMs = (used.user + used.system) / 1000;
+  constructEndNs = process.hrtime.bigint();
 }
 
 process.stdout.write(
@@ -40,6 +42,7 @@ process.stdout.write(
     bootMs: start,
     importStartUs: Number(startNs / 1000n),
     importEndUs: Number(endNs / 1000n),
+    constructEndUs: Number(constructEndNs / 1000n),
     clientsAtImport,
   })}\n`,
 );

@@ -1,5 +1,5 @@
 import { config } from '../shared/config';
-import { archiveJobSchema } from '../shared/contracts';
+import { archiveJobSchema } from '../shared/contracts/jobs';
 import { archiveTask } from '../shared/core/archive';
 import { queueHandler } from '../shared/handler-kit';
 import { queues, taskStore } from '../shared/parts';

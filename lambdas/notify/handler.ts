@@ -1,5 +1,5 @@
 import { config } from '../shared/config';
-import { notifyJobSchema } from '../shared/contracts';
+import { notifyJobSchema } from '../shared/contracts/jobs';
 import { notifyTask } from '../shared/core/notify';
 import { queueHandler } from '../shared/handler-kit';
 import { keyStore, queues, taskStore } from '../shared/parts';

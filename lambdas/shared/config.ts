@@ -11,7 +11,9 @@ const flag = z.pipe(
 );
 
 const whole = (min: number) => z.coerce.number().check(z.refine(Number.isInteger, 'must be a whole number'), z.gte(min));
-const seconds = (fallback: number) => z._default(whole(1), fallback);
+/** One schema for every positive count: each field adds only its default (a cold start builds fewer schemas). */
+const positive = whole(1);
+const seconds = (fallback: number) => z._default(positive, fallback);
 const url = z.url();
 /** A URL with any trailing slash removed, so paths can be appended. */
 const baseUrl = z.pipe(url, z.transform((u) => u.replace(/\/+$/, '')));
@@ -74,9 +76,9 @@ export const configSchema = z
     ARCHIVE_MAX_ATTEMPTS: seconds(5),
     NOTIFY_RETRY_SECONDS: seconds(26 * 3600),
     TASK_RETENTION_DAYS: seconds(30),
-    MAX_VIDEO_BYTES: z._default(whole(1), 2 * 1024 ** 3),
-    UPSTREAM_TIMEOUT_MS: z._default(whole(1), 15_000),
-    WEBHOOK_TIMEOUT_MS: z._default(whole(1), 10_000),
+    MAX_VIDEO_BYTES: z._default(positive, 2 * 1024 ** 3),
+    UPSTREAM_TIMEOUT_MS: z._default(positive, 15_000),
+    WEBHOOK_TIMEOUT_MS: z._default(positive, 10_000),
     KEY_CACHE_SECONDS: z._default(whole(0), 60),
   })
   .check(

@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type * as z from 'zod/mini';
-import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts';
+import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts/api';
 import { logger } from './logger';
 
 export type HttpEvent = APIGatewayProxyEventV2;

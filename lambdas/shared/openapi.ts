@@ -1,5 +1,7 @@
 import * as z from 'zod/mini';
-import { errorBodySchema, submitBodySchema, submitResponseSchema, taskListSchema, taskViewSchema } from './contracts';
+import { errorBodySchema } from './contracts/api';
+import { submitBodySchema, submitResponseSchema } from './contracts/submit';
+import { taskListSchema, taskViewSchema } from './contracts/view';
 
 const schema = (s: z.ZodMiniType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(s, { io, target: 'openapi-3.0', unrepresentable: 'any' });

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { conditionalPut } from './aws/conditional-put';
-import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts';
+import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
 import { tableSchema } from './table-schema';
 

@@ -1,4 +1,4 @@
-import type { ArchiveJob } from '../contracts';
+import type { ArchiveJob } from '../contracts/jobs';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
 import { videoKey } from '../video-links';

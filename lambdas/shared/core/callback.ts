@@ -1,4 +1,4 @@
-import { terminalStates, type TaskRecord } from '../contracts';
+import { terminalStates, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';

@@ -1,6 +1,6 @@
 import type { ApiKeyStore } from '../api-keys';
 import type { Config } from '../config';
-import type { ArchiveJob, NotifyJob } from '../contracts';
+import type { ArchiveJob, NotifyJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';

@@ -1,4 +1,4 @@
-import type { TaskRecord } from '../contracts';
+import type { TaskRecord } from '../contracts/task';
 import type { Needs } from './deps';
 
 /**

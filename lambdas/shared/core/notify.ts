@@ -1,5 +1,5 @@
 import { Webhook } from 'standardwebhooks';
-import type { NotifyJob } from '../contracts';
+import type { NotifyJob } from '../contracts/jobs';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
 import { clientUrlPolicy, postJson } from '../outbound';

@@ -1,4 +1,5 @@
-import { listQuerySchema, type TaskRecord } from '../contracts';
+import { listQuerySchema } from '../contracts/query';
+import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { openApiDocument } from '../openapi';
 import type { Needs } from './deps';

@@ -1,4 +1,4 @@
-import type { TaskRecord } from '../contracts';
+import type { TaskRecord } from '../contracts/task';
 import { logger } from '../logger';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS } from '../task-store';
 import { applyUpstreamStatus } from './callback';

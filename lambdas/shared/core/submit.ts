@@ -1,4 +1,6 @@
-import { upstreamSubmitBodySchema, submitBodySchema, type SubmitRequest, type TaskRecord } from '../contracts';
+import { submitBodySchema, type SubmitRequest } from '../contracts/submit';
+import type { TaskRecord } from '../contracts/task';
+import { upstreamSubmitBodySchema } from '../contracts/upstream';
 import { backoffSeconds } from '../backoff';
 import { callbackUrl } from '../callback-token';
 import { ApiError, header, json, parseJsonBody, parseWith, type HttpEvent, type HttpResult } from '../http';

@@ -1,4 +1,5 @@
-import type { TaskRecord, TaskView } from '../contracts';
+import type { TaskRecord } from '../contracts/task';
+import type { TaskView } from '../contracts/view';
 import type { VideoLinks } from '../video-links';
 
 const publicState = {

@@ -1,4 +1,4 @@
-import { upstreamStatusSchema, upstreamSubmitResponseSchema, type UpstreamSubmitBody } from '../contracts';
+import { upstreamStatusSchema, upstreamSubmitResponseSchema, type UpstreamSubmitBody } from '../contracts/upstream';
 import { getText, operatorPolicy, OutboundError, postJson, type TextResult } from '../outbound';
 import { UpstreamError, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
 

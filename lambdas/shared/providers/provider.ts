@@ -1,4 +1,4 @@
-import type { UpstreamSubmitBody } from '../contracts';
+import type { UpstreamSubmitBody } from '../contracts/upstream';
 
 /** What the gateway makes of an upstream's status word. Unknown words mean "still running". */
 export type UpstreamPhase = 'pending' | 'running' | 'succeeded' | 'failed';

@@ -1,0 +1,47 @@
+import * as z from 'zod/mini';
+
+/**
+ * What every request and answer of the HTTP API shares: the body size limit, the error
+ * body with its codes, and how a failed parse is reported (message and offending field).
+ */
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export const errorCodes = [
+  'invalid_request',
+  'unauthorized',
+  'not_found',
+  'idempotency_conflict',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'upstream_rejected',
+  'upstream_error',
+  'upstream_unavailable',
+  'internal_error',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    param: z.optional(z.string()),
+  }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** The first problem of a failed parse, as the API reports it: message and offending field. */
+export function describeIssue(error: z.core.$ZodError): { message: string; param?: string } {
+  const issue = error.issues[0];
+  if (!issue) return { message: 'invalid request' };
+  const param = formatPath(issue.path);
+  return param ? { message: issue.message, param } : { message: issue.message };
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}

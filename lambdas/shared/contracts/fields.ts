@@ -1,0 +1,50 @@
+import * as z from 'zod/mini';
+
+/**
+ * The pieces more than one contract is made of: the model names and a character clip,
+ * which the client sends, the task record keeps and the upstream is sent.
+ */
+
+export const models = ['sora-2', 'sora-2-pro', 'sora-2-temporary'] as const;
+export const modelSchema = z.enum(models, {
+  error: (iss) => (iss.input === undefined ? 'model is required' : `model must be one of ${models.join(', ')}`),
+});
+export type Model = z.infer<typeof modelSchema>;
+
+export const MAX_CHARACTER_SECONDS = 3;
+
+export const httpUrl = (what: string) =>
+  z.string({ error: () => `${what} must be a string holding an http(s) URL` }).check(
+    z.refine(
+      (s) => {
+        try {
+          const u = new URL(s);
+          return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+        } catch {
+          return false;
+        }
+      },
+      { message: `${what} must be an http(s) URL` },
+    ),
+  );
+
+/** `"a,b"` in seconds: 0 <= a < b and b - a <= 3. */
+export const timestamps = z.string({ error: () => 'timestamps must be a string "start,end" in seconds, e.g. "0,3"' }).check(
+  z.superRefine((s, ctx) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$/.exec(s);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: 'timestamps must be "start,end" in seconds, e.g. "0,3"' });
+      return;
+    }
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    if (!(a < b)) ctx.addIssue({ code: 'custom', message: 'timestamps: start must be before end' });
+    else if (b - a > MAX_CHARACTER_SECONDS)
+      ctx.addIssue({ code: 'custom', message: `timestamps: a character clip is at most ${MAX_CHARACTER_SECONDS} seconds` });
+  }),
+);
+
+export const characterSchema = z.object({
+  url: httpUrl('characters[].url'),
+  timestamps,
+});
+export type Character = z.infer<typeof characterSchema>;

@@ -1,0 +1,57 @@
+import * as z from 'zod/mini';
+import { characterSchema, modelSchema } from './fields';
+
+/** The task record in DynamoDB, and its life cycle. */
+
+/** Internal life cycle, in order: a task only ever moves to the right. */
+export const taskStates = ['queued', 'submitted', 'in_progress', 'archiving', 'succeeded', 'failed'] as const;
+export type TaskState = (typeof taskStates)[number];
+export const terminalStates: readonly TaskState[] = ['succeeded', 'failed'];
+
+export const notifyLogEntrySchema = z.object({
+  at: z.number(),
+  attempt: z.number(),
+  outcome: z.string(),
+});
+
+export const taskRecordSchema = z.object({
+  id: z.string(),
+  owner: z.string(),
+  state: z.enum(taskStates),
+  progress: z.number(),
+  model: modelSchema,
+  upstream_model: z.string(),
+  prompt: z.string(),
+  aspect_ratio: z.enum(['16:9', '9:16']),
+  duration: z.number(),
+  image_urls: z.array(z.string()),
+  characters: z.array(characterSchema),
+  callback_url: z.optional(z.string()),
+  created_at: z.number(),
+  updated_at: z.number(),
+  completed_at: z.optional(z.number()),
+  deadline_at: z.number(),
+  /** Last time the upstream told us anything (callback or poll). */
+  heard_at: z.optional(z.number()),
+  submit_attempts: z.number(),
+  upstream_id: z.optional(z.string()),
+  upstream_message: z.optional(z.string()),
+  upstream_video_url: z.optional(z.string()),
+  archive_attempts: z.optional(z.number()),
+  archive_lease_until: z.optional(z.number()),
+  video_key: z.optional(z.string()),
+  video_bytes: z.optional(z.number()),
+  video_sha256: z.optional(z.string()),
+  video_content_type: z.optional(z.string()),
+  error_code: z.optional(z.string()),
+  error_message: z.optional(z.string()),
+  notify_status: z.optional(z.enum(['pending', 'delivered', 'abandoned'])),
+  notify_attempts: z.optional(z.number()),
+  notify_first_at: z.optional(z.number()),
+  notify_log: z.optional(z.array(notifyLogEntrySchema)),
+  /** Present while the gateway still owes the task work; with `due_at`, the reconciler's index. */
+  open: z.optional(z.string()),
+  due_at: z.optional(z.number()),
+  expires_at: z.optional(z.number()),
+});
+export type TaskRecord = z.infer<typeof taskRecordSchema>;

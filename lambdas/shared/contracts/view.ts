@@ -1,0 +1,41 @@
+import * as z from 'zod/mini';
+import { modelSchema } from './fields';
+
+/** A task as clients read it, alone and in a list: the answers of the read side, for the OpenAPI document and the tests. */
+
+export const publicStates = ['pending', 'running', 'succeeded', 'error'] as const;
+export const publicStatuses = ['queued', 'in_progress', 'succeeded', 'failed'] as const;
+
+export const taskViewSchema = z.object({
+  id: z.string(),
+  state: z.enum(publicStates),
+  progress: z.number(),
+  data: z.object({ videos: z.array(z.object({ url: z.string() })) }),
+  message: z.string(),
+  status: z.enum(publicStatuses),
+  model: modelSchema,
+  prompt: z.string(),
+  aspect_ratio: z.string(),
+  duration: z.number(),
+  created_at: z.number(),
+  updated_at: z.number(),
+  completed_at: z.nullable(z.number()),
+  video: z.nullable(
+    z.object({
+      url: z.string(),
+      expires_at: z.number(),
+      bytes: z.number(),
+      content_type: z.string(),
+      sha256: z.string(),
+    }),
+  ),
+  error: z.nullable(z.object({ code: z.string(), message: z.string() })),
+});
+export type TaskView = z.infer<typeof taskViewSchema>;
+
+export const taskListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(taskViewSchema),
+  has_more: z.boolean(),
+  next_cursor: z.nullable(z.string()),
+});
