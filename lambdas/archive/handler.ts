@@ -1,7 +1,7 @@
 import { config } from '../shared/config';
 import { archiveJobSchema } from '../shared/contracts/jobs';
 import { archiveTask } from '../shared/core/archive';
-import { queueHandler } from '../shared/handler-kit';
+import { queueHandler } from '../shared/job-handlers';
 import { queues, taskStore } from '../shared/parts';
 import { videoArchiver } from '../shared/videos';
 

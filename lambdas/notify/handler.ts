@@ -1,7 +1,7 @@
 import { config } from '../shared/config';
 import { notifyJobSchema } from '../shared/contracts/jobs';
 import { notifyTask } from '../shared/core/notify';
-import { queueHandler } from '../shared/handler-kit';
+import { queueHandler } from '../shared/job-handlers';
 import { keyStore, queues, taskStore } from '../shared/parts';
 import { videoLinks } from '../shared/parts-s3';
 

@@ -1,8 +1,6 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
 import { config } from '../shared/config';
 import { reconcile } from '../shared/core/reconcile';
-import { logger } from '../shared/logger';
+import { scheduledHandler } from '../shared/job-handlers';
 import { callbackSecret, queues, taskStore } from '../shared/parts';
 import { providerFor } from '../shared/providers';
 
@@ -10,6 +8,4 @@ const c = config();
 const deps = { config: c, store: taskStore(c), provider: providerFor(c), queues: queues(c), callbackSecret: callbackSecret(c) };
 
 /** Invoked every minute by the schedule. */
-export const handler = middy()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .handler(() => reconcile(deps));
+export const handler = scheduledHandler(() => reconcile(deps));

@@ -1,5 +1,4 @@
 import { BlockList, isIP, type LookupFunction, type Socket } from 'node:net';
-import { lookup as dnsLookup } from 'node:dns/promises';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
@@ -116,14 +115,16 @@ function blockListsFor(
   return [...lists];
 }
 
-const ipv4Lists = blockListsFor(ipv4Ranges, 'ipv4');
-const ipv6Lists = blockListsFor(ipv6Ranges, 'ipv6');
+// Built on first use, like the resolver below: a Lambda that never checks an address or
+// connects out (the callback handler) does not pay for them at cold start.
+let blockLists: { ipv4: Array<[AddressClass, BlockList]>; ipv6: Array<[AddressClass, BlockList]> } | undefined;
+const lists = () => (blockLists ??= { ipv4: blockListsFor(ipv4Ranges, 'ipv4'), ipv6: blockListsFor(ipv6Ranges, 'ipv6') });
 /** Everything outside 2000::/3 (global unicast) is unassigned or special-purpose. */
 const globalUnicast = new BlockList();
 globalUnicast.addSubnet('2000::', 3, 'ipv6');
 
 function classifyIpv4(ip: string): AddressClass {
-  for (const [cls, list] of ipv4Lists) if (list.check(ip, 'ipv4')) return cls;
+  for (const [cls, list] of lists().ipv4) if (list.check(ip, 'ipv4')) return cls;
   return 'public';
 }
 
@@ -169,7 +170,7 @@ function classifyIpv6(ip: string): AddressClass {
   if (g0 === 0x2002) return classifyIpv4(ipv4From(g1, g2));
 
   const normalised = g.map((group) => group.toString(16)).join(':');
-  for (const [cls, list] of ipv6Lists) if (list.check(normalised, 'ipv6')) return cls;
+  for (const [cls, list] of lists().ipv6) if (list.check(normalised, 'ipv6')) return cls;
   return globalUnicast.check(normalised, 'ipv6') ? 'public' : 'reserved';
 }
 
@@ -256,7 +257,7 @@ export interface ResolvedAddress {
 /** Host name to addresses; replaceable in tests to simulate names resolving anywhere. */
 export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
 
-const systemResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true });
+const systemResolver: Resolver = async (hostname) => (await import('node:dns/promises')).lookup(hostname, { all: true });
 
 /**
  * A `lookup` for `net.connect` that refuses the connection unless every address the name
