@@ -1,5 +1,3 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -7,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import { expect } from 'vitest';
 import { localCredentials } from '../../local/embedded-aws';
 import type { SimTaskRecord } from '../../local/simulated-upstream';
-import { startHarness, type Harness } from './helpers';
+import { startHarness, startHookReceiver, type Harness, type HookDelivery, type HookReceiver } from './helpers';
 
 /** What an operator can look at behind the API: the task table and the bucket, through the real SDK. */
 export function backstage(h: Harness) {
@@ -164,46 +162,6 @@ export const viewWhen = (h: Harness, id: string, status: string) => async () => 
 /** Wait until nothing is left in the gateway's queues (no job pending, none running). */
 export const queuesSettled = (h: Harness, timeoutMs = 10_000) => h.gw.sqs.drain({ timeoutMs });
 
-export interface HookDelivery {
-  at: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/**
- * A webhook receiver on loopback whose answer to the n-th delivery (0-based) is `respond(n)`;
- * it can listen on a given port, so a test can take a client endpoint down and bring it back.
- */
-export async function startHookReceiver(options: { port?: number; respond?: (n: number) => number; deliveries?: HookDelivery[] } = {}) {
-  const deliveries = options.deliveries ?? [];
-  const respond = options.respond ?? (() => 200);
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const n = deliveries.length;
-      deliveries.push({ at: Date.now(), headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(respond(n), { 'content-type': 'text/plain' }).end('ok');
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    port,
-    deliveries,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-export type HookReceiver = Awaited<ReturnType<typeof startHookReceiver>>;
-
 /** A loopback URL on which nothing listens (the port was free a moment ago). */
 export async function deadEndpoint(): Promise<{ url: string; port: number }> {
   const probe = await startHookReceiver();
@@ -212,7 +170,7 @@ export async function deadEndpoint(): Promise<{ url: string; port: number }> {
 }
 
 /** Check a delivery's Standard Webhooks signature with the key's secret; the verified payload. */
-export function verifiedPayload(secret: string, delivery: { headers: IncomingHttpHeaders; body: string }): any {
+export function verifiedPayload(secret: string, delivery: HookDelivery): any {
   return new Webhook(secret).verify(delivery.body, {
     'webhook-id': String(delivery.headers['webhook-id']),
     'webhook-timestamp': String(delivery.headers['webhook-timestamp']),

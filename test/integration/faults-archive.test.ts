@@ -13,9 +13,8 @@ import {
   startFaultStage,
   type Backstage,
   type FaultStage,
-  type HookReceiver,
 } from './fault-helpers';
-import type { Harness } from './helpers';
+import type { Harness, HookReceiver } from './helpers';
 
 /**
  * Issue 3, point 5: a download that breaks off, is not a video, is too big, is gone or

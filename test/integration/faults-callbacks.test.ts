@@ -17,9 +17,8 @@ import {
   startFaultStage,
   type Backstage,
   type FaultStage,
-  type HookReceiver,
 } from './fault-helpers';
-import type { Harness } from './helpers';
+import type { Harness, HookReceiver } from './helpers';
 
 /**
  * Issue 3, points 1 and 4: callbacks lost, repeated, late, forged or in words the gateway

@@ -14,9 +14,8 @@ import {
   startFaultStage,
   type Backstage,
   type FaultStage,
-  type HookReceiver,
 } from './fault-helpers';
-import type { Harness } from './helpers';
+import type { Harness, HookReceiver } from './helpers';
 
 /**
  * Issue 3, point 3: the upstream down, slow or refusing at submit. The client keeps its id

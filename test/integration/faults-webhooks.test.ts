@@ -6,14 +6,11 @@ import {
   deliveriesFor,
   eventually,
   queuesSettled,
-  startHookReceiver,
   submitOk,
   verifiedPayload,
   type Backstage,
-  type HookDelivery,
-  type HookReceiver,
 } from './fault-helpers';
-import { startHarness, type Harness } from './helpers';
+import { startHarness, startHookReceiver, type Harness, type HookDelivery, type HookReceiver } from './helpers';
 
 /**
  * Issue 3, point 6: webhooks are delivered at least once, retried with backoff, every

@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { videoSha256 } from '../../local/mp4';
-import { seedExamples, startHarness, startReceiver, type Harness } from './helpers';
+import { seedExamples, startHarness, startHookReceiver, type Harness } from './helpers';
 
 let h: Harness;
-let receiver: Awaited<ReturnType<typeof startReceiver>>;
+let receiver: Awaited<ReturnType<typeof startHookReceiver>>;
 
 beforeAll(async () => {
   h = await startHarness({ renderMs: 400 });
-  receiver = await startReceiver();
+  receiver = await startHookReceiver();
 }, 60_000);
 
 afterAll(async () => {

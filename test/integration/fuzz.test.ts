@@ -125,11 +125,30 @@ const leaks: [string, RegExp][] = [
   ['a source path', /\/work\/|node_modules|file:\/\/|\.[cm]?[jt]s:\d+/],
 ];
 
+/** Fields that echo what a client sent (an earlier fuzzed prompt may well read "node_modules"). */
+const clientFields = new Set(['prompt', 'image_urls', 'characters', 'callback_url']);
+
+/** A successful answer's text without the client's own words, which may look like anything. */
+function gatewayText(text: string): string {
+  const strip = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(strip)
+      : value !== null && typeof value === 'object'
+        ? Object.fromEntries(Object.entries(value).filter(([k]) => !clientFields.has(k)).map(([k, v]) => [k, strip(v)]))
+        : value;
+  try {
+    return JSON.stringify(strip(JSON.parse(text)));
+  } catch {
+    return text;
+  }
+}
+
 /** The API's contract for any answer: below 500, JSON, an error in the one error shape, nothing internal. */
 function checkAnswer(probe: Probe, answer: Answer): unknown {
   const where = () => `\n${describeProbe(probe)}\n=> ${answer.status} ${answer.text.slice(0, 600)}`;
   if (answer.status >= 500 || answer.status < 200) throw new Error(`answered ${answer.status}${where()}`);
-  for (const [what, pattern] of leaks) if (pattern.test(answer.text)) throw new Error(`answer carries ${what}${where()}`);
+  const own = answer.status < 300 ? gatewayText(answer.text) : answer.text;
+  for (const [what, pattern] of leaks) if (pattern.test(own)) throw new Error(`answer carries ${what}${where()}`);
   if (probe.method === 'HEAD') return undefined;
   if (answer.status === 302) {
     if (!answer.headers.location) throw new Error(`redirect without a location${where()}`);

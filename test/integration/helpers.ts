@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,31 +57,45 @@ export async function startHarness(options: Partial<LocalGatewayOptions> = {}): 
   };
 }
 
-export interface Delivery {
+export interface HookDelivery {
+  at: number;
   headers: IncomingHttpHeaders;
   body: string;
 }
 
-/** A webhook receiver on loopback that answers with the statuses it is given, then 200. */
-export async function startReceiver(statuses: number[] = []) {
-  const deliveries: Delivery[] = [];
-  const plan = [...statuses];
-  const server = createServer((req, res) => {
+/**
+ * A webhook receiver on loopback whose answer to the n-th delivery (0-based) is `respond(n)`;
+ * it can listen on a given port, so a test can take a client endpoint down and bring it back.
+ */
+export async function startHookReceiver(options: { port?: number; respond?: (n: number) => number; deliveries?: HookDelivery[] } = {}) {
+  const deliveries = options.deliveries ?? [];
+  const respond = options.respond ?? (() => 200);
+  const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(plan.shift() ?? 200).end('ok');
+      const n = deliveries.length;
+      deliveries.push({ at: Date.now(), headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(respond(n), { 'content-type': 'text/plain' }).end('ok');
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/hook`,
+    port,
     deliveries,
-    close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
+export type HookReceiver = Awaited<ReturnType<typeof startHookReceiver>>;
 
 /** The seed document's three request examples, as they stand. */
 export const seedExamples = {
