@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -253,6 +254,16 @@ export function archiveReport(rows: readonly ArchiveRow[]): string {
         fixed(worst(r.toSink, growth), 1),
       ]),
     ),
+    '',
+    ...rows.map((r) => {
+      // Every process of the run shares the machine's cores: their CPU per MiB bounds the rate.
+      const others = perMiB(r.archive, (x) => x.s3CpuMs) + perMiB(r.archive, (x) => x.upstreamCpuMs);
+      const ceiling = (os.cpus().length * 1000) / (others + perMiB(r.baseline, (x) => x.cpuMs));
+      return (
+        `${label(r.bytes)}: s3rver and the upstream alone use ${fixed(others, 1)} ms of CPU per MiB; with ${os.cpus().length} cores, even a worker as cheap as the baseline's ` +
+        `could move at most ${fixed(ceiling)} MiB/s through them (${fixed((ceiling / mibps(r.baseline)) * 100)} % of the baseline).`
+      );
+    }),
     '',
     rows.length > 1
       ? `Archive RSS growth (worst run) spread between sizes: ${fixed(spread, 1)} MiB (target ≤ 16 MiB: ${pass(spread * MiB <= RSS_SPREAD_TARGET)}).`
