@@ -8,7 +8,7 @@ import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { startSimulatedUpstream, type SimulatedUpstream } from '../local/simulated-upstream';
 import { UPLOAD_PART_BYTES, UPLOAD_QUEUE_SIZE } from '../lambdas/shared/videos';
 import type { WorkerJob, WorkerResult } from './archive-worker';
-import { profileDir, selfTime, topCategories } from './profile';
+import { busyMs, profileDir, selfTime, topCategories } from './profile';
 import { GiB, MiB, benchDir, fixed, lastJson, median, pass, progress, projectRoot, runChild, table, tempDir } from './lib';
 
 /**
@@ -283,9 +283,8 @@ function profileTable(size: string, profile: ArchiveProfile): string {
   const side = (totals: Map<string, number>) => topCategories(totals, 7).map(([k, ms]) => `${k} ${fixed(ms, 2)}`);
   const worker = side(profile.worker);
   const s3rver = side(profile.s3rver);
-  const total = (totals: Map<string, number>) => fixed([...totals].filter(([k]) => k !== 'idle').reduce((sum, [, ms]) => sum + ms, 0), 2);
   return table(
-    [`${size}: archive worker, ms/MiB (total ${total(profile.worker)})`, `s3rver, ms/MiB (total ${total(profile.s3rver)})`],
+    [`${size}: archive worker, ms/MiB (total ${fixed(busyMs(profile.worker), 2)})`, `s3rver, ms/MiB (total ${fixed(busyMs(profile.s3rver), 2)})`],
     Array.from({ length: Math.max(worker.length, s3rver.length) }, (_, i) => [worker[i] ?? '', s3rver[i] ?? '']),
   );
 }

@@ -42,7 +42,8 @@ export function profileDir(): { flags: string[]; read(): CpuProfile; remove(): v
 /** Microseconds on the clock profiles use (CLOCK_MONOTONIC, as `process.hrtime`). */
 export const profileClock = () => Number(process.hrtime.bigint() / 1000n);
 
-const isBuiltIn = (f: Frame) => f.url === '' || f.url.startsWith('node:');
+/** Node's own code or a native function (no script of a package or of ours). */
+export const isBuiltIn = (f: Frame) => f.url === '' || f.url.startsWith('node:');
 const phases: Record<string, string> = {
   '(garbage collector)': 'V8: garbage collection',
   '(idle)': 'idle',
@@ -98,6 +99,9 @@ export function selfTime(profile: CpuProfile, categorize: Categorize = byCodeAnd
   }
   return totals;
 }
+
+/** All the time a process was not idle. */
+export const busyMs = (totals: Map<string, number>) => [...totals].reduce((sum, [k, ms]) => (k === 'idle' ? sum : sum + ms), 0);
 
 /** The largest categories (idle left out), with the rest summed as 'other'. */
 export function topCategories(totals: Map<string, number>, count: number): [string, number][] {

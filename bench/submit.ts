@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon, { type Result } from 'autocannon';
 import { benchDir, fixed, pass, progress, projectRoot, quantile, table, tempDir } from './lib';
-import { codeOwner, profileClock, profileDir, selfTime, type Categorize } from './profile';
+import { busyMs, codeOwner, isBuiltIn, profileClock, profileDir, selfTime, type Categorize } from './profile';
 
 /**
  * Submit path: `POST /v1/videos/generations` through the local gateway, loaded by autocannon
@@ -92,8 +92,7 @@ const dynamoStandIn = /^(dynalite|classic-level|abstract-level|memory-level|leve
 const submitCategory: Categorize = (frame, caller) => {
   if (frame.url === '' && frame.functionName === '(garbage collector)') return 'V8: garbage collection';
   if (frame.url === '' && frame.functionName === '(idle)') return 'idle';
-  const builtIn = frame.url === '' || frame.url.startsWith('node:');
-  const owner = builtIn ? (caller && codeOwner(caller)) : codeOwner(frame);
+  const owner = isBuiltIn(frame) ? (caller && codeOwner(caller)) : codeOwner(frame);
   if (owner === undefined) return 'Node: HTTP, sockets, event loop, compiler';
   if (dynamoStandIn.test(owner)) return 'local DynamoDB (dynalite + LevelDB)';
   if (/^@(aws-sdk|smithy|aws-crypto)\//.test(owner)) return 'AWS SDK clients: build, sign, send, parse';
@@ -210,7 +209,6 @@ export function submitReport({ runs, profile }: SubmitResult, options: SubmitOpt
 }
 
 function profileTable(profile: SubmitProfile): string {
-  const busy = (m: Map<string, number>) => [...m].filter(([k]) => k !== 'idle').reduce((sum, [, ms]) => sum + ms, 0);
   const categories = [...new Set(targets.flatMap((t) => [...profile[t].perRequest.keys()]))]
     .filter((k) => k !== 'idle')
     .sort((a, b) => (profile.gateway.perRequest.get(b) ?? 0) - (profile.gateway.perRequest.get(a) ?? 0));
@@ -222,7 +220,7 @@ function profileTable(profile: SubmitProfile): string {
       ['spent in', 'gateway', 'baseline', 'baseline + UpdateItem'],
       [
         ...categories.map((k) => row(k, (t) => ms(t, k))),
-        row('total busy', (t) => fixed(busy(profile[t].perRequest), 2)),
+        row('total busy', (t) => fixed(busyMs(profile[t].perRequest), 2)),
         row('idle (the process waiting)', (t) => ms(t, 'idle')),
         row('req/s while profiled', (t) => fixed(profile[t].reqPerSec)),
       ],
