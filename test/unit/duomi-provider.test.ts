@@ -1,8 +1,8 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { UpstreamSubmitBody } from '../../lambdas/shared/contracts';
-import { DuomiProvider } from '../../lambdas/shared/providers/duomi';
+import type { UpstreamJob } from '../../lambdas/shared/providers/provider';
+import { DuomiProvider, duomiBody } from '../../lambdas/shared/providers/duomi';
 import { UpstreamError } from '../../lambdas/shared/providers/provider';
 
 interface Seen {
@@ -33,13 +33,15 @@ const reply = (status: number, body: unknown, headers: Record<string, string> = 
 
 const provider = (timeoutMs = 2000) => new DuomiProvider({ baseUrl, apiKey: async () => 'sk-duomi-123', timeoutMs });
 
-const body: UpstreamSubmitBody = {
+const body: UpstreamJob = {
+  taskId: 'task_1',
   model: 'sora-2',
   prompt: 'The car moves forward at a high speed',
-  aspect_ratio: '16:9',
+  aspectRatio: '16:9',
   duration: 15,
-  image_urls: ['https://crea-img.xinzhiyun.net/upload/202502251100509684.jpg'],
-  callback_url: 'https://api.example.com/callbacks/upstream/task_1?token=abc',
+  imageUrls: ['https://crea-img.xinzhiyun.net/upload/202502251100509684.jpg'],
+  characters: [],
+  callbackUrl: 'https://api.example.com/callbacks/upstream/task_1?token=abc',
 };
 
 async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
@@ -76,7 +78,7 @@ describe('DuomiProvider.submit', () => {
     expect(seen[0]!.url).toBe('/v1/videos/generations');
     expect(seen[0]!.headers.authorization).toBe('sk-duomi-123');
     expect(seen[0]!.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(seen[0]!.body)).toEqual(body);
+    expect(JSON.parse(seen[0]!.body)).toEqual(duomiBody(body));
   });
 
   it('answers the upstream id of an accepted task', async () => {
@@ -213,7 +215,7 @@ describe('DuomiProvider.status', () => {
 });
 
 describe('DuomiProvider.parseCallback', () => {
-  const parse = (b: unknown) => provider().parseCallback(b);
+  const parse = (b: unknown) => provider().parseStatus(b);
 
   it.each([
     [150, 100],

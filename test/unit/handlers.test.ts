@@ -27,7 +27,7 @@ vi.hoisted(() => {
 import { ApiKeyStore, hashKey } from '../../lambdas/shared/api-keys';
 import { callbackToken, callbackUrl, verifyCallbackToken } from '../../lambdas/shared/callback-token';
 import { parseConfig, type Config } from '../../lambdas/shared/config';
-import { submitBodySchema, type TaskRecord, type UpstreamSubmitBody } from '../../lambdas/shared/contracts';
+import { submitBodySchema, type TaskRecord } from '../../lambdas/shared/contracts';
 import { archiveTask } from '../../lambdas/shared/core/archive';
 import { applyUpstreamStatus, handleCallback } from '../../lambdas/shared/core/callback';
 import type { Gateway } from '../../lambdas/shared/core/deps';
@@ -38,7 +38,7 @@ import { submitTask } from '../../lambdas/shared/core/submit';
 import { ApiError, errorResult, type HttpEvent, type HttpResult } from '../../lambdas/shared/http';
 import { fingerprint, IdempotencyStore } from '../../lambdas/shared/idempotency';
 import { isTaskId, newTaskId } from '../../lambdas/shared/ids';
-import { DuomiProvider } from '../../lambdas/shared/providers/duomi';
+import { DuomiProvider, duomiBody } from '../../lambdas/shared/providers/duomi';
 import { UpstreamError, type UpstreamProvider } from '../../lambdas/shared/providers/provider';
 import { ARCHIVE_LEASE_MS, TaskStore, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
 import type { VideoStore } from '../../lambdas/shared/videos';
@@ -169,6 +169,8 @@ interface Harness extends Gateway {
   clock: FakeClock;
 }
 
+const duomi = new DuomiProvider({ baseUrl: 'http://upstream.invalid', apiKey: async () => 'k', timeoutMs: 100 });
+
 function gateway(env: Record<string, string> = {}): Harness {
   const config: Config = parseConfig({ ...baseEnv, ...env });
   const db = DynamoDBDocumentClient.from(
@@ -176,12 +178,13 @@ function gateway(env: Record<string, string> = {}): Harness {
     { marshallOptions: { removeUndefinedValues: true } },
   );
   const clock = new FakeClock();
-  const duomi = new DuomiProvider({ baseUrl: 'http://upstream.invalid', apiKey: async () => 'k', timeoutMs: 100 });
   const provider = {
     name: 'fake',
+    kind: 'duomi' as const,
+    callsBack: true,
     submit: vi.fn<UpstreamProvider['submit']>(async () => ({ upstreamId: 'up-1' })),
-    status: vi.fn<UpstreamProvider['status']>(async () => duomi.parseCallback({ state: 'running', progress: 10 })),
-    parseCallback: (body: unknown) => duomi.parseCallback(body),
+    status: vi.fn<UpstreamProvider['status']>(async () => duomi.parseStatus({ state: 'running', progress: 10 })),
+    parseCallback: duomi.parseCallback.bind(duomi),
   };
   const videos = {
     presign: async (key: string) => ({ url: `https://vtg-unit-videos.s3.amazonaws.com/${key}?X-Amz-Signature=abc`, expiresAt: 1_900_000_000 }),
@@ -390,7 +393,7 @@ describe('submitting a task', () => {
   it('sends the upstream the request with our callback URL and the upstream’s model name', async () => {
     const g = gateway();
     const answer = await respond(submitTask(submitEvent({ ...seedBody, model: 'sora-2-pro', duration: 25 }), g));
-    const sent = g.provider.submit.mock.calls[0]![0] as UpstreamSubmitBody;
+    const sent = duomiBody(g.provider.submit.mock.calls[0]![0]);
     expect(sent).toEqual({
       model: 'sora-2-pro-hd',
       prompt: seedBody.prompt,
@@ -668,7 +671,7 @@ describe('applyUpstreamStatus', () => {
     const g = gateway();
     const task = seedTask(g, { state: 'failed', error_code: 'timeout', error_message: 'too slow' });
     ddb.resetHistory();
-    await applyUpstreamStatus(task, g.provider.parseCallback(succeededBody()), g);
+    await applyUpstreamStatus(task, duomi.parseStatus(succeededBody()), g);
     expect(ddb.commandCalls(UpdateCommand)).toHaveLength(0);
     expect(g.queues.archive).not.toHaveBeenCalled();
   });
@@ -907,7 +910,7 @@ describe('reconciling', () => {
   it('polls a silent task and archives it when the callback was lost', async () => {
     const g = gateway();
     const task = seedTask(g, { due_at: g.clock.now() - 1 });
-    g.provider.status.mockResolvedValueOnce(g.provider.parseCallback(succeededBody()));
+    g.provider.status.mockResolvedValueOnce(duomi.parseStatus(succeededBody()));
     expect(await reconcile(g)).toMatchObject({ polled: 1 });
     expect(g.provider.status).toHaveBeenCalledWith('up-1');
     expect(g.queues.archive).toHaveBeenCalledExactlyOnceWith({ taskId: task.id, attempt: 1 });

@@ -15,15 +15,16 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
   const token = event.queryStringParameters?.token ?? '';
   if (!token || !verifyCallbackToken(await d.callbackSecret(), id, token))
     throw new ApiError(401, 'unauthorized', 'bad callback token');
+  const text = rawBody(event).toString('utf8');
   let body: unknown;
   try {
-    body = JSON.parse(rawBody(event).toString('utf8'));
+    body = JSON.parse(text);
   } catch {
     throw ApiError.invalid('callback body is not valid JSON');
   }
   let status: UpstreamStatus;
   try {
-    status = d.provider.parseCallback(body);
+    status = await d.provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {} });
   } catch (error) {
     throw ApiError.invalid((error as Error).message);
   }

@@ -1,6 +1,5 @@
 import { submitBodySchema, type SubmitRequest } from '../contracts/submit';
 import type { TaskRecord } from '../contracts/task';
-import { upstreamSubmitBodySchema } from '../contracts/upstream';
 import { backoffSeconds } from '../backoff';
 import { callbackUrl } from '../callback-token';
 import { ApiError, header, json, parseJsonBody, parseWith, type HttpEvent, type HttpResult } from '../http';
@@ -105,16 +104,16 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
 export async function submitUpstream(task: TaskRecord, d: Omit<SubmitNeeds, 'keys' | 'idempotency'>): Promise<TaskRecord | undefined> {
   const attempts = task.submit_attempts + 1;
   try {
-    const body = upstreamSubmitBodySchema.parse({
+    const { upstreamId } = await d.provider.submit({
+      taskId: task.id,
       model: task.upstream_model,
       prompt: task.prompt,
-      aspect_ratio: task.aspect_ratio,
+      aspectRatio: task.aspect_ratio,
       duration: task.duration,
-      image_urls: task.image_urls.length ? task.image_urls : undefined,
-      characters: task.characters.length ? task.characters : undefined,
-      callback_url: callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id),
+      imageUrls: task.image_urls,
+      characters: task.characters,
+      callbackUrl: callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id),
     });
-    const { upstreamId } = await d.provider.submit(body);
     const now = d.store.now();
     const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
     logger.info('task submitted', { taskId: task.id, upstreamId, attempts });

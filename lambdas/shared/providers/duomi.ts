@@ -1,8 +1,11 @@
-import { upstreamStatusSchema, upstreamSubmitResponseSchema, type UpstreamSubmitBody } from '../contracts/upstream';
+import { upstreamStatusSchema, upstreamSubmitBodySchema, upstreamSubmitResponseSchema } from '../contracts/upstream';
 import { getText, operatorPolicy, OutboundError, postJson, type TextResult } from '../outbound';
-import { UpstreamError, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
+import type { ProviderKind } from '../catalog';
+import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 export interface DuomiOptions {
+  /** The operator's name for this upstream. */
+  name?: string;
   baseUrl: string;
   /** Resolved lazily: in AWS it is read from Secrets Manager. */
   apiKey: () => Promise<string>;
@@ -25,12 +28,16 @@ const phases: Record<string, UpstreamPhase> = {
 
 /** The seed's provider: `POST /v1/videos/generations`, `GET /v1/videos/tasks/{id}`, callbacks of the same shape. */
 export class DuomiProvider implements UpstreamProvider {
-  readonly name: string = 'duomi';
+  readonly name: string;
+  readonly kind: ProviderKind = 'duomi';
+  readonly callsBack = true;
 
-  constructor(private readonly options: DuomiOptions) {}
+  constructor(private readonly options: DuomiOptions) {
+    this.name = options.name ?? 'duomi';
+  }
 
-  async submit(body: UpstreamSubmitBody): Promise<{ upstreamId: string }> {
-    const response = await this.request('POST', '/v1/videos/generations', body);
+  async submit(job: UpstreamJob): Promise<{ upstreamId: string }> {
+    const response = await this.request('POST', '/v1/videos/generations', duomiBody(job));
     if (ok(response)) {
       const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(response.bodyText));
       if (parsed.success) return { upstreamId: parsed.data.id };
@@ -42,10 +49,15 @@ export class DuomiProvider implements UpstreamProvider {
   async status(upstreamId: string): Promise<UpstreamStatus> {
     const response = await this.request('GET', `/v1/videos/tasks/${encodeURIComponent(upstreamId)}`);
     if (!ok(response)) throw classify(response, 'unavailable');
-    return this.parseCallback(safeJson(response.bodyText));
+    return this.parseStatus(safeJson(response.bodyText));
   }
 
-  parseCallback(body: unknown): UpstreamStatus {
+  async parseCallback(request: CallbackRequest): Promise<UpstreamStatus> {
+    return this.parseStatus(request.body);
+  }
+
+  /** A status answer or callback body of this dialect (the two have one shape). */
+  parseStatus(body: unknown): UpstreamStatus {
     const parsed = upstreamStatusSchema.safeParse(body);
     if (!parsed.success) throw new UpstreamError('rejected', 'upstream status body has no state');
     const { id, state, progress, data, message } = parsed.data;
@@ -80,6 +92,18 @@ export class DuomiProvider implements UpstreamProvider {
     }
   }
 }
+
+/** The seed's request body with the route's model id. */
+export const duomiBody = (job: UpstreamJob) =>
+  upstreamSubmitBodySchema.parse({
+    model: job.model,
+    prompt: job.prompt,
+    aspect_ratio: job.aspectRatio,
+    duration: job.duration,
+    image_urls: job.imageUrls.length ? job.imageUrls : undefined,
+    characters: job.characters.length ? job.characters : undefined,
+    callback_url: job.callbackUrl,
+  });
 
 function safeJson(text: string): unknown {
   try {

@@ -7,6 +7,7 @@ import { SimulatedProvider } from './simulated';
 /** The upstream chosen by configuration. */
 export function providerFor(config: Config): UpstreamProvider {
   const options = {
+    name: config.UPSTREAM_PROVIDER,
     baseUrl: config.UPSTREAM_BASE_URL,
     apiKey: () => secretValue(config.UPSTREAM_KEY_SECRET_ARN, config.UPSTREAM_KEY),
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,

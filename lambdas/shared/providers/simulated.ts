@@ -5,5 +5,5 @@ import { DuomiProvider } from './duomi';
  * loopback, so the provider is the duomi client pointed at it.
  */
 export class SimulatedProvider extends DuomiProvider {
-  override readonly name = 'simulated';
+  override readonly kind = 'simulated' as const;
 }

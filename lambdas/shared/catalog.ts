@@ -1,0 +1,169 @@
+import * as z from 'zod/mini';
+
+/**
+ * The operator's upstreams and model catalog: JSON read from `UPSTREAMS` and `MODELS`
+ * (environment locally, CDK context in the cloud). Each catalog model drives the
+ * validation of requests for it and names its routes, in order of preference.
+ * Clients see models and their allowed values, never upstream names.
+ */
+
+export const providerKinds = ['simulated', 'duomi', 'openai', 'bedrock', 'fal', 'replicate', 'openrouter'] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+/** Kinds that never call back: their tasks are polled on a cadence by the poll worker. */
+export const pollOnlyKinds: readonly ProviderKind[] = ['openai', 'bedrock'];
+
+const upstreamName = z
+  .string()
+  .check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'an upstream name is lower-case letters, digits and dashes (at most 63)'));
+
+export const upstreamSchema = z.object({
+  name: upstreamName,
+  kind: z.enum(providerKinds),
+  /** The dialect's API root (for `openai`, the `/v1` level). Not for `bedrock`. */
+  baseUrl: z.optional(z.pipe(z.url(), z.transform((u) => u.replace(/\/+$/, '')))),
+  /** Bedrock's region. */
+  region: z.optional(z.string().check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as us-west-2'))),
+  /** Local use only; in AWS each keyed upstream's key is in its own Secrets Manager secret. */
+  apiKey: z.optional(z.string().check(z.minLength(1))),
+  /** Whole-exchange timeout for this upstream's calls; default UPSTREAM_TIMEOUT_MS. */
+  timeoutMs: z.optional(z.number().check(z.int(), z.gte(100), z.lte(60_000))),
+  /** Replicate's webhook signing secret (`whsec_…`), local use; a secret in AWS. */
+  webhookSecret: z.optional(z.string().check(z.minLength(1))),
+});
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+export const aspectRatios = ['16:9', '9:16', '1:1', '4:3', '3:4', '21:9'] as const;
+export type AspectRatio = (typeof aspectRatios)[number];
+
+export const routeSchema = z.object({
+  upstream: upstreamName,
+  /** The upstream's own model id. */
+  model: z.string().check(z.minLength(1), z.maxLength(200)),
+  /** USD per delivered second, for usage records. */
+  pricePerSecond: z.optional(z.number().check(z.gte(0))),
+  /** `WxH` per aspect ratio, for dialects that take a size (`openai`); defaults per ratio otherwise. */
+  sizes: z.optional(z.partialRecord(z.enum(aspectRatios), z.string().check(z.regex(/^\d{2,5}x\d{2,5}$/, 'a size is WxH')))),
+  /** Resolution word for dialects that take one (`bedrock`: "720p"). */
+  resolution: z.optional(z.string().check(z.minLength(1))),
+});
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+export const modelEntrySchema = z.object({
+  durations: z.array(z.number().check(z.int(), z.gte(1), z.lte(600))).check(z.minLength(1)),
+  defaultDuration: z.optional(z.number()),
+  aspectRatios: z._default(z.array(z.enum(aspectRatios)).check(z.minLength(1)), ['16:9', '9:16']),
+  defaultAspectRatio: z.optional(z.enum(aspectRatios)),
+  maxImages: z._default(z.number().check(z.int(), z.gte(0), z.lte(10)), 1),
+  characters: z._default(z.boolean(), false),
+  /** Durations allowed only for this model in the seed's rules are expressed by listing them. */
+  routes: z.array(routeSchema).check(z.minLength(1, { message: 'a model needs at least one route' })),
+});
+export type ModelEntry = z.infer<typeof modelEntrySchema>;
+
+/** A model as validation and routing use it: every default filled in. */
+export interface CatalogModel {
+  id: string;
+  durations: number[];
+  defaultDuration: number;
+  aspectRatios: AspectRatio[];
+  defaultAspectRatio: AspectRatio;
+  maxImages: number;
+  characters: boolean;
+  routes: RouteConfig[];
+}
+
+export interface Catalog {
+  upstreams: UpstreamConfig[];
+  models: Record<string, CatalogModel>;
+}
+
+export class CatalogError extends Error {}
+
+const modelId = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+
+function parseJson(what: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new CatalogError(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+const describe = (what: string, issues: readonly z.core.$ZodIssue[]) =>
+  issues.map((i) => `${what}${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${i.message}`).join('; ');
+
+/** The upstream list; throws a message naming the bad entry. Accepts JSON text or a parsed value (cdk.json). */
+export function parseUpstreams(input: string | unknown): UpstreamConfig[] {
+  const value = typeof input === 'string' ? parseJson('UPSTREAMS', input) : input;
+  const parsed = z.array(upstreamSchema).safeParse(value);
+  if (!parsed.success) throw new CatalogError(`invalid UPSTREAMS: ${describe('UPSTREAMS', parsed.error.issues)}`);
+  const seen = new Set<string>();
+  for (const [i, u] of parsed.data.entries()) {
+    const at = `UPSTREAMS[${i}] (${u.name})`;
+    if (seen.has(u.name)) throw new CatalogError(`invalid UPSTREAMS: ${at}: the name ${u.name} is used twice`);
+    seen.add(u.name);
+    if (u.kind === 'bedrock' && !u.region) throw new CatalogError(`invalid UPSTREAMS: ${at}: a bedrock upstream needs region`);
+    if (u.kind !== 'bedrock' && !u.baseUrl) throw new CatalogError(`invalid UPSTREAMS: ${at}: a ${u.kind} upstream needs baseUrl`);
+  }
+  return parsed.data;
+}
+
+/** The model catalog, checked against the upstreams it routes to. */
+export function parseModels(input: string | unknown, upstreams: readonly UpstreamConfig[]): Record<string, CatalogModel> {
+  const value = typeof input === 'string' ? parseJson('MODELS', input) : input;
+  const parsed = z.record(z.string(), modelEntrySchema).safeParse(value);
+  if (!parsed.success) throw new CatalogError(`invalid MODELS: ${describe('MODELS', parsed.error.issues)}`);
+  const names = new Set(upstreams.map((u) => u.name));
+  const models: Record<string, CatalogModel> = {};
+  for (const [id, entry] of Object.entries(parsed.data)) {
+    const at = `MODELS.${id}`;
+    if (!modelId.test(id)) throw new CatalogError(`invalid MODELS: ${at}: a model id is letters, digits and . _ : - (at most 100)`);
+    const durations = [...new Set(entry.durations)].sort((a, b) => a - b);
+    const defaultDuration = entry.defaultDuration ?? durations[0]!;
+    if (!durations.includes(defaultDuration))
+      throw new CatalogError(`invalid MODELS: ${at}.defaultDuration: ${defaultDuration} is not one of its durations (${durations.join(', ')})`);
+    const defaultAspectRatio = entry.defaultAspectRatio ?? entry.aspectRatios[0]!;
+    if (!entry.aspectRatios.includes(defaultAspectRatio))
+      throw new CatalogError(`invalid MODELS: ${at}.defaultAspectRatio: ${defaultAspectRatio} is not one of its aspectRatios`);
+    for (const [i, r] of entry.routes.entries())
+      if (!names.has(r.upstream))
+        throw new CatalogError(`invalid MODELS: ${at}.routes[${i}].upstream: no upstream is named ${r.upstream} (UPSTREAMS has ${[...names].join(', ') || 'none'})`);
+    models[id] = { id, durations, defaultDuration, aspectRatios: [...new Set(entry.aspectRatios)], defaultAspectRatio, maxImages: entry.maxImages, characters: entry.characters, routes: entry.routes };
+  }
+  if (Object.keys(models).length === 0) throw new CatalogError('invalid MODELS: the catalog holds no model');
+  return models;
+}
+
+/**
+ * The seed's three Sora models with the seed's rules, routed to one upstream: the catalog
+ * when `MODELS` is unset. `modelMap` and `disabled` are the older single-upstream settings.
+ */
+export function seedCatalogModels(upstream: string, modelMap: Partial<Record<string, string>> = {}, disabled: readonly string[] = []): Record<string, CatalogModel> {
+  const seed = (id: string, durations: number[]): CatalogModel => ({
+    id,
+    durations,
+    defaultDuration: 10,
+    aspectRatios: ['16:9', '9:16'],
+    defaultAspectRatio: '16:9',
+    maxImages: 1,
+    characters: true,
+    routes: [{ upstream, model: modelMap[id] ?? id }],
+  });
+  const all = [seed('sora-2', [10, 15]), seed('sora-2-pro', [10, 15, 25]), seed('sora-2-temporary', [10, 15])];
+  return Object.fromEntries(all.filter((m) => !disabled.includes(m.id)).map((m) => [m.id, m]));
+}
+
+/** What `GET /v1/models` shows a client: allowed values only, no upstream. */
+export function publicModel(m: CatalogModel) {
+  return {
+    id: m.id,
+    object: 'model' as const,
+    durations: m.durations,
+    default_duration: m.defaultDuration,
+    aspect_ratios: m.aspectRatios,
+    default_aspect_ratio: m.defaultAspectRatio,
+    max_images: m.maxImages,
+    characters: m.characters,
+  };
+}

@@ -1,0 +1,26 @@
+import type { ProviderKind } from '../../lambdas/shared/catalog';
+import type { UpstreamProvider } from '../../lambdas/shared/providers/provider';
+import type { SimFaults } from '../../local/simulated-upstream';
+
+/**
+ * What the provider conformance suite needs of one provider kind: its simulator on
+ * loopback and an adapter configured for it. Adding a kind to the suite is adding one
+ * subject to the list in `subjects.ts`.
+ */
+export interface SimulatorUnderTest {
+  /** The base URL an upstream entry of this kind would carry (`baseUrl`). */
+  url: string;
+  /** Server-wide faults, in the vocabulary every simulator shares (`sim:` prompt tokens too). */
+  setFaults(faults: SimFaults): void;
+  /** Jobs the simulator has accepted so far (for "exactly one job"). */
+  jobCount(): number;
+  /** The sha256 of the video the simulator serves for an upstream job, for a byte-exact archive check. */
+  expectedSha256(upstreamId: string): string;
+  close(): Promise<void>;
+}
+
+export interface ConformanceSubject {
+  kind: ProviderKind;
+  /** Starts the simulator on 127.0.0.1, port 0, and an adapter pointed at it. */
+  start(options: { timeoutMs: number }): Promise<{ sim: SimulatorUnderTest; provider: UpstreamProvider }>;
+}
