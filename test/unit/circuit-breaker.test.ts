@@ -1,0 +1,124 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CircuitBreaker } from '../../lambdas/shared/circuit-breaker';
+
+let server: Server;
+let raw: DynamoDBClient;
+let db: DynamoDBDocumentClient;
+let tables = 0;
+let t: number;
+const clock = { now: () => t };
+const settings = { failureThreshold: 3, coolDownMs: 30_000, probeLeaseMs: 5_000 };
+let table: string;
+/** Two breakers on one table: two Lambdas sharing the circuit. */
+let a: CircuitBreaker;
+let b: CircuitBreaker;
+
+beforeAll(async () => {
+  server = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  raw = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  db = DynamoDBDocumentClient.from(raw);
+});
+
+afterAll(async () => {
+  db?.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+beforeEach(async () => {
+  table = `circuits-${++tables}`;
+  await raw.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    }),
+  );
+  t = Date.UTC(2026, 11, 2, 12);
+  a = new CircuitBreaker(db, table, settings, clock);
+  b = new CircuitBreaker(db, table, settings, clock);
+});
+
+async function fail(breaker: CircuitBreaker, times: number) {
+  for (let i = 0; i < times; i++) {
+    const permit = await breaker.allow('up-a');
+    if (!permit) throw new Error('expected a permit');
+    await breaker.failed(permit, `503 number ${i + 1}`);
+  }
+}
+
+describe('a circuit per upstream, shared through the table', () => {
+  it('an upstream never seen is closed, and a success on it writes nothing', async () => {
+    const permit = await a.allow('up-a');
+    expect(permit).toEqual({ upstream: 'up-a', probe: false, failures: 0 });
+    await a.succeeded(permit!);
+    expect(await a.state('up-a')).toEqual({ upstream: 'up-a', phase: 'closed', failures: 0 });
+  });
+
+  it('opens after the threshold of consecutive failures, counted across breakers, and skips its upstream for the cool-down', async () => {
+    await fail(a, 2);
+    await fail(b, 1);
+    expect(await b.allow('up-a')).toBeUndefined();
+    expect(await a.allow('up-a')).toBeUndefined();
+    expect(await a.state('up-a')).toMatchObject({ phase: 'open', failures: 3, openUntil: t + 30_000, lastError: '503 number 1' });
+    // Another upstream is not affected.
+    expect(await a.allow('up-b')).toMatchObject({ probe: false });
+  });
+
+  it('a success resets the count, so failures must be consecutive', async () => {
+    await fail(a, 2);
+    await a.succeeded((await a.allow('up-a'))!);
+    await fail(b, 2);
+    expect(await a.allow('up-a')).toMatchObject({ probe: false, failures: 2 });
+  });
+
+  it('after the cool-down one caller probes (half-open); its success closes the circuit', async () => {
+    await fail(a, 3);
+    t += 30_000;
+    expect((await a.state('up-a')).phase).toBe('half_open');
+    const probe = await a.allow('up-a');
+    expect(probe).toMatchObject({ probe: true });
+    // While the probe is out, nobody else gets through.
+    expect(await b.allow('up-a')).toBeUndefined();
+    await a.succeeded(probe!);
+    expect(await b.allow('up-a')).toEqual({ upstream: 'up-a', probe: false, failures: 0 });
+    expect((await b.state('up-a')).phase).toBe('closed');
+  });
+
+  it('a failed probe opens the circuit for another cool-down', async () => {
+    await fail(a, 3);
+    t += 30_000;
+    const probe = await a.allow('up-a');
+    await a.failed(probe!, 'still down');
+    expect(await b.allow('up-a')).toBeUndefined();
+    expect(await a.state('up-a')).toMatchObject({ phase: 'open', openUntil: t + 30_000, lastError: 'still down' });
+    t += 30_000;
+    expect(await b.allow('up-a')).toMatchObject({ probe: true });
+  });
+
+  it('a probe that never reports back frees the half-open circuit after its lease', async () => {
+    await fail(a, 3);
+    t += 30_000;
+    expect(await a.allow('up-a')).toMatchObject({ probe: true });
+    t += 5_001;
+    expect(await b.allow('up-a')).toMatchObject({ probe: true });
+  });
+
+  it('a success that started before the circuit opened does not close it', async () => {
+    const early = (await a.allow('up-a'))!;
+    await fail(b, 3);
+    await a.succeeded({ ...early, failures: 1 });
+    expect((await a.state('up-a')).phase).toBe('open');
+  });
+});
