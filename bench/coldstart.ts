@@ -87,6 +87,7 @@ export const baselineClients: Record<LambdaName, SdkPart[]> = {
   archive: ['dynamo', 's3Upload', 'sqs'],
   notify: ['dynamo', 's3Presign', 'sqs'],
   reconcile: ['dynamo', 'secrets', 'sqs'],
+  poll: ['dynamo', 'secrets', 'sqs'],
 };
 
 /** A module that imports the SDK clients (and the commands sent with them) and constructs them. */
@@ -109,6 +110,7 @@ export const handlerEnv: Record<string, string> = {
   BUCKET_NAME: 'video-task-gateway-videos',
   ARCHIVE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/archive',
   NOTIFY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/notify',
+  POLL_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/poll',
   PUBLIC_BASE_URL: 'https://api.example.com',
   UPSTREAM_BASE_URL: 'https://upstream.example.com',
   UPSTREAM_KEY: 'bench-upstream-key',

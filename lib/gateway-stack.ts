@@ -32,6 +32,8 @@ interface FunctionSettings {
 
 /** Webhook jobs per notify invocation. */
 const notifyBatchSize = 10;
+/** Polls per poll invocation: each is one upstream GET of at most UPSTREAM_TIMEOUT_MS. */
+const pollBatchSize = 5;
 
 function functionSettings(config: StageConfig): Record<LambdaName, FunctionSettings> {
   return {
@@ -50,6 +52,12 @@ function functionSettings(config: StageConfig): Record<LambdaName, FunctionSetti
       description: 'signed webhooks to clients',
     },
     reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
+    // A batch's polls run one after another: each may take the whole upstream timeout.
+    poll: {
+      timeout: Duration.seconds(Math.max(30, Math.ceil((pollBatchSize * config.upstreamTimeoutMs) / 1000) + 15)),
+      memorySize: 256,
+      description: 'polls upstreams that never call back',
+    },
   };
 }
 
@@ -58,13 +66,15 @@ const visibilityFor = (settings: FunctionSettings) => Duration.seconds(6 * setti
 
 /** Receives of a notify job before it is dead-lettered; retries with backoff are re-sends, not receives. */
 const notifyMaxReceiveCount = 10;
+/** Receives of a poll job before it is dead-lettered: a failed upstream answer is a re-send, so only a failing gateway counts. */
+const pollMaxReceiveCount = 5;
 
 /** Lambda and API logs are kept this long. */
 const logRetention = logs.RetentionDays.ONE_MONTH;
 
 /**
- * The Video Task Gateway in AWS: an HTTP API in front of six Lambdas, one DynamoDB table,
- * one S3 bucket whose new videos are announced on an SNS topic, two work queues and a
+ * The Video Task Gateway in AWS: an HTTP API in front of seven Lambdas, one DynamoDB table,
+ * one S3 bucket whose new videos are announced on an SNS topic, three work queues and a
  * one-minute schedule. Each Lambda gets exactly the access listed in `grantAccess`.
  */
 export class GatewayStack extends Stack {
@@ -72,6 +82,7 @@ export class GatewayStack extends Stack {
   readonly secrets: GatewaySecrets;
   readonly archiveQueue: WorkQueue;
   readonly notifyQueue: WorkQueue;
+  readonly pollQueue: WorkQueue;
   readonly httpApi: GatewayHttpApi;
   readonly functions: Record<LambdaName, GatewayFunction>;
   readonly schedule: events.Rule;
@@ -98,6 +109,10 @@ export class GatewayStack extends Stack {
       visibilityTimeout: visibilityFor(settings.notify),
       maxReceiveCount: notifyMaxReceiveCount,
     });
+    this.pollQueue = new WorkQueue(this, 'PollQueue', {
+      visibilityTimeout: visibilityFor(settings.poll),
+      maxReceiveCount: pollMaxReceiveCount,
+    });
     this.httpApi = new GatewayHttpApi(this, 'HttpApi', {
       throttle: { rateLimit: config.throttleRateLimit, burstLimit: config.throttleBurstLimit },
       logRetention,
@@ -109,6 +124,7 @@ export class GatewayStack extends Stack {
       BUCKET_NAME: this.storage.bucket.bucketName,
       ARCHIVE_QUEUE_URL: this.archiveQueue.queue.queueUrl,
       NOTIFY_QUEUE_URL: this.notifyQueue.queue.queueUrl,
+      POLL_QUEUE_URL: this.pollQueue.queue.queueUrl,
       PUBLIC_BASE_URL: this.httpApi.url,
       UPSTREAM_PROVIDER: config.upstreamProvider,
       UPSTREAM_BASE_URL: config.upstreamBaseUrl,
@@ -128,6 +144,12 @@ export class GatewayStack extends Stack {
       UPSTREAM_TIMEOUT_MS: String(config.upstreamTimeoutMs),
       WEBHOOK_TIMEOUT_MS: String(config.webhookTimeoutMs),
       KEY_CACHE_SECONDS: String(config.keyCacheSeconds),
+      POLL_FIRST_SECONDS: String(config.pollFirstSeconds),
+      POLL_MAX_SECONDS: String(config.pollMaxSeconds),
+      AMBIGUOUS_WAIT_SECONDS: String(config.ambiguousWaitSeconds),
+      FIND_JOB_AFTER_SECONDS: String(config.findJobAfterSeconds),
+      CIRCUIT_FAILURES: String(config.circuitFailures),
+      CIRCUIT_COOL_DOWN_SECONDS: String(config.circuitCoolDownSeconds),
     } satisfies ConfigEnvironment;
 
     const functions = {} as Record<LambdaName, GatewayFunction>;
@@ -167,7 +189,8 @@ export class GatewayStack extends Stack {
     const { upstreamKey, callbackSecret } = this.secrets;
     const archiveQueue = this.archiveQueue.queue;
     const notifyQueue = this.notifyQueue.queue;
-    const { submit, query, callback, archive, notify, reconcile } = this.functions;
+    const pollQueue = this.pollQueue.queue;
+    const { submit, query, callback, archive, notify, reconcile, poll } = this.functions;
     // A presigned GET is only as good as its signer's s3:GetObject: task views carry one.
     const readVideos = new iam.PolicyStatement({
       actions: ['s3:GetObject'],
@@ -175,11 +198,13 @@ export class GatewayStack extends Stack {
     });
 
     // submit: the task and its idempotency record; the upstream key; the callback token's
-    // key; a task the upstream refuses is finished at once, so its webhook is queued.
+    // key; a task the upstream refuses is finished at once, so its webhook is queued; a task
+    // at an upstream that never calls back starts its poll chain.
     table.grantReadWriteData(submit.function);
     upstreamKey.grantRead(submit.function);
     callbackSecret.grantRead(submit.function);
     notifyQueue.grantSendMessages(submit.function);
+    pollQueue.grantSendMessages(submit.function);
 
     // query: reads only; presigned URLs for task views and the /content redirect.
     table.grantReadData(query.function);
@@ -217,12 +242,25 @@ export class GatewayStack extends Stack {
     // Backoff is a re-send with DelaySeconds, so a retry does not count as a receive.
     notifyQueue.grantSendMessages(notify.function);
 
-    // reconcile: resubmits (upstream key, callback token), polls, fails expired tasks, re-sends lost jobs.
+    // reconcile: resubmits (upstream key, callback token), polls, fails expired tasks, re-sends lost jobs
+    // (a poll-only task's lost poll chain among them).
     table.grantReadWriteData(reconcile.function);
     upstreamKey.grantRead(reconcile.function);
     callbackSecret.grantRead(reconcile.function);
     archiveQueue.grantSendMessages(reconcile.function);
     notifyQueue.grantSendMessages(reconcile.function);
+    pollQueue.grantSendMessages(reconcile.function);
+
+    poll.function.addEventSource(
+      new SqsEventSource(pollQueue, { batchSize: pollBatchSize, reportBatchItemFailures: true }),
+    );
+    // poll: asks the upstream (its key), moves the task on as a callback would (archive job,
+    // or the webhook of a failed task), and queues the task's next poll with a longer delay.
+    table.grantReadWriteData(poll.function);
+    upstreamKey.grantRead(poll.function);
+    archiveQueue.grantSendMessages(poll.function);
+    notifyQueue.grantSendMessages(poll.function);
+    pollQueue.grantSendMessages(poll.function);
 
     this.acknowledgeWildcards();
   }
@@ -268,6 +306,8 @@ export class GatewayStack extends Stack {
     output('ArchiveDeadLetterQueueUrl', this.archiveQueue.deadLetterQueue.queueUrl, 'Archive jobs that ran out of attempts');
     output('NotifyQueueUrl', this.notifyQueue.queue.queueUrl, 'Webhook jobs');
     output('NotifyDeadLetterQueueUrl', this.notifyQueue.deadLetterQueue.queueUrl, 'Webhook jobs that kept failing');
+    output('PollQueueUrl', this.pollQueue.queue.queueUrl, 'Polls of upstreams that never call back');
+    output('PollDeadLetterQueueUrl', this.pollQueue.deadLetterQueue.queueUrl, 'Poll jobs the gateway kept failing on');
   }
 }
 

@@ -81,6 +81,13 @@ export const stageConfigSchema = z
       z.number().max(30_000, 'at most 30000: a client endpoint gets 30 s to answer a webhook'),
     ),
     keyCacheSeconds: z.coerce.number().int().nonnegative().default(runtimeDefault(runtime.KEY_CACHE_SECONDS)),
+    // Poll-only upstreams: one delayed SQS message per poll, and SQS delays stop at 900 s.
+    pollFirstSeconds: count(runtimeDefault(runtime.POLL_FIRST_SECONDS)).pipe(z.number().max(900)),
+    pollMaxSeconds: count(runtimeDefault(runtime.POLL_MAX_SECONDS)).pipe(z.number().max(900)),
+    ambiguousWaitSeconds: count(runtimeDefault(runtime.AMBIGUOUS_WAIT_SECONDS)),
+    findJobAfterSeconds: count(runtimeDefault(runtime.FIND_JOB_AFTER_SECONDS)),
+    circuitFailures: count(runtimeDefault(runtime.CIRCUIT_FAILURES)),
+    circuitCoolDownSeconds: count(runtimeDefault(runtime.CIRCUIT_COOL_DOWN_SECONDS)),
     /** Steady-state requests per second and burst for the whole HTTP API stage. */
     throttleRateLimit: count(50),
     throttleBurstLimit: count(100),
@@ -111,6 +118,12 @@ export const stageConfigEnvironmentNames = {
   upstreamTimeoutMs: 'UPSTREAM_TIMEOUT_MS',
   webhookTimeoutMs: 'WEBHOOK_TIMEOUT_MS',
   keyCacheSeconds: 'KEY_CACHE_SECONDS',
+  pollFirstSeconds: 'POLL_FIRST_SECONDS',
+  pollMaxSeconds: 'POLL_MAX_SECONDS',
+  ambiguousWaitSeconds: 'AMBIGUOUS_WAIT_SECONDS',
+  findJobAfterSeconds: 'FIND_JOB_AFTER_SECONDS',
+  circuitFailures: 'CIRCUIT_FAILURES',
+  circuitCoolDownSeconds: 'CIRCUIT_COOL_DOWN_SECONDS',
   throttleRateLimit: 'THROTTLE_RATE_LIMIT',
   throttleBurstLimit: 'THROTTLE_BURST_LIMIT',
 } as const satisfies Partial<Record<keyof StageConfigInput, string>>;

@@ -11,7 +11,7 @@ export interface StackDefinitions {
   table: CreateTableCommandInput;
   /** The bucket's ObjectCreated notification filter. */
   videoEvents: { prefix: string; suffix: string };
-  queues: Record<'archive' | 'notify', { visibilityTimeoutSeconds: number; maxReceiveCount: number }>;
+  queues: Record<'archive' | 'notify' | 'poll', { visibilityTimeoutSeconds: number; maxReceiveCount: number }>;
 }
 
 type Resource = { Type: string; Properties?: Record<string, any> };
@@ -44,7 +44,7 @@ export function stackDefinitions(template: { Resources: Record<string, Resource>
       prefix: rules.find((r) => r.Name.toLowerCase() === 'prefix')?.Value ?? '',
       suffix: rules.find((r) => r.Name.toLowerCase() === 'suffix')?.Value ?? '',
     },
-    queues: { archive: queue('ArchiveQueue'), notify: queue('NotifyQueue') },
+    queues: { archive: queue('ArchiveQueue'), notify: queue('NotifyQueue'), poll: queue('PollQueue') },
   };
 }
 

@@ -102,9 +102,9 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   });
 
   // Handlers are loaded once the environment below is complete; until then nothing calls them.
-  let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile', (event: any, context: any) => Promise<any>>;
+  let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll', (event: any, context: any) => Promise<any>>;
   const consumer =
-    (name: 'archive' | 'notify') =>
+    (name: 'archive' | 'notify' | 'poll') =>
     (event: SQSEvent): Promise<SQSBatchResponse | void> =>
       lambdas[name](event, lambdaContext(name, 900_000));
 
@@ -120,6 +120,12 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     deadLetterQueue: 'notify-dlq',
     batchSize: 10,
     consumer: consumer('notify'),
+  });
+  const pollQueue = sqs.createQueue('poll', {
+    ...definitions.queues.poll,
+    deadLetterQueue: 'poll-dlq',
+    batchSize: 5,
+    consumer: consumer('poll'),
   });
 
   const http = await startHttpAdapter({
@@ -138,6 +144,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     BUCKET_NAME: LOCAL_BUCKET,
     ARCHIVE_QUEUE_URL: archiveQueue,
     NOTIFY_QUEUE_URL: notifyQueue,
+    POLL_QUEUE_URL: pollQueue,
     PUBLIC_BASE_URL: http.url,
     UPSTREAM_PROVIDER: 'simulated',
     UPSTREAM_BASE_URL: upstream.url,
@@ -163,6 +170,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     archive: (await import('../lambdas/archive/handler')).handler,
     notify: (await import('../lambdas/notify/handler')).handler,
     reconcile: (await import('../lambdas/reconcile/handler')).handler,
+    poll: (await import('../lambdas/poll/handler')).handler,
   };
 
   // The local key: from the option, else made once and kept, and (re)registered each start.

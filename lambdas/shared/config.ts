@@ -26,6 +26,8 @@ export const configSchema = z
     BUCKET_NAME: z.string().check(z.minLength(1)),
     ARCHIVE_QUEUE_URL: url,
     NOTIFY_QUEUE_URL: url,
+    /** Per-task delayed poll messages for upstreams that never call back. */
+    POLL_QUEUE_URL: url,
     /** Base URL the upstream calls back (the API's own URL, no trailing slash). */
     PUBLIC_BASE_URL: baseUrl,
 
@@ -74,6 +76,16 @@ export const configSchema = z
     /** Delay before the first resubmission of a task the upstream did not take. */
     RESUBMIT_BASE_SECONDS: seconds(30),
     ARCHIVE_MAX_ATTEMPTS: seconds(5),
+    /** Poll-only upstreams: the first poll this long after submit, then doubling up to the ceiling (SQS delays stop at 900 s). */
+    POLL_FIRST_SECONDS: seconds(5),
+    POLL_MAX_SECONDS: z._default(positive.check(z.lte(900)), 60),
+    /** After an ambiguous submit, how long the task stays with that upstream when it cannot be asked for its jobs. */
+    AMBIGUOUS_WAIT_SECONDS: seconds(600),
+    /** After an ambiguous submit to an upstream that can be asked, when to ask it. */
+    FIND_JOB_AFTER_SECONDS: seconds(10),
+    /** Consecutive failed calls that open an upstream's circuit, and how long it stays open before a probe. */
+    CIRCUIT_FAILURES: seconds(5),
+    CIRCUIT_COOL_DOWN_SECONDS: seconds(60),
     NOTIFY_RETRY_SECONDS: seconds(26 * 3600),
     TASK_RETENTION_DAYS: seconds(30),
     MAX_VIDEO_BYTES: z._default(positive, 2 * 1024 ** 3),

@@ -19,6 +19,7 @@ export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.
 export const queues = (c: Config): Gateway['queues'] => ({
   archive: (job, delay) => sendJob(c.ARCHIVE_QUEUE_URL, job, delay),
   notify: (job, delay) => sendJob(c.NOTIFY_QUEUE_URL, job, delay),
+  poll: (job, delay) => sendJob(c.POLL_QUEUE_URL, job, delay),
 });
 
 export const callbackSecret = (c: Config) => () => secretValue(c.CALLBACK_SECRET_ARN, c.CALLBACK_SECRET);

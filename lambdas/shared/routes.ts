@@ -2,7 +2,7 @@
  * The HTTP routes and the Lambda that serves each. The CDK stack builds the HTTP API from
  * this table and the local runtime dispatches with it, so the two cannot disagree.
  */
-export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile'] as const;
+export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile', 'poll'] as const;
 export type LambdaName = (typeof lambdaNames)[number];
 
 export interface Route {

@@ -138,6 +138,20 @@ export class TaskStore {
     });
   }
 
+  /**
+   * The `attempt`-th poll of a task still at its upstream; undefined for a message of a poll
+   * already made (SQS delivers at least once) or a task that has moved on.
+   */
+  claimPoll(id: string, attempt: number) {
+    return this.change(id, {
+      from: ['submitted', 'in_progress'],
+      set: { poll_count: attempt },
+      condition: '(attribute_not_exists(#polls) OR #polls < :attempt)',
+      names: { '#polls': 'poll_count' },
+      values: { ':attempt': attempt },
+    });
+  }
+
   /** A progress word from the upstream. Progress never goes down. */
   recordProgress(id: string, progress: number, upstreamId: string | undefined, nextCheckAt: number) {
     const now = this.now();

@@ -67,6 +67,7 @@ describe('Lambda bundles', () => {
       BUCKET_NAME: 'videos',
       ARCHIVE_QUEUE_URL: 'https://sqs.example/archive',
       NOTIFY_QUEUE_URL: 'https://sqs.example/notify',
+      POLL_QUEUE_URL: 'https://sqs.example/poll',
       PUBLIC_BASE_URL: 'https://api.example',
       UPSTREAM_BASE_URL: 'https://upstream.example',
       UPSTREAM_KEY_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbC123',

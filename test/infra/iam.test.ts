@@ -20,6 +20,7 @@ beforeAll(() => {
     [s.id(s.stack.secrets.callbackSecret)]: 'callbackSecret',
     [s.id(s.stack.archiveQueue.queue)]: 'archiveQueue',
     [s.id(s.stack.notifyQueue.queue)]: 'notifyQueue',
+    [s.id(s.stack.pollQueue.queue)]: 'pollQueue',
     ...Object.fromEntries(lambdaNames.map((n) => [s.id(s.stack.functions[n].logGroup), 'ownLogGroup'])),
   };
 });
@@ -85,12 +86,13 @@ function capabilities(statement: Statement): string[] {
 }
 
 const expectedAccess: Record<LambdaName, string[]> = {
-  submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue'],
+  submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue', 'send pollQueue'],
   query: ['read table', 'read videoBucket/videos/*'],
   callback: ['write table', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
   archive: ['consume archiveQueue', 'write table', 'upload videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
   notify: ['consume notifyQueue', 'write table', 'read videoBucket/videos/*', 'send notifyQueue'],
-  reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
+  reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
+  poll: ['consume pollQueue', 'write table', 'read upstreamKey', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
 };
 
 describe('least privilege', () => {

@@ -198,9 +198,21 @@ describe('work queues', () => {
     });
   });
 
-  it('all four queues are SQS-encrypted and TLS-only', () => {
+  it('the poll queue hides a message for six poll timeouts and dead-letters it after 5 receives', () => {
+    const poll = queueProps(s.stack.pollQueue.queue);
+    const pollTimeout = s.json.Resources[s.functionIds.poll]!.Properties!.Timeout as number;
+    expect(poll.VisibilityTimeout).toBeGreaterThanOrEqual(6 * pollTimeout);
+    expect(poll.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [s.id(s.stack.pollQueue.deadLetterQueue), 'Arn'] },
+      maxReceiveCount: 5,
+    });
+    // A poll delay is an SQS DelaySeconds: the stage refuses a ceiling SQS cannot wait.
+    expect(() => synthesizeGateway({ pollMaxSeconds: 901 })).toThrow(/pollMaxSeconds/);
+  });
+
+  it('all six queues are SQS-encrypted and TLS-only', () => {
     const queues = resourcesOfType(s.json, 'AWS::SQS::Queue');
-    expect(queues).toHaveLength(4);
+    expect(queues).toHaveLength(6);
     for (const [id, queue] of queues) {
       expect(queue.Properties!.SqsManagedSseEnabled).toBe(true);
       s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -255,6 +267,7 @@ describe('functions', () => {
     'BUCKET_NAME',
     'ARCHIVE_QUEUE_URL',
     'NOTIFY_QUEUE_URL',
+    'POLL_QUEUE_URL',
     'PUBLIC_BASE_URL',
     'UPSTREAM_PROVIDER',
     'UPSTREAM_BASE_URL',
@@ -273,11 +286,17 @@ describe('functions', () => {
     'UPSTREAM_TIMEOUT_MS',
     'WEBHOOK_TIMEOUT_MS',
     'KEY_CACHE_SECONDS',
+    'POLL_FIRST_SECONDS',
+    'POLL_MAX_SECONDS',
+    'AMBIGUOUS_WAIT_SECONDS',
+    'FIND_JOB_AFTER_SECONDS',
+    'CIRCUIT_FAILURES',
+    'CIRCUIT_COOL_DOWN_SECONDS',
     'NODE_OPTIONS',
   ];
 
   it('one per entry file, on nodejs22.x / arm64 with X-Ray tracing', () => {
-    // The seventh is CDK's own bucket-notifications custom resource.
+    // The eighth is CDK's own bucket-notifications custom resource.
     const ours = resourcesOfType(s.json, 'AWS::Lambda::Function').filter(([id]) => !id.startsWith('BucketNotifications'));
     expect(ours.map(([id]) => id).sort()).toEqual(Object.values(s.functionIds).sort());
     for (const name of lambdaNames) {
@@ -299,6 +318,7 @@ describe('functions', () => {
       archive: [900, 1024],
       notify: [130, 256],
       reconcile: [300, 512],
+      poll: [90, 256],
     });
   });
 
@@ -318,7 +338,7 @@ describe('functions', () => {
     }
   });
 
-  it('all six get the same environment: every configuration variable that applies in AWS', () => {
+  it('all seven get the same environment: every configuration variable that applies in AWS', () => {
     const first = props('submit').Environment.Variables;
     expect(Object.keys(first).sort()).toEqual([...expectedEnvironment].sort());
     for (const name of lambdaNames) expect(props(name).Environment.Variables).toEqual(first);
@@ -333,6 +353,7 @@ describe('functions', () => {
       BUCKET_NAME: { Ref: s.id(s.stack.storage.bucket) },
       ARCHIVE_QUEUE_URL: { Ref: s.id(s.stack.archiveQueue.queue) },
       NOTIFY_QUEUE_URL: { Ref: s.id(s.stack.notifyQueue.queue) },
+      POLL_QUEUE_URL: { Ref: s.id(s.stack.pollQueue.queue) },
     });
   });
 
@@ -402,7 +423,19 @@ describe('queue consumers', () => {
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  });
+
+  it('poll takes up to five jobs and reports failures per message; its timeout covers five upstream calls', () => {
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: s.functionIds.poll },
+      EventSourceArn: { 'Fn::GetAtt': [s.id(s.stack.pollQueue.queue), 'Arn'] },
+      BatchSize: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    const timeout = s.json.Resources[s.functionIds.poll]!.Properties!.Timeout as number;
+    const upstreamSeconds = Number(s.json.Resources[s.functionIds.poll]!.Properties!.Environment.Variables.UPSTREAM_TIMEOUT_MS) / 1000;
+    expect(timeout).toBeGreaterThan(5 * upstreamSeconds);
+    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
   });
 });
 
@@ -492,6 +525,8 @@ describe('outputs', () => {
     expect(s.json.Outputs.UpstreamKeySecretArn!.Value).toEqual({ Ref: s.id(s.stack.secrets.upstreamKey) });
     expect(s.json.Outputs.ArchiveQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.archiveQueue.queue) });
     expect(s.json.Outputs.NotifyQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.notifyQueue.queue) });
+    expect(s.json.Outputs.PollQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.pollQueue.queue) });
+    expect(s.json.Outputs.PollDeadLetterQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.pollQueue.deadLetterQueue) });
     expect(Object.keys(s.json.Outputs)).toEqual(
       expect.arrayContaining(['ApiUrl', 'BucketName', 'TableName', 'VideoEventsTopicArn', 'UpstreamKeySecretArn']),
     );

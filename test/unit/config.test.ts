@@ -7,6 +7,7 @@ const localEnv = {
   BUCKET_NAME: 'vtg-videos',
   ARCHIVE_QUEUE_URL: 'http://127.0.0.1:9324/000000000000/archive',
   NOTIFY_QUEUE_URL: 'http://127.0.0.1:9324/000000000000/notify',
+  POLL_QUEUE_URL: 'http://127.0.0.1:9324/000000000000/poll',
   PUBLIC_BASE_URL: 'http://127.0.0.1:3000/',
   UPSTREAM_PROVIDER: 'simulated',
   UPSTREAM_BASE_URL: 'http://127.0.0.1:4010//',
@@ -17,7 +18,7 @@ const localEnv = {
   S3_ENDPOINT: 'http://127.0.0.1:4569',
 };
 
-const required = ['TABLE_NAME', 'BUCKET_NAME', 'ARCHIVE_QUEUE_URL', 'NOTIFY_QUEUE_URL', 'PUBLIC_BASE_URL', 'UPSTREAM_BASE_URL'];
+const required = ['TABLE_NAME', 'BUCKET_NAME', 'ARCHIVE_QUEUE_URL', 'NOTIFY_QUEUE_URL', 'POLL_QUEUE_URL', 'PUBLIC_BASE_URL', 'UPSTREAM_BASE_URL'];
 
 function problemWith(env: Record<string, string | undefined>): ConfigError {
   try {

@@ -140,6 +140,7 @@ const baseEnv = {
   BUCKET_NAME: 'vtg-unit-videos',
   ARCHIVE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/vtg-archive',
   NOTIFY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/vtg-notify',
+  POLL_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/vtg-poll',
   PUBLIC_BASE_URL: 'https://api.example.com',
   UPSTREAM_BASE_URL: 'https://upstream.example.com',
   UPSTREAM_KEY: 'sk-upstream',
@@ -164,7 +165,7 @@ type Queues = Gateway['queues'];
 
 interface Harness extends Gateway {
   provider: UpstreamProvider & { submit: Mock<UpstreamProvider['submit']>; status: Mock<UpstreamProvider['status']> };
-  queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']> };
+  queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']>; poll: Mock<Queues['poll']> };
   archiver: VideoStore & { archive: Mock<VideoStore['archive']> };
   clock: FakeClock;
 }
@@ -201,7 +202,11 @@ function gateway(env: Record<string, string> = {}): Harness {
     provider,
     videos,
     archiver,
-    queues: { archive: vi.fn<Queues['archive']>(async () => undefined), notify: vi.fn<Queues['notify']>(async () => undefined) },
+    queues: {
+      archive: vi.fn<Queues['archive']>(async () => undefined),
+      notify: vi.fn<Queues['notify']>(async () => undefined),
+      poll: vi.fn<Queues['poll']>(async () => undefined),
+    },
     callbackSecret: async () => CALLBACK_SECRET,
   };
 }

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 
-/** The queue messages: archive and notify jobs. */
+/** The queue messages: archive, notify and poll jobs. */
 
 const attempt = z.int().check(z.gte(1));
 export const archiveJobSchema = z.object({ taskId: z.string(), attempt });
@@ -13,3 +13,7 @@ export const notifyJobSchema = z.object({
   notBefore: z.optional(z.number()),
 });
 export type NotifyJob = z.infer<typeof notifyJobSchema>;
+
+/** The `attempt`-th poll of a task's upstream job; a message whose attempt the task has seen is a duplicate. */
+export const pollJobSchema = z.object({ taskId: z.string(), attempt });
+export type PollJob = z.infer<typeof pollJobSchema>;

@@ -37,6 +37,8 @@ export const taskRecordSchema = z.object({
   upstream_id: z.optional(z.string()),
   upstream_message: z.optional(z.string()),
   upstream_video_url: z.optional(z.string()),
+  /** Polls of a poll-only upstream's job so far: the poll chain's position, so a duplicate message is dropped. */
+  poll_count: z.optional(z.number()),
   archive_attempts: z.optional(z.number()),
   archive_lease_until: z.optional(z.number()),
   video_key: z.optional(z.string()),

@@ -1,6 +1,6 @@
 import type { ApiKeyStore } from '../api-keys';
 import type { Config } from '../config';
-import type { ArchiveJob, NotifyJob } from '../contracts/jobs';
+import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';
@@ -22,6 +22,7 @@ export interface Gateway {
   queues: {
     archive(job: ArchiveJob, delaySeconds?: number): Promise<void>;
     notify(job: NotifyJob, delaySeconds?: number): Promise<void>;
+    poll(job: PollJob, delaySeconds?: number): Promise<void>;
   };
   callbackSecret(): Promise<string>;
 }

@@ -4,6 +4,7 @@ import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS } from '../task-store';
 import { applyUpstreamStatus } from './callback';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
+import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 
 type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'queues' | 'callbackSecret'>;
@@ -82,6 +83,8 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
       if (late) return timeout();
       // No news: look again after the silence threshold (or at the deadline).
       if ((after.due_at ?? 0) <= now) await d.store.reschedule(task.id, after.state, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
+      // A poll-only task this silent has lost its poll chain: start it again.
+      await startPolling(after, d.provider, d);
       return;
     }
     case 'archiving': {

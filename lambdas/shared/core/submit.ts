@@ -10,6 +10,7 @@ import { checkUrl, clientUrlPolicy } from '../outbound';
 import { UpstreamError } from '../providers/provider';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
+import { startPolling } from './poll';
 
 type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'queues' | 'callbackSecret'>;
 
@@ -117,6 +118,7 @@ export async function submitUpstream(task: TaskRecord, d: Omit<SubmitNeeds, 'key
     const now = d.store.now();
     const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
     logger.info('task submitted', { taskId: task.id, upstreamId, attempts });
+    if (moved) await startPolling(moved, d.provider, d);
     return moved ?? (await d.store.get(task.id));
   } catch (error) {
     if (error instanceof UpstreamError && error.kind === 'rejected') {

@@ -1,0 +1,16 @@
+import { config } from '../shared/config';
+import { pollJobSchema } from '../shared/contracts/jobs';
+import { pollTask } from '../shared/core/poll';
+import { queueHandler } from '../shared/job-handlers';
+import { queues, taskStore } from '../shared/parts';
+import { providerFor } from '../shared/providers';
+
+const c = config();
+
+/** Polls of upstreams that never call back, one delayed message per task at a time. */
+export const handler = queueHandler(pollJobSchema, pollTask, {
+  config: c,
+  store: taskStore(c),
+  provider: providerFor(c),
+  queues: queues(c),
+});
