@@ -156,7 +156,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
   return { command, target, json };
 }
 
-function parseTarget(v: {
+export function parseTarget(v: {
   'data-dir'?: string;
   aws?: boolean;
   stack?: string;

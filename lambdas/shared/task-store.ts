@@ -120,6 +120,22 @@ export class TaskStore {
     return Items.map((i) => taskRecordSchema.parse(i));
   }
 
+  /** Tasks the gateway still owes work to, due or not, soonest due first (for operators). */
+  async openTasks(limit: number): Promise<TaskRecord[]> {
+    const { byDue } = tableSchema;
+    const { Items = [] } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: byDue.indexName,
+        KeyConditionExpression: '#open = :open',
+        ExpressionAttributeNames: { '#open': byDue.partitionKey },
+        ExpressionAttributeValues: { ':open': OPEN },
+        Limit: limit,
+      }),
+    );
+    return Items.map((i) => taskRecordSchema.parse(i));
+  }
+
   /** The upstream accepted the task. */
   markSubmitted(id: string, upstreamId: string, nextCheckAt: number) {
     const now = this.now();

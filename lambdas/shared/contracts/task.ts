@@ -14,6 +14,18 @@ export const notifyLogEntrySchema = z.object({
   outcome: z.string(),
 });
 
+/**
+ * One try of one route. `outcome`: `submitted` (the upstream took the job), `rejected`,
+ * `unavailable` or `ambiguous` (as `UpstreamError`'s kinds), or the router's own words.
+ */
+export const attemptSchema = z.object({
+  upstream: z.string(),
+  at: z.number(),
+  outcome: z.string(),
+  message: z.optional(z.string()),
+});
+export type Attempt = z.infer<typeof attemptSchema>;
+
 export const taskRecordSchema = z.object({
   id: z.string(),
   owner: z.string(),
@@ -34,6 +46,12 @@ export const taskRecordSchema = z.object({
   /** Last time the upstream told us anything (callback or poll). */
   heard_at: z.optional(z.number()),
   submit_attempts: z.number(),
+  /** The operator's name of the upstream holding the task's job (older records: the one upstream). */
+  upstream: z.optional(z.string()),
+  /** Index in the model's routes of the route serving the task. */
+  route: z.optional(z.number()),
+  /** Every route tried, in order. */
+  attempts: z.optional(z.array(attemptSchema)),
   upstream_id: z.optional(z.string()),
   upstream_message: z.optional(z.string()),
   upstream_video_url: z.optional(z.string()),

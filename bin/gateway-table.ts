@@ -1,0 +1,205 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { EXIT, KeyAdminError, type KeyTarget } from '../lambdas/shared/key-admin';
+import { LOCAL_TABLE } from '../local/names';
+
+/**
+ * The gateway's table for the operator commands (`npm run keys`, `npm run tasks`), local
+ * or deployed.
+ *
+ * Local (the default): the local gateway keeps its table in dynalite, whose LevelDB under
+ * `DATA_DIR/dynamodb` only one process can open. While `npm start` runs it publishes its
+ * DynamoDB endpoint in `DATA_DIR/endpoints.json`, and the command talks to that; when no
+ * gateway answers there, it opens the data directory itself, in its own dynalite, for the
+ * few milliseconds the command takes. Deployed: the real AWS SDK with the default
+ * credential chain, on the table named by the stack's `TableName` output (or `--table`).
+ */
+
+/** dynalite accepts any credentials; these are the local runtime's. */
+const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/** What a running local gateway writes to `DATA_DIR/endpoints.json` (and removes when it stops). */
+const localEndpointsSchema = z.object({
+  pid: z.number().optional(),
+  url: z.string().optional(),
+  tableName: z.string().default(LOCAL_TABLE),
+  dynamodb: z.string().url(),
+});
+
+export interface OpenedTable {
+  db: DynamoDBDocumentClient;
+  table: string;
+  /** Which table, in words, for the command's messages. */
+  description: string;
+  local: boolean;
+  close(): Promise<void>;
+}
+
+const documentClient = (client: DynamoDBClient) =>
+  DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+
+function localClient(endpoint: string) {
+  return new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: LOCAL_CREDENTIALS,
+    maxAttempts: 1,
+    // A stale endpoints.json may point at a port nobody (or something else) listens on.
+    requestHandler: { connectionTimeout: 1_000, requestTimeout: 5_000 },
+  });
+}
+
+/** Whether the table is there: `missing` when DynamoDB answers without it, `unreachable` when nothing answers. */
+async function tableState(client: DynamoDBClient, table: string): Promise<'ok' | 'missing' | 'unreachable'> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table }));
+    return 'ok';
+  } catch (error) {
+    return (error as Error).name === 'ResourceNotFoundException' ? 'missing' : 'unreachable';
+  }
+}
+
+function readLocalEndpoints(dataDir: string) {
+  const file = join(dataDir, 'endpoints.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return localEndpointsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    return undefined; // half-written or foreign: treat as no running gateway
+  }
+}
+
+/**
+ * dynalite opens its LevelDB lazily and crashes the process on the first request when the
+ * directory is locked, so try the lock first with dynalite's own `level`.
+ */
+async function assertUnlocked(dbDir: string, dataDir: string): Promise<void> {
+  const requireFromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
+  const { Level } = requireFromDynalite('level') as {
+    Level: new (path: string, options: object) => { open(): Promise<void>; close(): Promise<void> };
+  };
+  const db = new Level(dbDir, { createIfMissing: false });
+  try {
+    await db.open();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED')
+      throw new KeyAdminError(
+        EXIT.failed,
+        `the local data in ${dataDir} is open in another process (a running \`npm start\`?) that did not publish ` +
+          `its DynamoDB endpoint in ${join(dataDir, 'endpoints.json')}; stop that process and run this again`,
+      );
+    throw new KeyAdminError(EXIT.failed, `cannot open the local data in ${dbDir}: ${cause?.message ?? (error as Error).message}`);
+  }
+  await db.close();
+}
+
+export async function openLocal(dataDirOption: string): Promise<OpenedTable> {
+  const dataDir = resolve(dataDirOption);
+  const running = readLocalEndpoints(dataDir);
+  if (running) {
+    const client = localClient(running.dynamodb);
+    if ((await tableState(client, running.tableName)) === 'ok') {
+      const at = running.url ? ` at ${running.url}` : '';
+      return {
+        db: documentClient(client),
+        table: running.tableName,
+        description: `the running local gateway${at} (data in ${dataDir})`,
+        local: true,
+        close: async () => client.destroy(),
+      };
+    }
+    client.destroy(); // left behind by a gateway that did not stop cleanly
+  }
+
+  const dbDir = join(dataDir, 'dynamodb');
+  if (!existsSync(join(dbDir, 'CURRENT')))
+    throw KeyAdminError.notFound(`no local gateway data in ${dataDir}: run \`npm start\` once first, or pass --data-dir`);
+  await assertUnlocked(dbDir, dataDir);
+  const { default: dynalite } = await import('dynalite');
+  const server = dynalite({ path: dbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => done());
+  });
+  const client = localClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const close = async () => {
+    client.destroy();
+    await new Promise<void>((done) => {
+      server.close(() => done());
+      server.closeAllConnections();
+    });
+  };
+  const table = running?.tableName ?? LOCAL_TABLE;
+  if ((await tableState(client, table)) !== 'ok') {
+    await close();
+    throw KeyAdminError.notFound(`no table ${table} in the local data in ${dataDir}: run \`npm start\` once first`);
+  }
+  return {
+    db: documentClient(client),
+    table,
+    description: `the local gateway's table (data in ${dataDir}; gateway not running)`,
+    local: true,
+    close,
+  };
+}
+
+export async function openAws(target: Extract<KeyTarget, { kind: 'aws' }>): Promise<OpenedTable> {
+  let table = target.table;
+  let where: string;
+  const cleanup: (() => void)[] = [];
+  if (table === undefined) {
+    const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
+    const cfn = new CloudFormationClient({ region: target.region });
+    cleanup.push(() => cfn.destroy());
+    try {
+      const { Stacks } = await cfn.send(new DescribeStacksCommand({ StackName: target.stack }));
+      const stack = Stacks?.[0];
+      table = stack?.Outputs?.find((o) => o.OutputKey === 'TableName')?.OutputValue;
+      if (!table)
+        throw KeyAdminError.notFound(`stack ${target.stack} has no TableName output (status ${stack?.StackStatus ?? 'unknown'})`);
+      where = `table ${table} of stack ${target.stack} (${await cfn.config.region()})`;
+    } catch (error) {
+      cleanup.forEach((c) => c());
+      if ((error as Error).name === 'ValidationError' && /does not exist/.test((error as Error).message))
+        throw KeyAdminError.notFound(`stack ${target.stack} does not exist in ${await regionOf(cfn)}`);
+      throw error;
+    }
+  }
+  const client = new DynamoDBClient({ region: target.region, endpoint: target.endpoint });
+  where ??= `table ${table} (${await regionOf(client)})`;
+  return {
+    db: documentClient(client),
+    table,
+    description: where,
+    local: false,
+    close: async () => {
+      client.destroy();
+      cleanup.forEach((c) => c());
+    },
+  };
+}
+
+const regionOf = async (client: { config: { region: () => Promise<string> } }) =>
+  client.config.region().catch(() => 'the default region');
+
+/** AWS SDK failures in words a person can act on. */
+export function explain(error: unknown): KeyAdminError {
+  if (error instanceof KeyAdminError) return error;
+  const { name, message } = error as Error;
+  if (name === 'ResourceNotFoundException') return KeyAdminError.notFound(`the table does not exist: ${message}`);
+  if (name === 'CredentialsProviderError' || /credential/i.test(message))
+    return new KeyAdminError(EXIT.failed, `no AWS credentials: ${message} (configure them as for the AWS CLI, e.g. AWS_PROFILE)`);
+  if (/region is missing/i.test(message)) return new KeyAdminError(EXIT.failed, 'no AWS region: pass --region or set AWS_REGION');
+  return new KeyAdminError(EXIT.failed, `${name}: ${message}`);
+}
+
+
+/** The local data directory or the deployed table the target names. */
+export const openTable = (target: KeyTarget): Promise<OpenedTable> =>
+  target.kind === 'local' ? openLocal(target.dataDir) : openAws(target);
