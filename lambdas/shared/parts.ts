@@ -2,6 +2,7 @@ import { ApiKeyStore } from './api-keys';
 import { dynamo } from './aws/dynamo';
 import { secretValue } from './aws/secrets';
 import { sendJob } from './aws/sqs';
+import { CircuitBreaker } from './circuit-breaker';
 import type { Config } from './config';
 import type { Gateway } from './core/deps';
 import { IdempotencyStore } from './idempotency';
@@ -15,6 +16,15 @@ import { TaskStore } from './task-store';
 export const taskStore = (c: Config) => new TaskStore(dynamo(), c.TABLE_NAME);
 export const keyStore = (c: Config) => new ApiKeyStore(dynamo(), c.TABLE_NAME, c.KEY_CACHE_SECONDS * 1000);
 export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.TABLE_NAME);
+
+/** The upstreams' circuits, shared by every Lambda through the table. */
+export const circuits = (c: Config) =>
+  new CircuitBreaker(dynamo(), c.TABLE_NAME, {
+    failureThreshold: c.CIRCUIT_FAILURES,
+    coolDownMs: c.CIRCUIT_COOL_DOWN_SECONDS * 1000,
+    // A probe's call may take the whole upstream timeout.
+    probeLeaseMs: c.UPSTREAM_TIMEOUT_MS + 5_000,
+  });
 
 export const queues = (c: Config): Gateway['queues'] => ({
   archive: (job, delay) => sendJob(c.ARCHIVE_QUEUE_URL, job, delay),

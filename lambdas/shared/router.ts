@@ -47,8 +47,8 @@ export interface RouterNeeds {
 }
 
 export interface RoutingTask {
-  /** Attempts so far, oldest first. */
-  attempts?: readonly RouteAttempt[];
+  /** Attempts so far, oldest first (as stored: outcomes are words). */
+  attempts?: readonly { upstream: string; at: number; outcome: string; message?: string }[];
 }
 
 export type RouteResult =
@@ -71,7 +71,7 @@ function countsAgainstCircuit(error: unknown): boolean {
 }
 
 /** The last attempt, when it left the task held at an upstream that may have its job. */
-export function pendingAmbiguity(task: RoutingTask): RouteAttempt | undefined {
+export function pendingAmbiguity(task: RoutingTask): NonNullable<RoutingTask['attempts']>[number] | undefined {
   const last = task.attempts?.at(-1);
   return last?.outcome === 'ambiguous' ? last : undefined;
 }

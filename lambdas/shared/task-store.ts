@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { conditionalPut } from './aws/conditional-put';
-import { taskRecordSchema, type TaskRecord, type TaskState } from './contracts/task';
+import { taskRecordSchema, type Attempt, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
 import { tableSchema } from './table-schema';
 
@@ -28,6 +28,24 @@ const NOTIFY_LOG_KEEP = 30;
 export const NOTIFY_GRACE_MS = 5 * 60_000;
 /** How long an archive job may hold a task before another worker may take it over. */
 export const ARCHIVE_LEASE_MS = 16 * 60_000;
+
+/** Where a routing step left the task: the route and upstream it is with, and the attempts it made. */
+export interface Routing {
+  upstream?: string;
+  route?: number;
+  /** The route's own model id at its upstream. */
+  upstreamModel?: string;
+  attempts: readonly Attempt[];
+}
+
+function routingChange(r: Routing | undefined): Pick<Change, 'set' | 'append'> {
+  if (!r) return {};
+  const set: Record<string, unknown> = {};
+  if (r.upstream !== undefined) set.upstream = r.upstream;
+  if (r.route !== undefined) set.route = r.route;
+  if (r.upstreamModel !== undefined) set.upstream_model = r.upstreamModel;
+  return { set, append: r.attempts.length ? { attribute: 'attempts', items: [...r.attempts] } : undefined };
+}
 
 /** What finishing a task needs to know of it: `callback_url` never changes after submit. */
 type Finishing = Pick<TaskRecord, 'id' | 'callback_url'>;
@@ -136,22 +154,32 @@ export class TaskStore {
     return Items.map((i) => taskRecordSchema.parse(i));
   }
 
-  /** The upstream accepted the task. */
-  markSubmitted(id: string, upstreamId: string, nextCheckAt: number) {
+  /** The upstream accepted the task (or, after an ambiguous answer, was found to hold its job). */
+  markSubmitted(id: string, upstreamId: string, nextCheckAt: number, routing?: Routing) {
     const now = this.now();
+    const r = routingChange(routing);
     return this.change(id, {
       from: ['queued'],
-      set: { state: 'submitted', upstream_id: upstreamId, heard_at: now, due_at: nextCheckAt },
+      set: { state: 'submitted', upstream_id: upstreamId, heard_at: now, due_at: nextCheckAt, ...r.set },
       remove: ['upstream_message'],
+      append: r.append,
     });
   }
 
-  /** The upstream could not take the task now: try again at `nextAt`. */
-  deferSubmit(id: string, attempts: number, nextAt: number, reason: string) {
+  /** No upstream took the task now (or one may have, and is waited for): try again at `nextAt`. */
+  deferSubmit(id: string, attempts: number, nextAt: number, reason: string, routing?: Routing) {
+    const r = routingChange(routing);
     return this.change(id, {
       from: ['queued'],
-      set: { submit_attempts: attempts, due_at: nextAt, upstream_message: reason },
+      set: { submit_attempts: attempts, due_at: nextAt, upstream_message: reason, ...r.set },
+      append: r.append,
     });
+  }
+
+  /** An upstream refused the task's content: it fails for good, its attempts recorded. */
+  markRejected(task: Finishing, message: string, routing: Routing) {
+    const r = routingChange(routing);
+    return this.finish(task, ['queued'], { state: 'failed', error_code: 'upstream_rejected', error_message: message, ...r.set }, r.append);
   }
 
   /**
@@ -287,7 +315,7 @@ export class TaskStore {
     );
   }
 
-  private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>) {
+  private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>, append?: Change['append']) {
     const now = this.now();
     // A task with a webhook stays open until the notification is delivered or given up.
     const notify = task.callback_url !== undefined;
@@ -299,6 +327,7 @@ export class TaskStore {
         ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
       },
       remove: notify ? ['archive_lease_until'] : ['archive_lease_until', 'open', 'due_at'],
+      append,
     });
   }
 

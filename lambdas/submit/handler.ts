@@ -1,7 +1,7 @@
 import { config } from '../shared/config';
 import { submitTask } from '../shared/core/submit';
 import { httpHandler } from '../shared/handler-kit';
-import { callbackSecret, idempotencyStore, keyStore, queues, taskStore } from '../shared/parts';
+import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore } from '../shared/parts';
 import { providerFor } from '../shared/providers';
 
 const c = config();
@@ -12,6 +12,7 @@ export const handler = httpHandler(submitTask, {
   keys: keyStore(c),
   idempotency: idempotencyStore(c),
   provider: providerFor(c),
+  circuits: circuits(c),
   queues: queues(c),
   callbackSecret: callbackSecret(c),
 });

@@ -29,6 +29,11 @@ export function backstage(h: Harness) {
       if (!Item) throw new Error(`no item for task ${id}`);
       return Item;
     },
+    /** Any item of the table by its key (circuits: `CIRCUIT#<upstream>`). */
+    async raw(itemKey: { pk: string }): Promise<Record<string, any> | undefined> {
+      const { Item } = await db.send(new GetCommand({ TableName: h.gw.tableName, Key: itemKey, ConsistentRead: true }));
+      return Item;
+    },
     /** The task's item once its webhook is `delivered` or `abandoned`. */
     notifyClosed(id: string, status: 'delivered' | 'abandoned', timeoutMs?: number): Promise<Record<string, any>> {
       return eventually(

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
+import { CircuitBreaker } from '../../lambdas/shared/circuit-breaker';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi, type Mock } from 'vitest';
 
@@ -200,6 +201,7 @@ function gateway(env: Record<string, string> = {}): Harness {
     keys: new ApiKeyStore(db, config.TABLE_NAME, 0),
     idempotency: new IdempotencyStore(db, config.TABLE_NAME),
     provider,
+    circuits: new CircuitBreaker(db, config.TABLE_NAME, { failureThreshold: 5, coolDownMs: 60_000, probeLeaseMs: 20_000 }, clock),
     videos,
     archiver,
     queues: {

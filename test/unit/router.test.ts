@@ -213,3 +213,16 @@ describe('routing a task to its model\'s routes', () => {
     expect(first.submits).toHaveLength(0);
   });
 });
+
+describe('what a client may read of an upstream\'s words', () => {
+  it('has the upstream\'s name, host and model id taken out', async () => {
+    const { clientMessage } = await import('../../lambdas/shared/white-label');
+    const who = { name: 'reseller-a', baseUrl: 'https://api.reseller-a.example:8443/v1', model: 'doubao-seedance-2-0-pro' };
+    expect(
+      clientMessage('upstream answered 400: reseller-a (api.reseller-a.example:8443) refuses doubao-seedance-2-0-pro prompts about weapons', who),
+    ).toBe('upstream answered 400: the upstream (the upstream) refuses the model prompts about weapons');
+    expect(clientMessage('prompt violates content policy', who)).toBe('prompt violates content policy');
+    // Whole words only: a model id inside another word stays.
+    expect(clientMessage('sora-2-pro is fine', { model: 'sora-2' })).toBe('sora-2-pro is fine');
+  });
+});

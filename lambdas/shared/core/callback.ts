@@ -4,6 +4,7 @@ import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../htt
 import { logger } from '../logger';
 import type { UpstreamStatus } from '../providers/provider';
 import { ARCHIVE_LEASE_MS } from '../task-store';
+import { clientMessage } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 
@@ -63,7 +64,8 @@ export async function applyUpstreamStatus(
       return;
     }
     case 'failed': {
-      const message = status.message || `the upstream failed the task (state ${status.state})`;
+      const said = status.message || `the upstream failed the task (state ${status.state})`;
+      const message = clientMessage(said, { name: task.upstream, model: task.upstream_model, baseUrl: d.config.UPSTREAM_BASE_URL });
       logger.info('upstream failed task', { taskId: task.id, message });
       // Once the upstream has said "succeeded", the video is ours to archive: a later failure word changes nothing.
       await afterFinish(await d.store.markFailed(task, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);

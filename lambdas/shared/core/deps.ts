@@ -1,4 +1,5 @@
 import type { ApiKeyStore } from '../api-keys';
+import type { Circuits } from '../circuit-breaker';
 import type { Config } from '../config';
 import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
@@ -17,6 +18,8 @@ export interface Gateway {
   keys: ApiKeyStore;
   idempotency: IdempotencyStore;
   provider: UpstreamProvider;
+  /** Each upstream's circuit breaker, shared by every Lambda. */
+  circuits: Circuits;
   videos: VideoLinks;
   archiver: VideoStore;
   queues: {

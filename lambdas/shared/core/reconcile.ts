@@ -7,7 +7,7 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 
-type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'queues' | 'callbackSecret'>;
+type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;

@@ -7,12 +7,16 @@ import { MAX_IDEMPOTENCY_KEY, fingerprint } from '../idempotency';
 import { newTaskId } from '../ids';
 import { logger } from '../logger';
 import { checkUrl, clientUrlPolicy } from '../outbound';
-import { UpstreamError } from '../providers/provider';
+import type { RouteConfig } from '../catalog';
+import type { UpstreamJob } from '../providers/provider';
+import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
+import { clientMessage } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'queues' | 'callbackSecret'>;
+type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
+type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
 export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<HttpResult> {
@@ -97,41 +101,103 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
   };
 }
 
+/** The job a route hands its upstream: the client's request with the route's own model id and size. */
+function jobFor(task: TaskRecord, route: RouteConfig, callback: string): UpstreamJob {
+  return {
+    taskId: task.id,
+    model: route.model,
+    prompt: task.prompt,
+    aspectRatio: task.aspect_ratio,
+    duration: task.duration,
+    imageUrls: task.image_urls,
+    characters: task.characters,
+    callbackUrl: callback,
+    size: route.sizes?.[task.aspect_ratio as keyof NonNullable<RouteConfig['sizes']>],
+    resolution: route.resolution,
+  };
+}
+
+/** The task's routes, in order of preference. */
+function routesOf(task: TaskRecord, d: UpstreamNeeds): RouteConfig[] {
+  return [{ upstream: d.provider.name, model: task.upstream_model }];
+}
+
+const registryOf = (d: UpstreamNeeds): UpstreamRegistry => ({ get: async () => d.provider });
+
 /**
- * Hand a queued task to the upstream. Accepted: `submitted`. Refused for good: `failed`
- * with the upstream's reason. Down, slow or rate-limited: stays `queued`, due again after
- * a backoff (never sooner than the upstream's Retry-After).
+ * Hand a queued task to the first route that takes it (see `router.ts`). Taken: `submitted`,
+ * with the route, its upstream and its model id. Refused for good: `failed` with the
+ * upstream's reason. Held after an ambiguous answer: stays `queued`, due when that upstream
+ * is to be asked again. Every route down, slow or rate-limited: stays `queued`, due again
+ * after a backoff (never sooner than an upstream's Retry-After). Every attempt is recorded.
  */
-export async function submitUpstream(task: TaskRecord, d: Omit<SubmitNeeds, 'keys' | 'idempotency'>): Promise<TaskRecord | undefined> {
+export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds): Promise<TaskRecord | undefined> {
   const attempts = task.submit_attempts + 1;
+  const routes = routesOf(task, d);
+  const upstreams = registryOf(d);
+  const callback = callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id);
+  let result: RouteResult;
   try {
-    const { upstreamId } = await d.provider.submit({
-      taskId: task.id,
-      model: task.upstream_model,
-      prompt: task.prompt,
-      aspectRatio: task.aspect_ratio,
-      duration: task.duration,
-      imageUrls: task.image_urls,
-      characters: task.characters,
-      callbackUrl: callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id),
+    result = await routeTask(task, routes, (route) => jobFor(task, route, callback), {
+      upstreams,
+      circuits: d.circuits,
+      now: () => d.store.now(),
+      claim: async () => true,
+      ambiguousWaitMs: d.config.AMBIGUOUS_WAIT_SECONDS * 1000,
+      findJobAfterMs: d.config.FIND_JOB_AFTER_SECONDS * 1000,
     });
-    const now = d.store.now();
-    const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
-    logger.info('task submitted', { taskId: task.id, upstreamId, attempts });
-    if (moved) await startPolling(moved, d.provider, d);
-    return moved ?? (await d.store.get(task.id));
   } catch (error) {
-    if (error instanceof UpstreamError && error.kind === 'rejected') {
-      logger.info('upstream refused task', { taskId: task.id, status: error.status, reason: error.message });
-      const failed = await d.store.markFailed(task, 'upstream_rejected', error.message);
+    // The gateway's own trouble (the circuits' table): the task waits, as for a down upstream.
+    result = { kind: 'deferred', reason: `routing failed: ${(error as Error).message}`, attempts: [] };
+  }
+  const now = d.store.now();
+  switch (result.kind) {
+    case 'submitted': {
+      const { upstream, upstreamId, route, adopted } = result;
+      const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS), {
+        upstream,
+        route,
+        upstreamModel: routes[route]!.model,
+        attempts: result.attempts,
+      });
+      logger.info(adopted ? 'task adopted by the upstream that holds its job' : 'task submitted', { taskId: task.id, upstream, route, upstreamId, attempts });
+      if (moved) await startPolling(moved, await upstreams.get(upstream), d);
+      return moved ?? (await d.store.get(task.id));
+    }
+    case 'rejected': {
+      const { upstream, route, message } = result;
+      logger.info('upstream refused task', { taskId: task.id, upstream, reason: message });
+      const who = { name: upstream, model: routes[route]!.model, baseUrl: upstreamBaseUrl(d, upstream) };
+      const failed = await d.store.markRejected(task, clientMessage(message, who), {
+        upstream,
+        route,
+        upstreamModel: routes[route]!.model,
+        attempts: result.attempts,
+      });
       await afterFinish(failed, d);
       return failed ?? (await d.store.get(task.id));
     }
-    const retryAfter = error instanceof UpstreamError ? error.retryAfterSeconds : undefined;
-    const delay = backoffSeconds(attempts, { base: d.config.RESUBMIT_BASE_SECONDS, cap: 900, retryAfter });
-    const reason = (error as Error).message;
-    logger.warn('upstream unavailable, task stays queued', { taskId: task.id, attempts, retryInSeconds: delay, reason });
-    const now = d.store.now();
-    return d.store.deferSubmit(task.id, attempts, Math.min(now + delay * 1000, task.deadline_at), reason);
+    case 'held': {
+      const { upstream, route, until, reason } = result;
+      logger.warn('ambiguous upstream answer: the task waits for that upstream', { taskId: task.id, upstream, until, reason });
+      // The upstream that may hold the job is the task's until it is found not to: its callback is read in its dialect.
+      return d.store.deferSubmit(task.id, attempts, Math.min(until, task.deadline_at), reason, {
+        upstream,
+        route,
+        upstreamModel: routes[route]!.model,
+        attempts: result.attempts,
+      });
+    }
+    case 'deferred': {
+      const delay = backoffSeconds(attempts, { base: d.config.RESUBMIT_BASE_SECONDS, cap: 900, retryAfter: result.retryAfterSeconds });
+      logger.warn('no route took the task, it stays queued', { taskId: task.id, attempts, retryInSeconds: delay, reason: result.reason });
+      return d.store.deferSubmit(task.id, attempts, Math.min(now + delay * 1000, task.deadline_at), result.reason, { attempts: result.attempts });
+    }
+    case 'busy':
+      return d.store.get(task.id);
   }
+}
+
+function upstreamBaseUrl(d: UpstreamNeeds, upstream: string): string | undefined {
+  return upstream === d.provider.name ? d.config.UPSTREAM_BASE_URL : undefined;
 }
