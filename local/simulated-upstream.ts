@@ -20,6 +20,9 @@ import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
  * a prompt token wins over the server-wide setting, and `=ok` turns a server-wide fault off.
  *
  *   sim:submit=reject|429|500|503|stall|ok   (shortcuts sim:reject, sim:429[=<retry-after s>], sim:500, sim:503)
+ *   sim:submit=accept-drop|accept-504       the job is made, then the connection drops before the answer
+ *                                           (accept-drop) or a proxy's 504 comes back (accept-504):
+ *                                           the ambiguous answers, after which the job does exist
  *   sim:retry-after=<s>                     Retry-After of a 429 (default 1)
  *   sim:render=fail|stall|ok|<ms>           (shortcut sim:fail); <ms> sets this task's render time
  *   sim:callback=drop|duplicate|ok          (shortcuts sim:drop, sim:duplicate)
@@ -31,7 +34,7 @@ import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
  *   sim:poll=500|404|ok                     status polls of this task fail
  */
 
-export type SubmitFault = 'ok' | 'reject' | '429' | '500' | '503' | 'stall';
+export type SubmitFault = 'ok' | 'reject' | '429' | '500' | '503' | 'stall' | 'accept-drop' | 'accept-504';
 export type RenderFault = 'ok' | 'fail' | 'stall';
 export type CallbackFault = 'ok' | 'drop' | 'duplicate';
 export type VideoFault = 'ok' | 'truncated' | 'not-video' | 'oversized' | 'chunked' | 'gone' | 'stall';
@@ -138,7 +141,7 @@ const DEFAULT_CALLBACK_TIMEOUT_MS = 5000;
 const MAX_BODY_BYTES = 1024 * 1024;
 const WEIRD_STATE = 'queued_for_gpu';
 
-const SUBMIT_FAULTS: readonly SubmitFault[] = ['ok', 'reject', '429', '500', '503', 'stall'];
+const SUBMIT_FAULTS: readonly SubmitFault[] = ['ok', 'reject', '429', '500', '503', 'stall', 'accept-drop', 'accept-504'];
 const RENDER_FAULTS: readonly RenderFault[] = ['ok', 'fail', 'stall'];
 const CALLBACK_FAULTS: readonly CallbackFault[] = ['ok', 'drop', 'duplicate'];
 const VIDEO_FAULTS: readonly VideoFault[] = ['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall'];
@@ -323,6 +326,106 @@ const NOT_VIDEO_PAGE =
   '<!doctype html><html><head><title>Link expired</title></head>' +
   '<body><h1>This link has expired</h1><p>Please sign in to download your video.</p></body></html>\n';
 
+const PROXY_TIMEOUT_PAGE =
+  '<html><head><title>504 Gateway Time-out</title></head>' +
+  '<body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>\n';
+
+/**
+ * The answer to a submit whose job was made: the job's JSON, or in its place the ambiguous
+ * failure a fault asks for (the connection cut, or a proxy's 504 page).
+ */
+export function sendAccepted(res: ServerResponse, submit: SubmitFault | undefined, body: unknown): void {
+  if (submit === 'accept-drop') {
+    res.socket?.destroy();
+    return;
+  }
+  if (submit === 'accept-504') {
+    res.writeHead(504, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(PROXY_TIMEOUT_PAGE) });
+    res.end(PROXY_TIMEOUT_PAGE);
+    return;
+  }
+  sendJson(res, 200, body);
+}
+
+async function sendTruncated(res: ServerResponse, video: GrownVideo): Promise<void> {
+  res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
+  const half = Math.max(1, Math.floor(video.size / 2));
+  for await (const chunk of video.stream({ start: 0, end: half - 1 }) as AsyncIterable<Buffer>) {
+    if (!res.write(chunk)) await once(res, 'drain');
+  }
+  // Wait until the bytes reach the socket, then cut the connection short of Content-Length.
+  await new Promise<void>((resolve) => res.write('', () => resolve()));
+  res.socket?.destroy();
+}
+
+/**
+ * A finished job's video as every simulator serves it (`local/mp4.ts` bytes, grown to the
+ * job's size), with the `sim:video=` fault of that job: HEAD, ranges, chunked, truncated,
+ * an HTML page instead of a video, or a stall part-way.
+ */
+export async function serveVideo(
+  req: IncomingMessage,
+  res: ServerResponse,
+  job: { id: string; bytes: number; mode: VideoFault },
+  hooks: { log: (msg: string, fields?: object) => void; started?: () => void; completed?: () => void },
+): Promise<void> {
+  const { id, mode } = job;
+  const log = hooks.log;
+  if (mode === 'not-video') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(NOT_VIDEO_PAGE) });
+    res.end(NOT_VIDEO_PAGE);
+    return;
+  }
+  const video = videoStream({ taskId: id, bytes: job.bytes });
+  if (req.method === 'HEAD') {
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size, 'accept-ranges': 'bytes' });
+    res.end();
+    return;
+  }
+  hooks.started?.();
+  log('video download started', { id, bytes: video.size, mode });
+  if (mode === 'truncated') {
+    await sendTruncated(res, video);
+    return;
+  }
+  if (mode === 'stall') {
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
+    // At most 64 KiB and always short of the declared length (slice's end is inclusive).
+    res.write(video.slice(0, Math.min(video.size - 1, 64 * 1024) - 1));
+    return; // the rest never comes
+  }
+  let source;
+  if (mode === 'chunked') {
+    res.writeHead(200, { 'content-type': 'video/mp4' });
+    source = video.stream();
+  } else {
+    const range = parseRange(req.headers.range, video.size);
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { 'content-range': `bytes */${video.size}` });
+      res.end();
+      return;
+    }
+    if (range) {
+      res.writeHead(206, {
+        'content-type': 'video/mp4',
+        'content-length': range.end - range.start + 1,
+        'content-range': `bytes ${range.start}-${range.end}/${video.size}`,
+        'accept-ranges': 'bytes',
+      });
+    } else {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size, 'accept-ranges': 'bytes' });
+    }
+    source = video.stream(range);
+  }
+  try {
+    await pipeline(source, res);
+    hooks.completed?.();
+    log('video download completed', { id, bytes: video.size });
+  } catch (err) {
+    log('video download aborted', { id, error: (err as Error).message });
+  }
+}
+
 export async function startSimulatedUpstream(options: SimulatedUpstreamOptions = {}): Promise<SimulatedUpstream> {
   const log = options.log ?? (() => {});
   const defaultRenderMs = options.renderMs ?? DEFAULT_RENDER_MS;
@@ -497,7 +600,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     tasks.set(id, task);
     stats.submitsAccepted++;
     log('task accepted', { id, model, faults });
-    sendJson(res, 200, { id });
+    sendAccepted(res, faults.submit, { id });
     startRender(task);
   };
 
@@ -510,76 +613,16 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     sendJson(res, 200, view(task));
   };
 
-  const sendTruncated = async (res: ServerResponse, video: GrownVideo): Promise<void> => {
-    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
-    const half = Math.max(1, Math.floor(video.size / 2));
-    for await (const chunk of video.stream({ start: 0, end: half - 1 }) as AsyncIterable<Buffer>) {
-      if (!res.write(chunk)) await once(res, 'drain');
-    }
-    // Wait until the bytes reach the socket, then cut the connection short of Content-Length.
-    await new Promise<void>((resolve) => res.write('', () => resolve()));
-    res.socket?.destroy();
-  };
-
   const handleVideo = async (req: IncomingMessage, res: ServerResponse, id: string): Promise<void> => {
     const task = tasks.get(id);
     if (!task || task.state !== 'succeeded' || task.faults.video === 'gone') {
       throw new HttpError(404, 'not_found', `video ${id} not found`);
     }
-    const mode = task.faults.video ?? 'ok';
-    if (mode === 'not-video') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(NOT_VIDEO_PAGE) });
-      res.end(NOT_VIDEO_PAGE);
-      return;
-    }
-    const video = videoStream({ taskId: id, bytes: task.videoBytes });
-    if (req.method === 'HEAD') {
-      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size, 'accept-ranges': 'bytes' });
-      res.end();
-      return;
-    }
-    stats.videoDownloadsStarted++;
-    log('video download started', { id, bytes: video.size, mode });
-    if (mode === 'truncated') {
-      await sendTruncated(res, video);
-      return;
-    }
-    if (mode === 'stall') {
-      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
-      // At most 64 KiB and always short of the declared length (slice's end is inclusive).
-      res.write(video.slice(0, Math.min(video.size - 1, 64 * 1024) - 1));
-      return; // the rest never comes
-    }
-    let source;
-    if (mode === 'chunked') {
-      res.writeHead(200, { 'content-type': 'video/mp4' });
-      source = video.stream();
-    } else {
-      const range = parseRange(req.headers.range, video.size);
-      if (range === 'unsatisfiable') {
-        res.writeHead(416, { 'content-range': `bytes */${video.size}` });
-        res.end();
-        return;
-      }
-      if (range) {
-        res.writeHead(206, {
-          'content-type': 'video/mp4',
-          'content-length': range.end - range.start + 1,
-          'content-range': `bytes ${range.start}-${range.end}/${video.size}`,
-          'accept-ranges': 'bytes',
-        });
-      } else {
-        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size, 'accept-ranges': 'bytes' });
-      }
-      source = video.stream(range);
-    }
-    try {
-      await pipeline(source, res);
-      stats.videoDownloadsCompleted++;
-      log('video download completed', { id, bytes: video.size });
-    } catch (err) {
-      log('video download aborted', { id, error: (err as Error).message });
-    }
+    await serveVideo(req, res, { id, bytes: task.videoBytes, mode: task.faults.video ?? 'ok' }, {
+      log,
+      started: () => stats.videoDownloadsStarted++,
+      completed: () => stats.videoDownloadsCompleted++,
+    });
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -669,11 +669,19 @@ export async function postJson(
   headers: Record<string, string>,
   options: TextOptions,
 ): Promise<TextResult> {
+  return postBody(url, Buffer.from(body, 'utf8'), { 'content-type': 'application/json', ...headers }, options);
+}
+
+/** POST any body (a multipart form) with the content type in `headers`; otherwise as `postJson`. */
+export async function postBody(
+  url: string | URL,
+  payload: Buffer,
+  headers: Record<string, string>,
+  options: TextOptions,
+): Promise<TextResult> {
   const ex = exchangeOf(options);
   const target = checked(url, ex.policy, 'refused URL');
-  const payload = Buffer.from(body, 'utf8');
   const requestHeaders = {
-    'content-type': 'application/json',
     ...options.headers,
     ...headers,
     'content-length': String(payload.length),

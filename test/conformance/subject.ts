@@ -14,13 +14,25 @@ export interface SimulatorUnderTest {
   setFaults(faults: SimFaults): void;
   /** Jobs the simulator has accepted so far (for "exactly one job"). */
   jobCount(): number;
+  /** The ids of those jobs, in the order they were made. */
+  jobIds(): string[];
   /** The sha256 of the video the simulator serves for an upstream job, for a byte-exact archive check. */
   expectedSha256(upstreamId: string): string;
+  /**
+   * The bytes of a finished video whose `videoUrl` is not http(s) (`s3://` for a kind that
+   * writes into our bucket); http(s) URLs the suite fetches itself, with `videoHeaders()`.
+   */
+  readVideo?(videoUrl: string): Promise<Buffer>;
   close(): Promise<void>;
 }
 
 export interface ConformanceSubject {
   kind: ProviderKind;
-  /** Starts the simulator on 127.0.0.1, port 0, and an adapter pointed at it. */
-  start(options: { timeoutMs: number }): Promise<{ sim: SimulatorUnderTest; provider: UpstreamProvider }>;
+  /** The upstream model id jobs carry (one the simulator takes). */
+  model: string;
+  /**
+   * Starts the simulator on 127.0.0.1, port 0, rendering each job in `renderMs`, and an
+   * adapter pointed at it whose calls give up after `timeoutMs`.
+   */
+  start(options: { timeoutMs: number; renderMs: number }): Promise<{ sim: SimulatorUnderTest; provider: UpstreamProvider }>;
 }

@@ -133,10 +133,17 @@ describe('DuomiProvider.submit', () => {
     expect(error.retryAfterSeconds).toBeUndefined();
   });
 
-  it.each([500, 502, 503, 504])('takes a %i as unavailable', async (status) => {
-    answer = reply(status, '<html>Bad Gateway</html>');
+  it.each([500, 503])('takes its own %i as unavailable', async (status) => {
+    answer = reply(status, { error: { message: 'busy' } });
     const error = await failure(provider().submit(body));
     expect(error).toMatchObject({ kind: 'unavailable', status });
+  });
+
+  it.each([502, 504, 524])('takes a proxy’s %i as ambiguous: the job may exist behind it', async (status) => {
+    answer = reply(status, '<html>Bad Gateway</html>');
+    const error = await failure(provider().submit(body));
+    expect(error).toMatchObject({ kind: 'ambiguous', status });
+    expect(error.message).toBe(`upstream answered ${status}: <html>Bad Gateway</html>`);
   });
 
   it.each([401, 403])('takes a %i as unavailable: it is our key, the operator’s problem, not the client’s', async (status) => {
@@ -145,11 +152,11 @@ describe('DuomiProvider.submit', () => {
     expect(error).toMatchObject({ kind: 'unavailable', status });
   });
 
-  it('takes silence past the timeout as unavailable', async () => {
+  it('takes silence past the timeout as ambiguous: the request was sent', async () => {
     answer = () => undefined; // never answers
     const started = Date.now();
     const error = await failure(provider(150).submit(body));
-    expect(error.kind).toBe('unavailable');
+    expect(error.kind).toBe('ambiguous');
     expect(error.message).toBe('upstream did not answer within 150 ms');
     expect(Date.now() - started).toBeLessThan(2000);
   });

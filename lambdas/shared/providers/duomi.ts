@@ -1,7 +1,8 @@
 import { upstreamStatusSchema, upstreamSubmitBodySchema, upstreamSubmitResponseSchema } from '../contracts/upstream';
-import { getText, operatorPolicy, OutboundError, postJson, type TextResult } from '../outbound';
+import { getText, operatorPolicy, postJson, type TextResult } from '../outbound';
 import type { ProviderKind } from '../catalog';
-import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { capText, clampProgress, classifyAnswer, classifyTransport, isOk, phaseOf, safeJson, upstreamCaps, type Exchange } from './common';
+import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 export interface DuomiOptions {
   /** The operator's name for this upstream. */
@@ -11,20 +12,6 @@ export interface DuomiOptions {
   apiKey: () => Promise<string>;
   timeoutMs: number;
 }
-
-const phases: Record<string, UpstreamPhase> = {
-  pending: 'pending',
-  queued: 'pending',
-  running: 'running',
-  processing: 'running',
-  in_progress: 'running',
-  succeeded: 'succeeded',
-  success: 'succeeded',
-  completed: 'succeeded',
-  error: 'failed',
-  failed: 'failed',
-  failure: 'failed',
-};
 
 /** The seed's provider: `POST /v1/videos/generations`, `GET /v1/videos/tasks/{id}`, callbacks of the same shape. */
 export class DuomiProvider implements UpstreamProvider {
@@ -38,17 +25,17 @@ export class DuomiProvider implements UpstreamProvider {
 
   async submit(job: UpstreamJob): Promise<{ upstreamId: string }> {
     const response = await this.request('POST', '/v1/videos/generations', duomiBody(job));
-    if (ok(response)) {
+    if (isOk(response)) {
       const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(response.bodyText));
-      if (parsed.success) return { upstreamId: parsed.data.id };
+      if (parsed.success) return { upstreamId: capText(parsed.data.id, upstreamCaps.id) };
       throw new UpstreamError('unavailable', 'upstream accepted the task but sent no id', response.status);
     }
-    throw classify(response);
+    throw classifyAnswer(response, 'submit');
   }
 
   async status(upstreamId: string): Promise<UpstreamStatus> {
     const response = await this.request('GET', `/v1/videos/tasks/${encodeURIComponent(upstreamId)}`);
-    if (!ok(response)) throw classify(response, 'unavailable');
+    if (!isOk(response)) throw classifyAnswer(response, 'poll');
     return this.parseStatus(safeJson(response.bodyText));
   }
 
@@ -61,15 +48,14 @@ export class DuomiProvider implements UpstreamProvider {
     const parsed = upstreamStatusSchema.safeParse(body);
     if (!parsed.success) throw new UpstreamError('rejected', 'upstream status body has no state');
     const { id, state, progress, data, message } = parsed.data;
-    const word = state.trim().toLowerCase();
     const videoUrl = data?.videos?.[0]?.url || undefined;
     return {
-      upstreamId: id,
-      phase: phases[word] ?? 'running',
-      state,
-      progress: Math.max(0, Math.min(100, Number.isFinite(progress) ? Math.round(progress ?? 0) : 0)),
+      upstreamId: id === undefined ? undefined : capText(id, upstreamCaps.id),
+      phase: phaseOf(state),
+      state: capText(state, upstreamCaps.state),
+      progress: clampProgress(progress),
       videoUrl,
-      message: message ?? '',
+      message: capText(message ?? '', upstreamCaps.message),
     };
   }
 
@@ -79,16 +65,13 @@ export class DuomiProvider implements UpstreamProvider {
     const url = `${this.options.baseUrl}${path}`;
     const options = { policy: operatorPolicy, timeoutMs, signal: AbortSignal.timeout(timeoutMs) };
     const headers = { authorization: await this.options.apiKey() };
+    const during: Exchange = method === 'POST' ? 'submit' : 'poll';
     try {
       return method === 'POST'
         ? await postJson(url, JSON.stringify(body), headers, options)
         : await getText(url, { ...options, headers });
     } catch (error) {
-      const timedOut = error instanceof OutboundError && (error.code === 'timeout' || error.code === 'aborted');
-      throw new UpstreamError(
-        'unavailable',
-        timedOut ? `upstream did not answer within ${timeoutMs} ms` : `upstream unreachable: ${(error as Error).message}`,
-      );
+      throw classifyTransport(error, during, timeoutMs);
     }
   }
 }
@@ -104,35 +87,3 @@ export const duomiBody = (job: UpstreamJob) =>
     characters: job.characters.length ? job.characters : undefined,
     callback_url: job.callbackUrl,
   });
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-const ok = (response: TextResult) => response.status >= 200 && response.status < 300;
-
-/** Rate limits, outages and our own credentials are worth retrying; other 4xx are the request's fault. */
-function classify(response: TextResult, kind?: 'unavailable'): UpstreamError {
-  const text = response.bodyText;
-  const body = safeJson(text) as { error?: { message?: unknown; code?: unknown } | string; message?: unknown; code?: unknown } | undefined;
-  const nested = typeof body?.error === 'object' ? body.error : undefined;
-  const message =
-    [nested?.message, typeof body?.error === 'string' ? body.error : undefined, body?.message].find(
-      (m): m is string => typeof m === 'string' && m.length > 0,
-    ) ?? (text.slice(0, 200) || `HTTP ${response.status}`);
-  const code = [nested?.code, body?.code].find((c): c is string => typeof c === 'string');
-  const status = response.status;
-  const retryable = kind === 'unavailable' || status >= 500 || [401, 403, 404, 408, 409, 425, 429].includes(status);
-  const retryAfter = Number(response.headers['retry-after']);
-  return new UpstreamError(
-    retryable ? 'unavailable' : 'rejected',
-    `upstream answered ${status}: ${message}`.slice(0, 500),
-    status,
-    code,
-    Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
-  );
-}
