@@ -686,8 +686,9 @@ export async function postBody(
     ...headers,
     'content-length': String(payload.length),
   };
-  // A pooled connection found closed is retried once, as for GET: whoever would resend the POST
-  // later (the webhook's retries, the upstream resubmit) risks no more than this does.
-  const { res } = await send(target, 'POST', requestHeaders, payload, ex, true);
+  // Not retried on a pooled connection that resets: a server that read the request and then
+  // hung up looks the same as one that closed the idle connection first, and a POST sent twice
+  // may be a second paid job. The caller decides (an upstream submit: ambiguous).
+  const { res } = await send(target, 'POST', requestHeaders, payload, ex, false);
   return readText(res.statusCode ?? 0, res.headers, guardedBody(res, target.host, ex), options.maxResponseBytes);
 }
