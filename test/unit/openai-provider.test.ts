@@ -305,9 +305,13 @@ describe('OpenAIProvider.status', () => {
     expect(await provider().status('video_123')).toMatchObject({ phase, state: status });
   });
 
-  it('reports progress while running', async () => {
+  it('reports progress while running, as a number or as the text some relays send', async () => {
     answer = reply(200, video({ status: 'in_progress', progress: 37.6 }));
     expect((await provider().status('video_123')).progress).toBe(38);
+    answer = reply(200, video({ status: 'in_progress', progress: '45%' }));
+    expect((await provider().status('video_123')).progress).toBe(45);
+    answer = reply(200, video({ status: 'in_progress', progress: 'soon' }));
+    expect((await provider().status('video_123')).progress).toBe(0);
   });
 
   it('names the content endpoint as the video of a completed job, progress 100, and the key as its headers', async () => {
@@ -418,6 +422,14 @@ describe('OpenAIProvider.findJob', () => {
     expect(error.message).toMatch(/^cannot list the upstream's jobs: upstream answered 404/);
     answer = reply(200, '<html>not json</html>');
     expect((await failure(provider().findJob(job(), submittedAt))).message).toMatch(/not a list of videos/);
+  });
+
+  it('throws when a recent job’s listing leaves out what was sent: it may be ours', async () => {
+    answer = reply(200, page([video({ id: 'video_other', prompt: 'other' }), video({ id: 'video_unknown', prompt: null })]));
+    expect(await failure(provider().findJob(job(), submittedAt))).toMatchObject({
+      kind: 'unavailable',
+      message: "cannot tell whether job video_unknown is this task's: the upstream's listing leaves out what was sent",
+    });
   });
 
   it('throws when more recent jobs than it reads stand between now and the submit', async () => {

@@ -41,9 +41,9 @@ const phases: Readonly<Record<string, UpstreamPhase>> = {
 
 export const phaseOf = (word: string): UpstreamPhase => phases[word.trim().toLowerCase()] ?? 'running';
 
-/** A percentage as a whole number in 0..100; anything unreadable is 0. */
+/** A percentage (a number, or text such as "45%" as some relays send) as a whole number in 0..100; anything unreadable is 0. */
 export function clampProgress(value: unknown): number {
-  const n = typeof value === 'number' ? value : Number(value);
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number.parseFloat(value) : Number.NaN;
   return Number.isFinite(n) ? Math.max(0, Math.min(100, Math.round(n))) : 0;
 }
 

@@ -190,7 +190,8 @@ export class OpenAIProvider implements UpstreamProvider {
    * the request's timeout and a minute of clock skew. Two tasks with the same model, prompt,
    * seconds and size submitted within that window could be taken for one another: one video
    * for two tasks, never a second generation. `null` only when the listing reached jobs
-   * older than the window without a match; a listing that cannot be read throws.
+   * older than the window without a match; a listing that cannot be read, or that leaves
+   * out a recent job's prompt or model (some relays do), throws.
    */
   async findJob(job: UpstreamJob, submittedAt: number): Promise<string | null> {
     const sent = new Map(this.fields(job));
@@ -209,8 +210,11 @@ export class OpenAIProvider implements UpstreamProvider {
       for (const video of data) {
         const id = video.id ?? video.task_id;
         if (id === undefined || (video.created_at ?? 0) < since) continue;
-        if (video.model === sent.get('model') && video.prompt === sent.get('prompt') && video.seconds === sent.get('seconds') && video.size === sent.get('size'))
-          return capText(id, upstreamCaps.id);
+        const shown = (['model', 'prompt', 'seconds', 'size'] as const).map((field) => [video[field], sent.get(field)] as const);
+        if (shown.some(([theirs, ours]) => theirs != null && theirs !== ours)) continue;
+        if (shown.every(([theirs]) => theirs != null)) return capText(id, upstreamCaps.id);
+        // A recent job the listing does not fully describe may be ours: no certainty either way.
+        throw new UpstreamError('unavailable', `cannot tell whether job ${capText(id, upstreamCaps.id)} is this task's: the upstream's listing leaves out what was sent`);
       }
       const oldest = data.at(-1);
       if (!hasMore || oldest === undefined || (oldest.created_at ?? 0) < since) return null;
