@@ -70,7 +70,7 @@ export class VideoStore {
 }
 
 /** Passes bytes through while checking the MP4 signature, the size cap and the declared length, and hashing. */
-class VideoInspector extends Transform {
+export class VideoInspector extends Transform {
   bytes = 0;
   problem: ArchiveError | undefined;
   private readonly hash = createHash('sha256');
