@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type Http2ServerRequest as IncomingMessage, type Http2ServerResponse as ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { constants, createServer, type Http2ServerRequest as IncomingMessage, type Http2ServerResponse as ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { minimumVideoBytes, videoSha256, videoStream } from './mp4';
 import { parseFaultTokens, type SimFaults } from './simulated-upstream';
@@ -25,6 +25,9 @@ import { parseFaultTokens, type SimFaults } from './simulated-upstream';
  *   submit=reject   ValidationException, as Bedrock's content filters answer
  *   submit=429      ThrottlingException        submit=500  InternalServerException
  *   submit=503      ServiceUnavailableException submit=stall  never answered, no invocation
+ *   submit=accept-drop|accept-504  the invocation is made, then the stream is reset or a
+ *                   proxy's 504 page comes back: the ambiguous answers
+ *   429 carries `retry-after` (sim:429=<s>), which Bedrock itself does not send
  *   render=fail     Failed with a failureMessage; render=stall stays InProgress; render=<ms>
  *   state=<word>    that status word while rendering (state=weird: "queued_for_gpu")
  *   video=not-video an HTML page as output.mp4; video=truncated the first half of the MP4;
@@ -106,6 +109,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const RETIRED_MODELS = new Set(['amazon.nova-reel-v1:0', 'amazon.nova-reel-v1:1']);
 const TOKEN_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9])*$/;
 const S3_URI_PATTERN = /^s3:\/\/([a-z0-9][.\-a-z0-9]{1,61}[a-z0-9])(\/.*)?$/;
+const PROXY_TIMEOUT_PAGE = '<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center></body></html>\n';
 const NOT_VIDEO_PAGE = '<!doctype html><html><head><title>Error</title></head><body><h1>Internal error</h1></body></html>\n';
 
 class ServiceError extends Error {
@@ -113,6 +117,7 @@ class ServiceError extends Error {
     readonly status: number,
     readonly type: string,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -267,7 +272,7 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
       case 'reject':
         throw validation('This request has been blocked by our content filters. Please adjust your text prompt to submit a new request.');
       case '429':
-        throw new ServiceError(429, 'ThrottlingException', 'Too many requests, please wait before trying again.');
+        throw new ServiceError(429, 'ThrottlingException', 'Too many requests, please wait before trying again.', { 'retry-after': String(faults.retryAfter ?? 1) });
       case '500':
         throw new ServiceError(500, 'InternalServerException', 'The server encountered an internal error while processing the request.');
       case '503':
@@ -305,8 +310,15 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
     if (inv.clientRequestToken) byToken.set(inv.clientRequestToken, inv);
     stats.submitsAccepted++;
     log('invocation accepted', { id: invocationId, modelId, faults });
-    sendJson(res, 200, { invocationArn: inv.invocationArn });
     render(inv);
+    // The invocation exists either way; these are the ambiguous answers a client may get.
+    const submit: string | undefined = faults.submit;
+    if (submit === 'accept-drop') return void res.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    if (submit === 'accept-504') {
+      res.writeHead(504, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(PROXY_TIMEOUT_PAGE) });
+      return void res.end(PROXY_TIMEOUT_PAGE);
+    }
+    sendJson(res, 200, { invocationArn: inv.invocationArn });
   };
 
   const view = (inv: SimInvocation) => ({
@@ -373,7 +385,7 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
       const e = err instanceof ServiceError ? err : new ServiceError(500, 'InternalServerException', 'The server encountered an internal error while processing the request.');
       if (!(err instanceof ServiceError)) log('request failed', { url: req.url, error: (err as Error).message });
       if (res.headersSent) res.stream.destroy();
-      else sendJson(res, e.status, { message: e.message }, { 'x-amzn-errortype': e.type });
+      else sendJson(res, e.status, { message: e.message }, { 'x-amzn-errortype': e.type, ...e.headers });
     });
   });
   server.on('session', (session) => {

@@ -102,13 +102,19 @@ describe('the bedrock provider against the simulated Bedrock runtime', () => {
     stack.bedrock.setFaults({ submit: 'stall' });
     const j = job();
     const e = await failure(provider.submit(j));
-    expect(e).toMatchObject({ kind: 'ambiguous', message: 'Bedrock did not answer within 400 ms' });
+    expect(e).toMatchObject({ kind: 'ambiguous', message: 'upstream did not answer within 400 ms' });
     stack.bedrock.setFaults({});
     expect(await provider.findJob(j, Date.now() - 1000)).toBeNull();
   });
 
   it('classifies what Bedrock answers: content filters rejected; throttling, outages, retired and unknown models unavailable', async () => {
-    expect(await failure(provider.submit(job({ prompt: 'x sim:reject' })))).toMatchObject({ kind: 'rejected', status: 400, code: 'ValidationException', message: expect.stringMatching(/content filters/) });
+    expect(await failure(provider.submit(job({ prompt: 'x sim:reject' })))).toMatchObject({
+      kind: 'rejected',
+      status: 400,
+      code: 'ValidationException',
+      message: 'upstream answered 400: ValidationException: This request has been blocked by our content filters. Please adjust your text prompt to submit a new request.',
+    });
+    expect(await failure(provider.submit(job({ prompt: 'x sim:429=7' })))).toMatchObject({ kind: 'unavailable', retryAfterSeconds: 7 });
     for (const [fault, status, code] of [['429', 429, 'ThrottlingException'], ['500', 500, 'InternalServerException'], ['503', 503, 'ServiceUnavailableException']] as const) {
       stack.bedrock.setFaults({ submit: fault });
       expect(await failure(provider.submit(job()))).toMatchObject({ kind: 'unavailable', status, code });
@@ -131,7 +137,7 @@ describe('the bedrock provider against the simulated Bedrock runtime', () => {
       });
     });
     const down = new BedrockProvider({ name: 'down', region: 'us-west-2', bucket: 'gateway-videos', timeoutMs: 1000, endpoint: `http://127.0.0.1:${port}`, credentials });
-    expect(await failure(down.submit(job()))).toMatchObject({ kind: 'unavailable', message: expect.stringMatching(/^Bedrock unreachable/) });
+    expect(await failure(down.submit(job()))).toMatchObject({ kind: 'unavailable', message: expect.stringMatching(/^upstream unreachable: .*ECONNREFUSED/) });
   });
 
   it('refuses, before sending anything, what Luma Ray2 cannot render', async () => {

@@ -139,6 +139,7 @@ interface SdkError {
   cause?: { code?: string };
   $fault?: 'client' | 'server';
   $metadata?: { httpStatusCode?: number };
+  $response?: { headers?: Record<string, string | undefined> };
 }
 
 /** Errors after which Bedrock certainly holds no job and another route may go at once. */
@@ -173,8 +174,11 @@ export function classifyBedrockError(error: unknown, call: 'submit' | 'read', ti
   const said = (e.message ?? '').slice(0, 400);
   const answered = e.$fault !== undefined || status !== undefined;
   if (answered) {
-    const message = `Bedrock answered ${status ?? '?'} ${name}: ${said}`.slice(0, 500);
+    // No `$fault`: the SDK could not read the body, so it came from something in front of Bedrock.
+    const message = (e.$fault ? `upstream answered ${status ?? '?'}: ${name}: ${said}` : `upstream answered ${status ?? '?'} with a body that is not Bedrock's`).slice(0, 500);
     if (call === 'read') return new UpstreamError('unavailable', message, status, name);
+    const retryAfter = Number(e.$response?.headers?.['retry-after']);
+    if (name === 'ThrottlingException' && retryAfter > 0) return new UpstreamError('unavailable', message, status, name, retryAfter);
     if (name === 'ValidationException')
       // An unknown model id is the route's fault, not the request's: the next route may serve it.
       return new UpstreamError(/model identifier|model id|end of its life/i.test(said) ? 'unavailable' : 'rejected', message, status, name);
@@ -185,11 +189,11 @@ export function classifyBedrockError(error: unknown, call: 'submit' | 'read', ti
     return new UpstreamError('rejected', message, status, name);
   }
   const notSent = notSentCodes.has(e.code ?? '') || notSentCodes.has(e.cause?.code ?? '') || unavailableNames.has(name);
-  if (call === 'read' || notSent) return new UpstreamError('unavailable', `Bedrock unreachable: ${said || name}`.slice(0, 500), undefined, e.cause?.code ?? e.code ?? name);
+  if (call === 'read' || notSent) return new UpstreamError('unavailable', `upstream unreachable: ${said || name}`.slice(0, 500), undefined, e.cause?.code ?? e.code ?? name);
   const timedOut = name === 'TimeoutError' || name === 'AbortError';
   return new UpstreamError(
     'ambiguous',
-    timedOut ? `Bedrock did not answer within ${timeoutMs} ms` : `the connection to Bedrock broke after sending: ${said || name}`.slice(0, 500),
+    timedOut ? `upstream did not answer within ${timeoutMs} ms` : `the connection to the upstream broke after sending: ${said || name}`.slice(0, 500),
     undefined,
     e.code ?? name,
   );
