@@ -94,8 +94,7 @@ interface Download {
 async function download(provider: UpstreamProvider, sim: SimulatorUnderTest, videoUrl: string): Promise<Download> {
   if (!/^https?:/.test(videoUrl)) {
     if (!sim.readVideo) throw new Error(`the subject gives no way to read ${videoUrl}`);
-    const bytes = await sim.readVideo(videoUrl);
-    return { status: 200, contentType: 'video/mp4', bytes };
+    return { status: 200, ...(await sim.readVideo(videoUrl)) };
   }
   const headers = (await provider.videoHeaders?.()) ?? {};
   const response = await openGet(videoUrl, { policy: localPolicy, headers, timeoutMs: 2000 });
@@ -245,7 +244,8 @@ describe.each(subjects)('the $kind provider against its simulator', (subject) =>
   it('names a truncated video that the download shows to be short', async () => {
     const { upstreamId, final } = await rendered('a train sim:truncated');
     const video = await download(provider, sim, final.videoUrl!);
-    expect(video.error).toMatch(/closed the connection before the response was complete/);
+    // An object in our bucket has no transfer to break off: it is simply short.
+    if (/^https?:/.test(final.videoUrl!)) expect(video.error).toMatch(/closed the connection before the response was complete/);
     expect(sha256(video.bytes)).not.toBe(sim.expectedSha256(upstreamId));
   });
 

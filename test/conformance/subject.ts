@@ -19,10 +19,11 @@ export interface SimulatorUnderTest {
   /** The sha256 of the video the simulator serves for an upstream job, for a byte-exact archive check. */
   expectedSha256(upstreamId: string): string;
   /**
-   * The bytes of a finished video whose `videoUrl` is not http(s) (`s3://` for a kind that
-   * writes into our bucket); http(s) URLs the suite fetches itself, with `videoHeaders()`.
+   * The object a finished video's `videoUrl` names when it is not http(s) (`s3://` for a kind
+   * that writes into our bucket: read from the embedded S3); http(s) URLs the suite fetches
+   * itself, with `videoHeaders()`.
    */
-  readVideo?(videoUrl: string): Promise<Buffer>;
+  readVideo?(videoUrl: string): Promise<{ bytes: Buffer; contentType: string }>;
   close(): Promise<void>;
 }
 

@@ -1,9 +1,13 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { parseS3Uri } from '../../lambdas/shared/bedrock-output';
 import { localPolicy } from '../../lambdas/shared/outbound';
+import { BedrockProvider } from '../../lambdas/shared/providers/bedrock';
 import { OpenAIProvider } from '../../lambdas/shared/providers/openai';
 import { SimulatedProvider } from '../../lambdas/shared/providers/simulated';
 import { videoSha256 } from '../../local/mp4';
 import { startOpenAIUpstream } from '../../local/openai-upstream';
 import { startSimulatedUpstream } from '../../local/simulated-upstream';
+import { startBedrockStack } from '../support/bedrock-stack';
 import type { ConformanceSubject } from './subject';
 
 const apiKey = 'sk-conformance';
@@ -48,6 +52,37 @@ export const subjects: ConformanceSubject[] = [
           return videoSha256({ taskId: id, bytes: job.videoBytes });
         },
         close: up.close,
+      };
+      return { sim, provider };
+    },
+  },
+  {
+    kind: 'bedrock',
+    model: 'luma.ray-v2:0',
+    async start({ timeoutMs, renderMs }) {
+      const { s3, bedrock, close } = await startBedrockStack({ renderMs });
+      const provider = new BedrockProvider({
+        name: 'aws',
+        region: 'us-west-2',
+        bucket: s3.bucket,
+        timeoutMs,
+        endpoint: bedrock.url,
+        credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' },
+      });
+      const sim = {
+        url: bedrock.url,
+        setFaults: bedrock.setFaults,
+        jobCount: () => bedrock.invocations.size,
+        jobIds: () => [...bedrock.invocations.keys()],
+        expectedSha256: bedrock.expectedSha256,
+        // Bedrock writes into our bucket: the video is the object in the embedded S3.
+        async readVideo(videoUrl: string) {
+          const at = parseS3Uri(videoUrl);
+          if (!at) throw new Error(`not an s3:// URL: ${videoUrl}`);
+          const out = await s3.s3.send(new GetObjectCommand({ Bucket: at.bucket, Key: at.key }));
+          return { bytes: Buffer.from(await out.Body!.transformToByteArray()), contentType: out.ContentType ?? '' };
+        },
+        close,
       };
       return { sim, provider };
     },
