@@ -5,6 +5,7 @@ import { modelSchema } from './fields';
 
 export const publicStates = ['pending', 'running', 'succeeded', 'error'] as const;
 export const publicStatuses = ['queued', 'in_progress', 'succeeded', 'failed'] as const;
+export const publicPhases = ['queued', 'rendering', 'archiving', 'succeeded', 'failed'] as const;
 
 export const taskViewSchema = z.object({
   id: z.string(),
@@ -13,6 +14,7 @@ export const taskViewSchema = z.object({
   data: z.object({ videos: z.array(z.object({ url: z.string() })) }),
   message: z.string(),
   status: z.enum(publicStatuses),
+  phase: z.enum(publicPhases),
   model: modelSchema,
   prompt: z.string(),
   aspect_ratio: z.string(),

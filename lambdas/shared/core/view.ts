@@ -20,6 +20,16 @@ const publicStatus = {
   failed: 'failed',
 } as const;
 
+/** The stretch of work a task is in, finer than `status`: what a progress display names. */
+const publicPhase = {
+  queued: 'queued',
+  submitted: 'rendering',
+  in_progress: 'rendering',
+  archiving: 'archiving',
+  succeeded: 'succeeded',
+  failed: 'failed',
+} as const;
+
 const seconds = (ms: number | undefined) => (ms === undefined ? null : Math.floor(ms / 1000));
 
 /** The task as clients read it: the seed provider's shape plus the gateway's fields. A finished video gets a fresh presigned URL. */
@@ -34,6 +44,7 @@ export async function taskView(task: TaskRecord, videos: Pick<VideoLinks, 'presi
     data: { videos: link ? [{ url: link.url }] : [] },
     message: error?.message ?? '',
     status: publicStatus[task.state],
+    phase: publicPhase[task.state],
     model: task.model,
     prompt: task.prompt,
     aspect_ratio: task.aspect_ratio,
