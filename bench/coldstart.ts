@@ -88,6 +88,7 @@ export const baselineClients: Record<LambdaName, SdkPart[]> = {
   notify: ['dynamo', 's3Presign', 'sqs'],
   reconcile: ['dynamo', 'secrets', 'sqs'],
   poll: ['dynamo', 'secrets', 'sqs'],
+  console: [],
 };
 
 /** A module that imports the SDK clients (and the commands sent with them) and constructs them. */

@@ -37,6 +37,7 @@ Video Task Gateway is running on ${gateway.url}
 
 Local API key: ${gateway.apiKey}
 Webhook secret (verifies deliveries to your callback_url): ${gateway.webhookSecret}
+Console:       ${gateway.url}/console (sign in with the key above)
 
 Try it:
   curl -s ${gateway.url}/v1/videos/generations -H 'Authorization: Bearer ${gateway.apiKey}' -H 'Content-Type: application/json' -d '${body}'

@@ -21,6 +21,8 @@ export interface GatewayFunctionProps {
   readonly logRetention: logs.RetentionDays;
   /** Retries of asynchronous invocations (the schedule); Lambda's default is 2. */
   readonly retryAttempts?: number;
+  /** Shell commands that add files beside the bundle (the console's static files). */
+  readonly afterBundling?: (outputDir: string) => string[];
 }
 
 /**
@@ -84,6 +86,13 @@ export class GatewayFunction extends Construct {
         // Bundle the pinned AWS SDK instead of the runtime's copy, so cloud and local run the same code.
         externalModules: [],
         banner: esmRequireBanner,
+        commandHooks: props.afterBundling
+          ? {
+              beforeBundling: () => [],
+              beforeInstall: () => [],
+              afterBundling: (_inputDir: string, outputDir: string) => props.afterBundling!(outputDir),
+            }
+          : undefined,
       },
     });
     Validations.of(this.function).acknowledge({

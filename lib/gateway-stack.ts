@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, Stack, type CfnElement, type StackProps } from 'aws-cdk-lib';
+import { join } from 'node:path';
+import { CfnOutput, Duration, Stack, Stage, type CfnElement, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,6 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
 import { defaultRouteLambda, lambdaNames, routes, type LambdaName } from '../lambdas/shared/routes';
+import { buildConsole } from './console-assets';
 import { GatewayFunction } from './gateway-function';
 import { GatewayHttpApi } from './gateway-http-api';
 import { GatewaySecrets } from './gateway-secrets';
@@ -58,6 +60,8 @@ function functionSettings(config: StageConfig): Record<LambdaName, FunctionSetti
       memorySize: 256,
       description: 'polls upstreams that never call back',
     },
+    // Serves three small files held in memory.
+    console: { timeout: Duration.seconds(5), memorySize: 128, description: 'the operator console (static files)' },
   };
 }
 
@@ -152,12 +156,18 @@ export class GatewayStack extends Stack {
       CIRCUIT_COOL_DOWN_SECONDS: String(config.circuitCoolDownSeconds),
     } satisfies ConfigEnvironment;
 
+    // The console serves files built here, beside its bundle; its page plays videos from the bucket.
+    const consoleAssets = join(Stage.of(this)!.outdir, `${this.stackName}.console`);
+    buildConsole(root, consoleAssets);
+    const consoleEnvironment = { VIDEO_ORIGIN: `https://${this.storage.bucket.bucketRegionalDomainName}` };
+
     const functions = {} as Record<LambdaName, GatewayFunction>;
     for (const name of lambdaNames) {
       functions[name] = new GatewayFunction(this, `${capitalize(name)}Function`, {
         name,
         projectRoot: root,
-        environment,
+        environment: name === 'console' ? consoleEnvironment : environment,
+        afterBundling: name === 'console' ? (outputDir) => [`cp -r "${consoleAssets}" "${outputDir}/console"`] : undefined,
         ...settings[name],
         description: `Video Task Gateway: ${settings[name].description}`,
         logRetention,

@@ -3,6 +3,8 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { join, resolve } from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
+import { buildConsole } from '../lib/console-assets';
+import { projectRoot } from '../lib/gateway-stack';
 import { synthesizeTemplate } from '../lib/synthesize-template';
 import { startEmbeddedAws, stackDefinitions, localCredentials, type S3EventRecord } from './embedded-aws';
 import { lambdaContext, startHttpAdapter, type HttpLambda } from './http-adapter';
@@ -102,7 +104,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   });
 
   // Handlers are loaded once the environment below is complete; until then nothing calls them.
-  let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll', (event: any, context: any) => Promise<any>>;
+  let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll' | 'console', (event: any, context: any) => Promise<any>>;
   const consumer =
     (name: 'archive' | 'notify' | 'poll') =>
     (event: SQSEvent): Promise<SQSBatchResponse | void> =>
@@ -136,8 +138,12 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
       submit: (e, c) => lambdas.submit(e, c),
       query: (e, c) => lambdas.query(e, c),
       callback: (e, c) => lambdas.callback(e, c),
+      console: (e, c) => lambdas.console(e, c),
     } satisfies Record<string, HttpLambda>,
   });
+
+  const consoleDir = join(dataDir, 'console');
+  buildConsole(projectRoot, consoleDir);
 
   const env: ConfigEnvironment = {
     TABLE_NAME: LOCAL_TABLE,
@@ -162,6 +168,9 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     POWERTOOLS_METRICS_DISABLED: 'true',
+    // The console, built as the stack builds it; its page plays videos from the embedded S3.
+    CONSOLE_ASSETS_DIR: consoleDir,
+    VIDEO_ORIGIN: aws.s3Endpoint,
   });
   lambdas = {
     submit: (await import('../lambdas/submit/handler')).handler,
@@ -171,6 +180,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     notify: (await import('../lambdas/notify/handler')).handler,
     reconcile: (await import('../lambdas/reconcile/handler')).handler,
     poll: (await import('../lambdas/poll/handler')).handler,
+    console: (await import('../lambdas/console/handler')).handler,
   };
 
   // The local key: from the option, else made once and kept, and (re)registered each start.

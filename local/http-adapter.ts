@@ -116,7 +116,8 @@ export interface HttpAdapter {
  * to its unchanged Lambda handler as an HTTP API event, and writes back its result.
  */
 export async function startHttpAdapter(options: {
-  lambdas: Record<'submit' | 'query' | 'callback', HttpLambda>;
+  /** The Lambdas that serve routes (the job Lambdas are fed by queues and the schedule). */
+  lambdas: Partial<Record<LambdaName, HttpLambda>>;
   port?: number;
   host?: string;
   log?: (msg: string, fields?: object) => void;
@@ -131,7 +132,8 @@ export async function startHttpAdapter(options: {
           return;
         }
         const { lambda, event } = toEvent(req, body);
-        const handler = options.lambdas[lambda as 'submit' | 'query' | 'callback'];
+        const handler = options.lambdas[lambda];
+        if (!handler) throw new Error(`no local handler for the ${lambda} Lambda`);
         const result = await handler(event, lambdaContext(lambda, 29_000));
         send(res, result);
         log('request', { method: event.requestContext.http.method, path: event.rawPath, status: result.statusCode, ms: Date.now() - started });

@@ -2,7 +2,7 @@
  * The HTTP routes and the Lambda that serves each. The CDK stack builds the HTTP API from
  * this table and the local runtime dispatches with it, so the two cannot disagree.
  */
-export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile', 'poll'] as const;
+export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile', 'poll', 'console'] as const;
 export type LambdaName = (typeof lambdaNames)[number];
 
 export interface Route {
@@ -20,6 +20,8 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },
   { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },
+  { method: 'GET', path: '/console', lambda: 'console' },
+  { method: 'GET', path: '/console/{file}', lambda: 'console' },
 ];
 
 /** Requests that match no route go here, so even a 404 is the gateway's JSON error. */

@@ -1,0 +1,25 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+
+/** The console's files: `console/` holds the page, its style and the TypeScript app. */
+export const consoleFiles = ['index.html', 'app.css'] as const;
+
+/**
+ * Build the operator console into `outDir` with the project's esbuild: one minified ES
+ * module for current browsers beside the page and its style. The stack copies the result
+ * next to the console Lambda's bundle; `npm start` serves it from its data directory.
+ */
+export function buildConsole(projectRoot: string, outDir: string): void {
+  mkdirSync(outDir, { recursive: true });
+  buildSync({
+    entryPoints: [join(projectRoot, 'console/app.ts')],
+    outfile: join(outDir, 'app.js'),
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: ['chrome120', 'firefox120', 'safari17'],
+    logLevel: 'error',
+  });
+  for (const file of consoleFiles) copyFileSync(join(projectRoot, 'console', file), join(outDir, file));
+}

@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from '../integration/helpers';
+
+/**
+ * The console as a person uses it: Debian's Chromium driven by Playwright, by labels and
+ * roles. Screenshots of each step are kept under test-artifacts/console/.
+ */
+const shots = join(process.cwd(), 'test-artifacts', 'console');
+mkdirSync(shots, { recursive: true });
+
+let h: Harness;
+let browser: Browser;
+
+beforeAll(async () => {
+  h = await startHarness({ renderMs: 1500 });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await h?.close();
+});
+
+async function openConsole(): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(`${h.gw.url}/console`);
+  return { page, errors };
+}
+
+async function signIn(page: Page, key: string) {
+  await page.getByLabel('API key').fill(key);
+  await page.getByLabel('API key').press('Enter');
+}
+
+describe('the console', () => {
+  it('signs in, creates a task, watches it succeed and plays its video', async () => {
+    const { page, errors } = await openConsole();
+    await signIn(page, h.gw.apiKey);
+    await expect.poll(() => page.getByRole('heading', { name: 'New video' }).isVisible()).toBe(true);
+    // The key lives in session storage only, never in the URL or local storage.
+    expect(await page.evaluate("sessionStorage.getItem('vtg.apiKey')")).toBe(h.gw.apiKey);
+    expect(await page.evaluate('localStorage.length')).toBe(0);
+    expect(page.url()).not.toContain(h.gw.apiKey);
+
+    await page.getByLabel('Model').selectOption('sora-2-pro');
+    expect(await page.getByLabel('Duration (seconds)').locator('option').allTextContents()).toEqual(['10', '15', '25']);
+    await page.getByLabel('Model').selectOption('sora-2');
+    expect(await page.getByLabel('Duration (seconds)').locator('option').allTextContents()).toEqual(['10', '15']);
+    await page.getByLabel('Prompt').fill('a paper boat on a puddle');
+    await page.getByLabel('Aspect ratio').selectOption('9:16');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toMatch(/^Created task_/);
+    await page.screenshot({ path: join(shots, '1-created.png'), fullPage: true });
+
+    const row = page.getByRole('row', { name: /sora-2/ }).first();
+    await expect.poll(() => row.textContent(), { timeout: 15_000 }).toMatch(/succeeded/);
+    await row.click();
+    const video = page.getByLabel('Video');
+    await expect.poll(() => video.isVisible(), { timeout: 10_000 }).toBe(true);
+    const duration = await video.evaluate(
+      // Runs in the page: the element is an HTMLVideoElement there.
+      (v: any) =>
+        new Promise<number>((resolve, reject) => {
+          if (v.readyState >= 1) return resolve(v.duration);
+          v.addEventListener('loadedmetadata', () => resolve(v.duration), { once: true });
+          v.addEventListener('error', () => reject(new Error(`video error ${v.error?.code}: ${v.error?.message}`)), { once: true });
+        }),
+    );
+    expect(duration).toBeGreaterThan(0);
+    expect(await page.getByRole('definition').allTextContents()).toContain('a paper boat on a puddle');
+    await page.screenshot({ path: join(shots, '2-playing.png'), fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  it('shows the error of a failed task', async () => {
+    const { page } = await openConsole();
+    await signIn(page, h.gw.apiKey);
+    await page.getByLabel('Prompt').fill('a storm at sea sim:fail');
+    await page.getByRole('button', { name: 'Create' }).click();
+    const row = page.getByRole('row', { name: /failed/ }).first();
+    await expect.poll(() => row.isVisible(), { timeout: 15_000 }).toBe(true);
+    await row.click();
+    await expect.poll(() => page.locator('#details-error').textContent()).toMatch(/^Failed \(upstream_failed\): /);
+    await page.screenshot({ path: join(shots, '3-failed.png'), fullPage: true });
+  });
+
+  it('says so when the key is wrong, and keeps nothing', async () => {
+    const { page } = await openConsole();
+    await signIn(page, 'vtg_not_a_key');
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/That key was not accepted/);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    expect(await page.getByRole('heading', { name: 'New video' }).isVisible()).toBe(false);
+    await page.screenshot({ path: join(shots, '4-wrong-key.png'), fullPage: true });
+  });
+
+  it('refuses a create the model does not allow, with the gateway’s message', async () => {
+    const { page } = await openConsole();
+    await signIn(page, h.gw.apiKey);
+    await page.getByLabel('Prompt').fill('   ');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/prompt/);
+  });
+
+  it('is served with a Content-Security-Policy and no inline script', async () => {
+    const response = await fetch(`${h.gw.url}/console`);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    const html = await response.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    expect((await fetch(`${h.gw.url}/console/secrets.json`)).status).toBe(404);
+  });
+});
