@@ -8,9 +8,11 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct, IConstruct } from 'constructs';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
-import { defaultRouteLambda, lambdaNames, routes, type LambdaName } from '../lambdas/shared/routes';
+import { configuredLambdaNames, defaultRouteLambda, lambdaNames, routes, type LambdaName } from '../lambdas/shared/routes';
 import { buildConsole } from './console-assets';
 import { GatewayFunction } from './gateway-function';
+import { GatewayMonitoring } from './monitoring';
+import { seedCatalogModels } from '../lambdas/shared/catalog';
 import { GatewayHttpApi } from './gateway-http-api';
 import { GatewaySecrets } from './gateway-secrets';
 import type { StageConfig } from './stage-config';
@@ -89,6 +91,7 @@ export class GatewayStack extends Stack {
   readonly pollQueue: WorkQueue;
   readonly httpApi: GatewayHttpApi;
   readonly functions: Record<LambdaName, GatewayFunction>;
+  readonly monitoring: GatewayMonitoring;
   readonly schedule: events.Rule;
 
   constructor(scope: Construct, id: string, props: GatewayStackProps) {
@@ -185,6 +188,17 @@ export class GatewayStack extends Stack {
       description: 'Video Task Gateway: run the reconciler every minute',
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(functions.reconcile.function)],
+    });
+
+    this.monitoring = new GatewayMonitoring(this, 'Monitoring', {
+      queues: [
+        { name: 'Archive', queue: this.archiveQueue.queue, deadLetterQueue: this.archiveQueue.deadLetterQueue },
+        { name: 'Notify', queue: this.notifyQueue.queue, deadLetterQueue: this.notifyQueue.deadLetterQueue },
+      ],
+      api: this.httpApi.api,
+      models: Object.keys(seedCatalogModels(config.upstreamProvider, {}, config.disabledModels.split(',').filter(Boolean))),
+      upstreams: [config.upstreamProvider],
+      failedRatioThreshold: config.failedRatioAlarm,
     });
 
     this.addOutputs();
@@ -289,7 +303,8 @@ export class GatewayStack extends Stack {
       resource: `${this.arnOf(this.storage.bucket)}/${videoKeyPrefix}*`,
       reason: `${use}: video objects are named by task id, so they can only be granted by their prefix ${videoKeyPrefix}.`,
     });
-    for (const name of lambdaNames) this.functions[name].acknowledgeWildcards([xray, indexes]);
+    for (const name of configuredLambdaNames) this.functions[name].acknowledgeWildcards([xray, indexes]);
+    this.functions.console.acknowledgeWildcards([xray]);
     this.functions.query.acknowledgeWildcards([videos('Presigned GETs for task views and /content redirects')]);
     this.functions.notify.acknowledgeWildcards([videos('Presigned GETs in webhook bodies')]);
     this.functions.archive.acknowledgeWildcards([videos('Multipart uploads of archived videos')]);
@@ -306,6 +321,8 @@ export class GatewayStack extends Stack {
     output('BucketName', this.storage.bucket.bucketName, `Archived videos, at ${videoKeyPrefix}{id}.mp4`);
     output('TableName', this.storage.table.tableName, 'Tasks, API key hashes and idempotency records');
     output('VideoEventsTopicArn', this.storage.videoEvents.topicArn, 'Subscribe here to hear about each archived video');
+    output('AlarmTopicArn', this.monitoring.alarmTopic.topicArn, 'Subscribe here (e.g. an email address) to hear of every alarm');
+    output('DashboardName', this.monitoring.dashboard.dashboardName, 'The CloudWatch dashboard of this gateway');
     output(
       'UpstreamKeySecretArn',
       this.secrets.upstreamKey.secretArn,

@@ -91,6 +91,8 @@ export const stageConfigSchema = z
     /** Steady-state requests per second and burst for the whole HTTP API stage. */
     throttleRateLimit: count(50),
     throttleBurstLimit: count(100),
+    /** The failed-ratio alarm fires above this share of the tasks that ended in 15 minutes. */
+    failedRatioAlarm: z.coerce.number().gt(0).lte(1).default(0.2),
   })
   .refine((c) => c.throttleBurstLimit >= c.throttleRateLimit, {
     message: 'must be at least throttleRateLimit',
@@ -126,6 +128,7 @@ export const stageConfigEnvironmentNames = {
   circuitCoolDownSeconds: 'CIRCUIT_COOL_DOWN_SECONDS',
   throttleRateLimit: 'THROTTLE_RATE_LIMIT',
   throttleBurstLimit: 'THROTTLE_BURST_LIMIT',
+  failedRatioAlarm: 'FAILED_RATIO_ALARM',
 } as const satisfies Partial<Record<keyof StageConfigInput, string>>;
 
 export class StageConfigError extends Error {}

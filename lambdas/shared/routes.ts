@@ -4,6 +4,8 @@
  */
 export const lambdaNames = ['submit', 'query', 'callback', 'archive', 'notify', 'reconcile', 'poll', 'console'] as const;
 export type LambdaName = (typeof lambdaNames)[number];
+/** The Lambdas that run the gateway's own code on its configuration; the console only serves files. */
+export const configuredLambdaNames = lambdaNames.filter((n): n is Exclude<LambdaName, 'console'> => n !== 'console');
 
 export interface Route {
   method: 'GET' | 'POST';

@@ -2,7 +2,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lambdas/shared/config';
-import { defaultRouteLambda, lambdaNames, routeKey, routes, type LambdaName } from '../../lambdas/shared/routes';
+import { defaultRouteLambda, configuredLambdaNames, lambdaNames, routeKey, routes, type LambdaName } from '../../lambdas/shared/routes';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { videoKey } from '../../lambdas/shared/video-links';
 import { accessLogFields } from '../../lib/gateway-http-api';
@@ -226,8 +226,8 @@ describe('work queues', () => {
     const other = synthesizeGateway({ archiveMaxAttempts: 7 });
     const archive = other.json.Resources[other.id(other.stack.archiveQueue.queue)]!.Properties!;
     expect(archive.RedrivePolicy.maxReceiveCount).toBe(7);
-    for (const id of Object.values(other.functionIds))
-      expect(other.json.Resources[id]!.Properties!.Environment.Variables.ARCHIVE_MAX_ATTEMPTS).toBe('7');
+    for (const name of configuredLambdaNames)
+      expect(other.json.Resources[other.functionIds[name]]!.Properties!.Environment.Variables.ARCHIVE_MAX_ATTEMPTS).toBe('7');
   });
 });
 
@@ -247,8 +247,8 @@ describe('secrets', () => {
     const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:duomi-key-AbC123';
     const other = synthesizeGateway({ upstreamKeySecretArn: arn });
     other.template.resourceCountIs('AWS::SecretsManager::Secret', 1);
-    for (const id of Object.values(other.functionIds))
-      expect(other.json.Resources[id]!.Properties!.Environment.Variables.UPSTREAM_KEY_SECRET_ARN).toBe(arn);
+    for (const name of configuredLambdaNames)
+      expect(other.json.Resources[other.functionIds[name]]!.Properties!.Environment.Variables.UPSTREAM_KEY_SECRET_ARN).toBe(arn);
     other.template.hasOutput('UpstreamKeySecretArn', { Value: arn });
     other.template.hasResourceProperties('AWS::IAM::Policy', {
       PolicyDocument: {
@@ -319,6 +319,7 @@ describe('functions', () => {
       notify: [130, 256],
       reconcile: [300, 512],
       poll: [90, 256],
+      console: [5, 128],
     });
   });
 
@@ -338,10 +339,12 @@ describe('functions', () => {
     }
   });
 
-  it('all seven get the same environment: every configuration variable that applies in AWS', () => {
+  it('every Lambda of the gateway gets the same environment: every configuration variable that applies in AWS', () => {
     const first = props('submit').Environment.Variables;
     expect(Object.keys(first).sort()).toEqual([...expectedEnvironment].sort());
-    for (const name of lambdaNames) expect(props(name).Environment.Variables).toEqual(first);
+    for (const name of configuredLambdaNames) expect(props(name).Environment.Variables).toEqual(first);
+    // The console serves files: it knows only where its page may play videos from.
+    expect(Object.keys(props('console').Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'VIDEO_ORIGIN']);
     expect(first).toMatchObject({
       UPSTREAM_PROVIDER: 'duomi',
       UPSTREAM_BASE_URL: 'https://duomiapi.com',

@@ -1,0 +1,84 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+/**
+ * The gateway's metrics: one name list shared by the code that emits them and the stack's
+ * alarms and dashboard (lib/monitoring.ts), so the two cannot disagree. In AWS each data
+ * point is an embedded-metric-format log line (Powertools Metrics); locally the same points
+ * are also summed in memory, which `GET /admin/metrics` shows.
+ */
+
+export const METRICS_NAMESPACE = 'VideoTaskGateway';
+export const METRICS_SERVICE = 'video-task-gateway';
+
+export const metric = {
+  tasksSubmitted: 'TasksSubmitted',
+  tasksSucceeded: 'TasksSucceeded',
+  tasksFailed: 'TasksFailed',
+  /** Seconds from submit to the archived video, per model. */
+  timeToVideo: 'TimeToVideo',
+  upstreamSubmitLatency: 'UpstreamSubmitLatency',
+  upstreamSubmits: 'UpstreamSubmits',
+  upstreamErrors: 'UpstreamErrors',
+  failovers: 'Failovers',
+  circuitOpened: 'CircuitOpened',
+  archiveBytes: 'ArchiveBytes',
+  archiveThroughput: 'ArchiveThroughput',
+  webhookDeliveries: 'WebhookDeliveries',
+  reconciledTasks: 'ReconciledTasks',
+  polls: 'Polls',
+} as const;
+export type MetricName = (typeof metric)[keyof typeof metric];
+
+export const unit = MetricUnit;
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/** Dimension names in use; each data point is recorded alone and once per dimension it names. */
+export type Dimensions = Partial<Record<'model' | 'code' | 'upstream' | 'kind' | 'outcome', string>>;
+
+export interface LocalFigure {
+  name: MetricName;
+  unit: Unit;
+  dimensions: Dimensions;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+const local = new Map<string, LocalFigure>();
+let powertools: Metrics | undefined;
+
+function sink(): Metrics {
+  powertools ??= new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
+  return powertools;
+}
+
+/**
+ * Record one data point. Published at once as its own EMF record (dimension sets: the
+ * service alone, and the service with each dimension given), so alarms can watch totals
+ * and dashboards can split by model or upstream.
+ */
+export function record(name: MetricName, value: number, u: Unit = MetricUnit.Count, dimensions: Dimensions = {}): void {
+  if (process.env.LOCAL_MODE === 'true' || process.env.LOCAL_MODE === '1') keepLocally(name, value, u, dimensions);
+  if (process.env.POWERTOOLS_METRICS_DISABLED === 'true') return;
+  const single = sink().singleMetric();
+  for (const [k, v] of Object.entries(dimensions)) if (v) single.addDimensions({ [k]: v });
+  single.addMetric(name, u, value);
+}
+
+function keepLocally(name: MetricName, value: number, u: Unit, dimensions: Dimensions) {
+  for (const dims of [{}, ...Object.entries(dimensions).filter(([, v]) => v).map(([k, v]) => ({ [k]: v }))]) {
+    const key = `${name}|${JSON.stringify(dims)}`;
+    const figure = local.get(key) ?? { name, unit: u, dimensions: dims, count: 0, sum: 0, min: value, max: value };
+    figure.count++;
+    figure.sum += value;
+    figure.min = Math.min(figure.min, value);
+    figure.max = Math.max(figure.max, value);
+    local.set(key, figure);
+  }
+}
+
+/** What this process recorded (local mode), sorted by name and dimensions. */
+export function localFigures(): LocalFigure[] {
+  return [...local.values()].sort((a, b) => `${a.name}${JSON.stringify(a.dimensions)}`.localeCompare(`${b.name}${JSON.stringify(b.dimensions)}`));
+}
