@@ -20,6 +20,9 @@ import { LOCAL_TABLE } from '../local/names';
  * credential chain, on the table named by the stack's `TableName` output (or `--table`).
  */
 
+// The pinned SDK supports Node 20; its notice about later releases is not the operator's concern here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** dynalite accepts any credentials; these are the local runtime's. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 

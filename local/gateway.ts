@@ -74,6 +74,8 @@ function readOrCreate<T>(file: string, make: () => T): T {
  * local gateway at a time.
  */
 export async function startLocalGateway(options: LocalGatewayOptions): Promise<LocalGateway> {
+  // The pinned SDK supports Node 20; its notice about later releases is not the user's concern here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const log = options.log ?? (() => undefined);
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
