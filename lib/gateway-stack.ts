@@ -194,6 +194,7 @@ export class GatewayStack extends Stack {
       queues: [
         { name: 'Archive', queue: this.archiveQueue.queue, deadLetterQueue: this.archiveQueue.deadLetterQueue },
         { name: 'Notify', queue: this.notifyQueue.queue, deadLetterQueue: this.notifyQueue.deadLetterQueue },
+        { name: 'Poll', queue: this.pollQueue.queue, deadLetterQueue: this.pollQueue.deadLetterQueue },
       ],
       api: this.httpApi.api,
       models: Object.keys(seedCatalogModels(config.upstreamProvider, {}, config.disabledModels.split(',').filter(Boolean))),

@@ -22,8 +22,8 @@ describe('alarms', () => {
     }
   });
 
-  it('a message in either dead-letter queue', () => {
-    for (const [name, queue] of [['archive', s.stack.archiveQueue], ['notify', s.stack.notifyQueue]] as const) {
+  it('a message in any dead-letter queue', () => {
+    for (const [name, queue] of [['archive', s.stack.archiveQueue], ['notify', s.stack.notifyQueue], ['poll', s.stack.pollQueue]] as const) {
       const a = alarms()[`Video Task Gateway: a message reached the ${name[0]!.toUpperCase()}${name.slice(1)} dead-letter queue`]!;
       expect(a).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
       expect(a.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [s.id(queue.deadLetterQueue), 'QueueName'] } }]);
