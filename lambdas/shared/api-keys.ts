@@ -16,6 +16,8 @@ export const apiKeyRecordSchema = z.object({
   webhook_secret: z.string(),
   created_at: z.number(),
   revoked_at: z.optional(z.number()),
+  /** An operator's key: reads every task, per-key usage and upstream health under /admin. */
+  admin: z.optional(z.boolean()),
 });
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
 
@@ -27,11 +29,12 @@ export const keyId = (hash: string) => hash.slice(0, 12);
 
 const MAX_CACHED_KEYS = 1000;
 
-const keyRecord = (name: string, key: string, webhookSecret: string): ApiKeyRecord => ({
+const keyRecord = (name: string, key: string, webhookSecret: string, admin = false): ApiKeyRecord => ({
   key_hash: hashKey(key),
   name,
   webhook_secret: webhookSecret,
   created_at: Date.now(),
+  ...(admin ? { admin: true } : {}),
 });
 
 export const newApiKey = () => `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -47,8 +50,8 @@ export class ApiKeyStore {
   ) {}
 
   /** Store a key (new, or a given one such as the local runtime's); returns its record. */
-  async create(name: string, key = newApiKey(), webhookSecret = newWebhookSecret()) {
-    const record = keyRecord(name, key, webhookSecret);
+  async create(name: string, key = newApiKey(), webhookSecret = newWebhookSecret(), options: { admin?: boolean } = {}) {
+    const record = keyRecord(name, key, webhookSecret, options.admin);
     await this.db.send(new PutCommand({ TableName: this.table, Item: { ...keyItem(record.key_hash), ...record } }));
     return { key, record };
   }
@@ -124,6 +127,13 @@ export class ApiKeyStore {
     if (!key) throw new ApiError(401, 'unauthorized', 'send your API key in the Authorization header');
     const record = await this.verify(key);
     if (!record) throw new ApiError(401, 'unauthorized', 'unknown or revoked API key');
+    return record;
+  }
+
+  /** An admin key, or the same 404 as any unknown path: other keys do not learn /admin exists. */
+  async authenticateAdmin(event: HttpEvent): Promise<ApiKeyRecord> {
+    const record = await this.authenticate(event);
+    if (!record.admin) throw new ApiError(404, 'not_found', `no route for ${event.requestContext?.http?.method ?? 'GET'} ${event.rawPath ?? ''}`.trim());
     return record;
   }
 }

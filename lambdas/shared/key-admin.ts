@@ -43,7 +43,7 @@ export type KeyTarget =
   | { kind: 'aws'; stack: string; table?: undefined; region?: string; endpoint?: undefined }
   | { kind: 'aws'; table: string; stack?: undefined; region?: string; endpoint?: string };
 
-export type KeyCommand = { action: 'help' } | { action: 'create'; name: string } | { action: 'list' } | { action: 'revoke'; id: string };
+export type KeyCommand = { action: 'help' } | { action: 'create'; name: string; admin: boolean } | { action: 'list' } | { action: 'revoke'; id: string };
 
 export interface KeyInvocation {
   command: KeyCommand;
@@ -54,14 +54,16 @@ export interface KeyInvocation {
 export const keysHelp = `Manage the gateway's API keys.
 
 Usage:
-  npm run keys -- create --name NAME [target] [--json]
+  npm run keys -- create --name NAME [--admin] [target] [--json]
   npm run keys -- list [target] [--json]
   npm run keys -- revoke KEY_ID [target] [--json]
 
 Commands:
   create --name NAME   Make a new key; prints the key and its whsec_ webhook secret,
                        which are shown only this once (the table keeps only the
-                       key's SHA-256 hash).
+                       key's SHA-256 hash). --admin makes an operator's key: it
+                       reads every task, per-key usage and upstream health
+                       under /admin/… (any other key gets 404 there).
   list                 Every key: id, name, status, dates. Never shows keys or hashes.
   revoke KEY_ID        Refuse the key from now on (KEY_ID: the 12-character id that
                        \`list\` shows). The gateway notices within its key cache time
@@ -99,6 +101,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       strict: true,
       options: {
         name: { type: 'string' },
+        admin: { type: 'boolean' },
         'data-dir': { type: 'string' },
         aws: { type: 'boolean' },
         stack: { type: 'string' },
@@ -135,7 +138,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       if (!name) throw KeyAdminError.usage('create needs --name NAME (who or what the key is for)');
       if (name.length > MAX_NAME) throw KeyAdminError.usage(`--name is at most ${MAX_NAME} characters`);
       if (/[\u0000-\u001f\u007f]/.test(name)) throw KeyAdminError.usage('--name must not contain control characters');
-      command = { action: 'create', name };
+      command = { action: 'create', name, admin: v.admin === true };
       break;
     }
     case 'list':
@@ -153,6 +156,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       throw KeyAdminError.usage(`unknown command "${action}": use create, list or revoke`);
   }
   if (v.name !== undefined && command.action !== 'create') throw KeyAdminError.usage('--name is only for create');
+  if (v.admin !== undefined && command.action !== 'create') throw KeyAdminError.usage('--admin is only for create');
   return { command, target, json };
 }
 
@@ -191,6 +195,7 @@ export function publicKeyView(record: ApiKeyRecord) {
     id: keyId(record.key_hash),
     name: record.name,
     status: record.revoked_at === undefined ? ('active' as const) : ('revoked' as const),
+    admin: record.admin === true,
     created_at: iso(record.created_at)!,
     revoked_at: iso(record.revoked_at),
   };
@@ -211,12 +216,13 @@ export async function runKeyCommand(
 ): Promise<KeyCommandResult> {
   switch (command.action) {
     case 'create': {
-      const { key, record } = await store.create(command.name);
+      const { key, record } = await store.create(command.name, undefined, undefined, { admin: command.admin });
       const view = publicKeyView(record);
       return {
         data: { ...view, api_key: key, webhook_secret: record.webhook_secret, target: where.description, warning: SHOWN_ONCE },
         text: [
-          `Created API key "${view.name}" (id ${view.id}) in ${where.description}.`,
+          `Created ${view.admin ? 'admin ' : ''}API key "${view.name}" (id ${view.id}) in ${where.description}.`,
+          ...(view.admin ? ['It reads every task, per-key usage and upstream health under /admin/… and in the console.'] : []),
           '',
           `  API key:         ${key}`,
           `  Webhook secret:  ${record.webhook_secret}`,
@@ -259,8 +265,8 @@ export async function runKeyCommand(
 function listText(keys: ReturnType<typeof publicKeyView>[], where: string): string {
   if (keys.length === 0) return `No API keys in ${where}. Create one with: npm run keys -- create --name NAME\n`;
   const rows = [
-    ['ID', 'NAME', 'STATUS', 'CREATED', 'REVOKED'],
-    ...keys.map((k) => [k.id, k.name, k.status, k.created_at, k.revoked_at ?? '']),
+    ['ID', 'NAME', 'STATUS', 'ROLE', 'CREATED', 'REVOKED'],
+    ...keys.map((k) => [k.id, k.name, k.status, k.admin ? 'admin' : 'client', k.created_at, k.revoked_at ?? '']),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const table = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());

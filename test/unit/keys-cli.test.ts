@@ -118,7 +118,7 @@ describe('reading the command line', () => {
 
   it('takes the key id in either case and the name trimmed', () => {
     expect(parseKeyArgs(['revoke', 'ABCDEF012345']).command).toEqual({ action: 'revoke', id: 'abcdef012345' });
-    expect(parseKeyArgs(['create', '--name', '  billing service ']).command).toEqual({ action: 'create', name: 'billing service' });
+    expect(parseKeyArgs(['create', '--name', '  billing service ']).command).toEqual({ action: 'create', name: 'billing service', admin: false });
   });
 });
 
@@ -179,6 +179,7 @@ describe('create, list and revoke against a DynamoDB table', () => {
       id: keyId(hashKey(out.api_key)),
       name: 'ci',
       status: 'active',
+      admin: false,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       revoked_at: null,
       api_key: expect.stringMatching(/^vtg_[\w-]{43}$/),
@@ -208,13 +209,13 @@ describe('create, list and revoke against a DynamoDB table', () => {
       expect(run.stdout).not.toMatch(/vtg_|whsec_|[0-9a-f]{13}/);
     }
     const human = (await keys('list', ...table)).stdout;
-    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+CREATED\s+REVOKED$/);
-    expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+\\d{4}-`, 'm'));
+    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+ROLE\s+CREATED\s+REVOKED$/);
+    expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+client\\s+\\d{4}-`, 'm'));
     expect(human).toContain('2 keys (2 active)');
     const listed = JSON.parse((await keys('list', '--json', ...table)).stdout).keys;
     expect(listed).toEqual([
-      { id: first.id, name: 'billing service', status: 'active', created_at: expect.any(String), revoked_at: null },
-      { id: second.id, name: 'ci', status: 'active', created_at: expect.any(String), revoked_at: null },
+      { id: first.id, name: 'billing service', status: 'active', admin: false, created_at: expect.any(String), revoked_at: null },
+      { id: second.id, name: 'ci', status: 'active', admin: false, created_at: expect.any(String), revoked_at: null },
     ]);
   });
 
