@@ -47,7 +47,7 @@ export interface LocalGateway {
   /** S3 ObjectCreated notifications seen in this run (they are also appended to `s3-events.jsonl`). */
   s3Events: S3EventRecord[];
   /** Register another API key (as `npm run keys -- create` does); returns the key. */
-  createKey(name: string): Promise<string>;
+  createKey(name: string, options?: { admin?: boolean }): Promise<string>;
   reconcileNow(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -224,7 +224,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     bucketName: LOCAL_BUCKET,
     endpoints: { dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
     s3Events,
-    createKey: async (name) => (await keys.create(name)).key,
+    createKey: async (name, options) => (await keys.create(name, undefined, undefined, options)).key,
     reconcileNow: () => schedule.runNow(),
     async stop() {
       rmSync(endpointsFile, { force: true });

@@ -1,9 +1,14 @@
 import { config } from '../shared/config';
 import { queryTasks } from '../shared/core/query';
 import { httpHandler } from '../shared/handler-kit';
-import { keyStore, taskStore } from '../shared/parts';
+import { circuits, keyStore, taskStore } from '../shared/parts';
 import { videoLinks } from '../shared/parts-s3';
 
 const c = config();
 
-export const handler = httpHandler(queryTasks, { store: taskStore(c), keys: keyStore(c), videos: videoLinks(c) });
+export const handler = httpHandler(queryTasks, {
+  store: taskStore(c),
+  keys: keyStore(c),
+  videos: videoLinks(c),
+  admin: { config: c, circuits: circuits(c) },
+});

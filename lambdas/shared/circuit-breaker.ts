@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { logger } from './logger';
+import { metric, record } from './metrics';
 import { systemClock, type Clock } from './task-store';
 
 /**
@@ -142,7 +143,10 @@ export class CircuitBreaker implements Circuits {
       ConditionExpression: '(attribute_not_exists(circuit) OR circuit = :closed) AND failures >= :threshold',
       ExpressionAttributeValues: { ':open': 'open', ':closed': 'closed', ':until': now + coolDownMs, ':now': now, ':threshold': failureThreshold },
     });
-    if (opened) logger.warn('upstream circuit opened', { upstream: permit.upstream, failures: item?.failures, coolDownMs, reason });
+    if (opened) {
+      logger.warn('upstream circuit opened', { upstream: permit.upstream, failures: item?.failures, coolDownMs, reason });
+      record(metric.circuitOpened, 1, undefined, { upstream: permit.upstream });
+    }
   }
 
   private async read(upstream: string): Promise<CircuitItem | undefined> {

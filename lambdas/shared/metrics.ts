@@ -61,9 +61,14 @@ function sink(): Metrics {
 export function record(name: MetricName, value: number, u: Unit = MetricUnit.Count, dimensions: Dimensions = {}): void {
   if (process.env.LOCAL_MODE === 'true' || process.env.LOCAL_MODE === '1') keepLocally(name, value, u, dimensions);
   if (process.env.POWERTOOLS_METRICS_DISABLED === 'true') return;
-  const single = sink().singleMetric();
-  for (const [k, v] of Object.entries(dimensions)) if (v) single.addDimensions({ [k]: v });
-  single.addMetric(name, u, value);
+  // The total (service dimension only) and the splits are separate records: a record's
+  // dimension sets all carry the dimensions it adds.
+  sink().singleMetric().addMetric(name, u, value);
+  const given = Object.entries(dimensions).filter((e): e is [string, string] => Boolean(e[1]));
+  if (given.length === 0) return;
+  const split = sink().singleMetric();
+  for (const [k, v] of given) split.addDimensions({ [k]: v });
+  split.addMetric(name, u, value);
 }
 
 function keepLocally(name: MetricName, value: number, u: Unit, dimensions: Dimensions) {
@@ -78,7 +83,8 @@ function keepLocally(name: MetricName, value: number, u: Unit, dimensions: Dimen
   }
 }
 
-/** What this process recorded (local mode), sorted by name and dimensions. */
+/** What this process recorded (local mode): by name, each total before its splits. */
 export function localFigures(): LocalFigure[] {
-  return [...local.values()].sort((a, b) => `${a.name}${JSON.stringify(a.dimensions)}`.localeCompare(`${b.name}${JSON.stringify(b.dimensions)}`));
+  const order = (f: LocalFigure) => `${f.name} ${Object.keys(f.dimensions).length} ${JSON.stringify(f.dimensions)}`;
+  return [...local.values()].sort((a, b) => order(a).localeCompare(order(b)));
 }

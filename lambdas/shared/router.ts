@@ -1,4 +1,5 @@
 import type { RouteConfig } from './catalog';
+import { metric, record, unit } from './metrics';
 import type { CircuitPermit, Circuits } from './circuit-breaker';
 import { UpstreamError, type UpstreamJob, type UpstreamProvider } from './providers/provider';
 
@@ -122,14 +123,24 @@ export async function routeTask(
     }
     if (!(await d.claim())) return { kind: 'busy', attempts };
     const provider = await d.upstreams.get(route.upstream);
+    // A later route is a failover from the one before it.
+    if (index > 0 && attempts.length > 0) record(metric.failovers, 1, undefined, { upstream: attempts.at(-1)!.upstream });
+    const started = d.now();
+    const timed = (outcome: string) => {
+      record(metric.upstreamSubmitLatency, d.now() - started, unit.Milliseconds, { upstream: route.upstream });
+      record(metric.upstreamSubmits, 1, undefined, { upstream: route.upstream, outcome });
+    };
     try {
       const { upstreamId } = await provider.submit(jobFor(route));
+      timed('submitted');
       await d.circuits.succeeded(permit);
       note(route.upstream, 'submitted');
       return { kind: 'submitted', route: index, upstream: route.upstream, upstreamId, adopted: false, attempts };
     } catch (error) {
       const message = (error as Error).message;
       const kind = error instanceof UpstreamError ? error.kind : 'unavailable';
+      timed(kind);
+      if (kind !== 'rejected') record(metric.upstreamErrors, 1, undefined, { upstream: route.upstream, kind });
       await settle(d.circuits, permit, error);
       const { at } = note(route.upstream, kind, message);
       if (kind === 'rejected') return { kind: 'rejected', route: index, upstream: route.upstream, message, attempts };

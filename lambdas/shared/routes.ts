@@ -22,6 +22,10 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },
   { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },
+  { method: 'GET', path: '/admin/tasks', lambda: 'query' },
+  { method: 'GET', path: '/admin/tasks/{id}', lambda: 'query' },
+  { method: 'GET', path: '/admin/upstreams', lambda: 'query' },
+  { method: 'GET', path: '/admin/metrics', lambda: 'query' },
   { method: 'GET', path: '/console', lambda: 'console' },
   { method: 'GET', path: '/console/{file}', lambda: 'console' },
 ];

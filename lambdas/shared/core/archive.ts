@@ -4,6 +4,7 @@ import { logger } from '../logger';
 import { videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
+import { metric, record, unit } from '../metrics';
 
 type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues'>;
 
@@ -17,7 +18,11 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
   if (!task) return; // finished, failed, or another worker holds it
   const source = task.upstream_video_url!;
   try {
+    const started = Date.now();
     const video = await d.archiver.archive(source, videoKey(task.id));
+    const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+    record(metric.archiveBytes, video.bytes, unit.Bytes);
+    record(metric.archiveThroughput, video.bytes / seconds, unit.BytesPerSecond);
     const done = await d.store.markSucceeded(task, video);
     logger.info('video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
     await afterFinish(done, d);

@@ -7,6 +7,7 @@ import { MAX_DELAY_SECONDS } from '../aws/sqs';
 import { NOTIFY_GRACE_MS } from '../task-store';
 import type { Needs } from './deps';
 import { taskView } from './view';
+import { metric, record, unit } from '../metrics';
 
 type NotifyNeeds = Needs<'config' | 'store' | 'keys' | 'videos' | 'queues'>;
 
@@ -62,6 +63,7 @@ export async function notifyTask(job: NotifyJob, d: NotifyNeeds): Promise<void> 
     }
   }
 
+  record(metric.webhookDeliveries, 1, unit.Count, { outcome: delivered ? 'delivered' : 'failed' });
   if (delivered) {
     await d.store.recordNotifyAttempt(task.id, { attempt: job.attempt, outcome }, { delivered: true });
     logger.info('webhook delivered', { taskId: task.id, attempt: job.attempt });
@@ -71,6 +73,7 @@ export async function notifyTask(job: NotifyJob, d: NotifyNeeds): Promise<void> 
   if (!key || now - firstAt >= d.config.NOTIFY_RETRY_SECONDS * 1000) {
     await d.store.recordNotifyAttempt(task.id, { attempt: job.attempt, outcome }, { abandoned: true });
     logger.error('webhook abandoned', { taskId: task.id, attempts: job.attempt, outcome });
+    record(metric.webhookDeliveries, 1, unit.Count, { outcome: 'abandoned' });
     return;
   }
   const delay = backoffSeconds(job.attempt, { base: NOTIFY_BASE_SECONDS, cap: NOTIFY_CAP_SECONDS });

@@ -4,6 +4,7 @@ import { logger } from '../logger';
 import type { UpstreamProvider } from '../providers/provider';
 import { applyUpstreamStatus } from './callback';
 import type { Needs } from './deps';
+import { metric, record, unit } from '../metrics';
 
 type PollNeeds = Needs<'config' | 'store' | 'provider' | 'queues'>;
 
@@ -34,6 +35,7 @@ export async function pollTask(job: PollJob, d: PollNeeds): Promise<void> {
   if (d.store.now() >= task.deadline_at) return; // the reconciler fails it with `timeout`
   const provider = d.provider;
   let finished = false;
+  record(metric.polls, 1, unit.Count, { upstream: task.upstream });
   try {
     const status = await provider.status(task.upstream_id ?? '');
     finished = status.phase === 'succeeded' || status.phase === 'failed';

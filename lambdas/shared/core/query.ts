@@ -2,13 +2,18 @@ import { listQuerySchema } from '../contracts/query';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { openApiDocument } from '../openapi';
+import { adminQuery, type AdminNeeds } from './admin';
 import type { Needs } from './deps';
 import { taskView } from './view';
 
-type QueryNeeds = Needs<'store' | 'keys' | 'videos'>;
+type QueryNeeds = Needs<'store' | 'keys' | 'videos'> & { admin?: Pick<AdminNeeds, 'config' | 'circuits'> };
 
 /** The read side of the API: one task, the caller's list, the video redirect, the OpenAPI document. */
 export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
+  if (event.routeKey?.startsWith('GET /admin/')) {
+    if (!d.admin) throw new ApiError(404, 'not_found', 'no admin API here');
+    return adminQuery(event, { ...d, ...d.admin });
+  }
   switch (event.routeKey) {
     case 'GET /openapi.json':
       return json(200, openApiDocument());

@@ -6,6 +6,7 @@ import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { submitUpstream } from './submit';
+import { metric, record, unit } from '../metrics';
 
 type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
 
@@ -50,7 +51,10 @@ export async function reconcile(d: ReconcileNeeds, maxTasks = 1000): Promise<Rec
       );
     }
   }
-  if (summary.examined) logger.info('reconciled', { ...summary });
+  if (summary.examined) {
+    logger.info('reconciled', { ...summary });
+    record(metric.reconciledTasks, summary.examined, unit.Count);
+  }
   return summary;
 }
 

@@ -14,6 +14,7 @@ import { clientMessage } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
+import { metric, record, unit } from '../metrics';
 
 type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
@@ -46,6 +47,7 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
 
   const task = newTask(id, key.key_hash, request, now, d.config);
   if (!(await d.store.create(task))) return answer((await d.store.get(id))!, headers);
+  record(metric.tasksSubmitted, 1, unit.Count, { model: task.model });
   const outcome = await submitUpstream(task, d);
   return answer(outcome ?? task, headers);
 }
