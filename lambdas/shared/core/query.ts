@@ -2,11 +2,16 @@ import { listQuerySchema } from '../contracts/query';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { openApiDocument } from '../openapi';
+import { publicModel, type CatalogModel } from '../catalog';
 import { adminQuery, type AdminNeeds } from './admin';
 import type { Needs } from './deps';
 import { taskView } from './view';
 
-type QueryNeeds = Needs<'store' | 'keys' | 'videos'> & { admin?: Pick<AdminNeeds, 'config' | 'circuits'> };
+type QueryNeeds = Needs<'store' | 'keys' | 'videos'> & {
+  admin?: Pick<AdminNeeds, 'config' | 'circuits'>;
+  /** The catalog clients may use: allowed values only, never an upstream. */
+  models?: Record<string, CatalogModel>;
+};
 
 /** The read side of the API: one task, the caller's list, the video redirect, the OpenAPI document. */
 export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
@@ -17,6 +22,9 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
   switch (event.routeKey) {
     case 'GET /openapi.json':
       return json(200, openApiDocument());
+    case 'GET /v1/models':
+      await d.keys.authenticate(event);
+      return json(200, { object: 'list', data: Object.values(d.models ?? {}).map(publicModel) });
     case 'GET /v1/videos/generations':
       return listTasks(event, d);
     case 'GET /v1/videos/generations/{id}':
