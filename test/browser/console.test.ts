@@ -44,7 +44,7 @@ async function signIn(page: Page, key: string) {
   await page.getByLabel('API key').press('Enter');
 }
 
-describe('the console', () => {
+describe('the console', { timeout: 60_000 }, () => {
   it('signs in, creates a task, watches it succeed and plays its video', async () => {
     const { page, errors } = await openConsole();
     await signIn(page, h.gw.apiKey);

@@ -59,7 +59,8 @@ async function vtgOnTerminal(args: string[]): Promise<Run> {
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-describe('vtg generate', () => {
+// Each run starts a Node process of its own: give a busy machine time.
+describe('vtg generate', { timeout: 60_000 }, () => {
   it('shows a progress bar on a terminal through queued, rendering and archiving, then downloads the MP4', async () => {
     const run = await vtgOnTerminal(['generate', '--model', 'sora-2', '--prompt', 'a lighthouse at dusk', '--duration', '10', '--out', 'dusk.mp4']);
     expect(run.code).toBe(0);
@@ -114,7 +115,7 @@ describe('vtg generate', () => {
   });
 });
 
-describe('vtg status, list, download, models', () => {
+describe('vtg status, list, download, models', { timeout: 90_000 }, () => {
   it('reads back what it made', async () => {
     const made = JSON.parse((await vtg(['--json', 'generate', '--model', 'sora-2', '--prompt', 'a fox in snow', '--no-download'])).stdout);
     const status = await vtg(['status', made.id]);
