@@ -427,7 +427,7 @@ interface Sent {
  */
 function send(
   url: URL,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   headers: Record<string, string>,
   payload: Buffer | undefined,
   ex: Exchange,
@@ -679,6 +679,27 @@ export async function postBody(
   headers: Record<string, string>,
   options: TextOptions,
 ): Promise<TextResult> {
+  return sendBody('POST', url, payload, headers, options);
+}
+
+/** A JSON body under another verb than POST (fal's cancel is a PUT); otherwise as `postJson`. */
+export async function sendJson(
+  method: 'POST' | 'PUT',
+  url: string | URL,
+  body: string,
+  headers: Record<string, string>,
+  options: TextOptions,
+): Promise<TextResult> {
+  return sendBody(method, url, Buffer.from(body, 'utf8'), { 'content-type': 'application/json', ...headers }, options);
+}
+
+async function sendBody(
+  method: 'POST' | 'PUT',
+  url: string | URL,
+  payload: Buffer,
+  headers: Record<string, string>,
+  options: TextOptions,
+): Promise<TextResult> {
   const ex = exchangeOf(options);
   const target = checked(url, ex.policy, 'refused URL');
   const requestHeaders = {
@@ -689,6 +710,6 @@ export async function postBody(
   // Not retried on a pooled connection that resets: a server that read the request and then
   // hung up looks the same as one that closed the idle connection first, and a POST sent twice
   // may be a second paid job. The caller decides (an upstream submit: ambiguous).
-  const { res } = await send(target, 'POST', requestHeaders, payload, ex, false);
+  const { res } = await send(target, method, requestHeaders, payload, ex, false);
   return readText(res.statusCode ?? 0, res.headers, guardedBody(res, target.host, ex), options.maxResponseBytes);
 }

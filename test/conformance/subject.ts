@@ -31,6 +31,8 @@ export interface ConformanceSubject {
   kind: ProviderKind;
   /** The upstream model id jobs carry (one the simulator takes). */
   model: string;
+  /** The dialect calls back once, when the job ends (fal, Replicate's "completed" filter, OpenRouter), never with progress. */
+  finalCallbackOnly?: boolean;
   /**
    * Starts the simulator on 127.0.0.1, port 0, rendering each job in `renderMs`, and an
    * adapter pointed at it whose calls give up after `timeoutMs`.

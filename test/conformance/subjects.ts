@@ -8,6 +8,7 @@ import { videoSha256 } from '../../local/mp4';
 import { startOpenAIUpstream } from '../../local/openai-upstream';
 import { startSimulatedUpstream } from '../../local/simulated-upstream';
 import { startBedrockStack } from '../support/bedrock-stack';
+import { aggregatorSubjects } from './aggregator-subjects';
 import type { ConformanceSubject } from './subject';
 
 const apiKey = 'sk-conformance';
@@ -87,4 +88,5 @@ export const subjects: ConformanceSubject[] = [
       return { sim, provider };
     },
   },
+  ...aggregatorSubjects,
 ];

@@ -2,7 +2,7 @@ import { terminalStates, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
-import type { UpstreamStatus } from '../providers/provider';
+import { UpstreamError, type UpstreamStatus } from '../providers/provider';
 import { ARCHIVE_LEASE_MS } from '../task-store';
 import { clientMessage } from '../white-label';
 import type { Needs } from './deps';
@@ -23,14 +23,16 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
   } catch {
     throw ApiError.invalid('callback body is not valid JSON');
   }
-  let status: UpstreamStatus;
-  try {
-    status = await d.provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {} });
-  } catch (error) {
-    throw ApiError.invalid((error as Error).message);
-  }
   const task = await d.store.get(id);
   if (!task) throw ApiError.notFound();
+  let status: UpstreamStatus;
+  try {
+    status = await d.provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {}, upstreamId: task.upstream_id });
+  } catch (error) {
+    if (error instanceof UpstreamError && error.kind !== 'rejected')
+      throw new ApiError(503, 'upstream_unavailable', `the callback could not be confirmed with the upstream: ${error.message}`);
+    throw ApiError.invalid((error as Error).message);
+  }
   if (task.upstream_id && status.upstreamId && status.upstreamId !== task.upstream_id) {
     logger.warn('callback names another upstream task', { taskId: id, upstreamId: status.upstreamId, expected: task.upstream_id });
     throw new ApiError(409, 'conflict', 'callback is for another upstream task');

@@ -22,6 +22,8 @@ const phases: Readonly<Record<string, UpstreamPhase>> = {
   submitted: 'pending',
   not_start: 'pending',
   preparing: 'pending',
+  in_queue: 'pending', // fal
+  starting: 'pending', // Replicate
   running: 'running',
   processing: 'running',
   in_progress: 'running',
@@ -37,6 +39,8 @@ const phases: Readonly<Record<string, UpstreamPhase>> = {
   fail: 'failed',
   cancelled: 'failed',
   canceled: 'failed',
+  expired: 'failed', // OpenRouter
+  aborted: 'failed', // Replicate
 };
 
 export const phaseOf = (word: string): UpstreamPhase => phases[word.trim().toLowerCase()] ?? 'running';
@@ -60,10 +64,14 @@ export const isOk = (response: TextResult): boolean => response.status >= 200 &&
 /** The reason, code and type of an error answer, in the shapes upstreams use (`{error: {message, type, code}}` first). */
 export function errorDetails(text: string, status: number): { message: string; code?: string; type?: string } {
   const body = safeJson(text) as
-    | { error?: { message?: unknown; code?: unknown; type?: unknown } | string; message?: unknown; code?: unknown; msg?: unknown }
+    | { error?: { message?: unknown; code?: unknown; type?: unknown } | string; message?: unknown; code?: unknown; msg?: unknown; detail?: unknown; title?: unknown }
     | undefined;
   const nested = typeof body?.error === 'object' && body.error !== null ? body.error : undefined;
-  const message = [nested?.message, typeof body?.error === 'string' ? body.error : undefined, body?.message, body?.msg].find(
+  // fal's FastAPI-style `detail` (a string, or a list of {msg}); Replicate's problem `detail` and `title`.
+  const detail = Array.isArray(body?.detail)
+    ? body.detail.map((d: unknown) => (typeof d === 'object' && d !== null ? (d as { msg?: unknown }).msg : d)).filter((m): m is string => typeof m === 'string').join('; ')
+    : body?.detail;
+  const message = [nested?.message, typeof body?.error === 'string' ? body.error : undefined, body?.message, body?.msg, detail, body?.title].find(
     (m): m is string => typeof m === 'string' && m.length > 0,
   );
   const word = (v: unknown) => (typeof v === 'string' && v.length > 0 ? capText(v, upstreamCaps.state) : undefined);
@@ -76,8 +84,8 @@ export function errorDetails(text: string, status: number): { message: string; c
 
 /** Proxies in front of an upstream answer these when the upstream took too long or hung up: it may have the job. */
 const proxyUncertain = new Set([502, 504, 524]);
-/** Rate limits, timeouts and conflicts at the upstream itself, and our own credentials: it took nothing. */
-const notTaken = new Set([401, 403, 404, 408, 409, 425, 429]);
+/** Rate limits, timeouts and conflicts at the upstream itself, our own credentials or credit (402): it took nothing. */
+const notTaken = new Set([401, 402, 403, 404, 408, 409, 425, 429]);
 
 /** Codes and types meaning "not this upstream, not now", whatever the status says. */
 const unavailableWords = new Set([

@@ -67,6 +67,11 @@ export interface CallbackRequest {
   body: unknown;
   rawBody: string;
   headers: Record<string, string | undefined>;
+  /**
+   * The upstream job the task holds, from our own record (not from the callback), for
+   * dialects that confirm a callback by asking the upstream about that job.
+   */
+  upstreamId?: string;
 }
 
 /**
