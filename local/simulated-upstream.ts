@@ -26,7 +26,8 @@ import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
  *   sim:retry-after=<s>                     Retry-After of a 429 (default 1)
  *   sim:render=fail|stall|ok|<ms>           (shortcut sim:fail); <ms> sets this task's render time
  *   sim:callback=drop|duplicate|ok          (shortcuts sim:drop, sim:duplicate)
- *   sim:video=truncated|not-video|oversized|chunked|gone|stall|ok
+ *   sim:video=truncated|not-video|oversized|chunked|gone|stall|no-moov|ok
+ *                                           (no-moov: a whole file whose movie header is blanked out)
  *                                           (shortcuts sim:truncated, sim:not-video, sim:oversized)
  *   sim:bytes=<n>[K|M|G]                    video size (binary units); default the smallest
  *   sim:state=weird|<word>                  while rendering, report an unknown state word
@@ -37,7 +38,7 @@ import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
 export type SubmitFault = 'ok' | 'reject' | '429' | '500' | '503' | 'stall' | 'accept-drop' | 'accept-504';
 export type RenderFault = 'ok' | 'fail' | 'stall';
 export type CallbackFault = 'ok' | 'drop' | 'duplicate';
-export type VideoFault = 'ok' | 'truncated' | 'not-video' | 'oversized' | 'chunked' | 'gone' | 'stall';
+export type VideoFault = 'ok' | 'truncated' | 'not-video' | 'oversized' | 'chunked' | 'gone' | 'stall' | 'no-moov';
 export type PollFault = 'ok' | '500' | '404';
 
 export interface SimFaults {
@@ -144,7 +145,7 @@ const WEIRD_STATE = 'queued_for_gpu';
 const SUBMIT_FAULTS: readonly SubmitFault[] = ['ok', 'reject', '429', '500', '503', 'stall', 'accept-drop', 'accept-504'];
 const RENDER_FAULTS: readonly RenderFault[] = ['ok', 'fail', 'stall'];
 const CALLBACK_FAULTS: readonly CallbackFault[] = ['ok', 'drop', 'duplicate'];
-const VIDEO_FAULTS: readonly VideoFault[] = ['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall'];
+const VIDEO_FAULTS: readonly VideoFault[] = ['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall', 'no-moov'];
 const POLL_FAULTS: readonly PollFault[] = ['ok', '500', '404'];
 
 function oneOf<T extends string>(allowed: readonly T[], value: string | undefined): T | undefined {
@@ -386,6 +387,15 @@ export async function serveVideo(
   log('video download started', { id, bytes: video.size, mode });
   if (mode === 'truncated') {
     await sendTruncated(res, video);
+    return;
+  }
+  if (mode === 'no-moov') {
+    // Every byte arrives, but the movie box is renamed `free`: an MP4 with nothing to play.
+    const bytes = video.slice(0, video.size - 1);
+    const moov = bytes.indexOf('moov', 0, 'latin1');
+    if (moov >= 4) bytes.write('free', moov, 'latin1');
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size });
+    res.end(bytes);
     return;
   }
   if (mode === 'stall') {

@@ -15,7 +15,31 @@ export interface VideoFacts {
   bytes: number;
   sha256: string;
   contentType: string;
+  /** Read from the MP4's boxes as it was stored (`mp4-probe.ts`). */
+  durationSeconds?: number;
+  width?: number;
+  height?: number;
+  codec?: string;
+  /** Shorter than the task asked for by more than `SHORT_VIDEO_TOLERANCE_SECONDS`. */
+  short?: boolean;
 }
+
+/** The measurements a video has (a stored video found again may have none), as task fields. */
+function measured(video: VideoFacts): Partial<TaskRecord> {
+  if (video.durationSeconds === undefined) return {};
+  return {
+    video_duration_seconds: video.durationSeconds,
+    video_width: video.width,
+    video_height: video.height,
+    video_codec: video.codec,
+    ...(video.short ? { video_short: true } : {}),
+  };
+}
+
+/** Encoders round a clip's length to whole frames and audio packets; past this, the video is short. */
+export const SHORT_VIDEO_TOLERANCE_SECONDS = 0.5;
+export const isShortVideo = (requestedSeconds: number, measuredSeconds: number | undefined) =>
+  measuredSeconds !== undefined && measuredSeconds < requestedSeconds - SHORT_VIDEO_TOLERANCE_SECONDS;
 
 export interface NotifyAttempt {
   attempt: number;
@@ -248,6 +272,7 @@ export class TaskStore {
       video_bytes: video.bytes,
       video_sha256: video.sha256,
       video_content_type: video.contentType,
+      ...measured(video),
     });
   }
 

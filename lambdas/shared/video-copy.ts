@@ -99,7 +99,7 @@ async function inspect(o: VideoCopyOptions, object: GetObjectCommandOutput, key:
   } catch (error) {
     throw inspector.problem ?? new ArchiveError((error as Error).message);
   }
-  return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4' };
+  return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4', ...inspector.measured };
 }
 
 async function copyInParts(o: VideoCopyOptions, sourceKey: string, key: string, bytes: number, etag: string): Promise<void> {

@@ -3,6 +3,7 @@ import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { logger } from './logger';
+import { Mp4Error, Mp4Probe, type Mp4Facts } from './mp4-probe';
 import { s3 } from './aws/s3';
 import type { Config } from './config';
 import { openGet, policyFor, type OutboundPolicy } from './outbound';
@@ -65,13 +66,19 @@ export class VideoStore {
       logger.warn('video archive failed', { key, cause: cause.message, uploadError: (error as Error).message });
       throw cause instanceof ArchiveError ? cause : new ArchiveError(cause.message);
     }
-    return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4' };
+    return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4', ...inspector.measured! };
   }
 }
 
-/** Passes bytes through while checking the MP4 signature, the size cap and the declared length, and hashing. */
+/**
+ * Passes bytes through while checking the MP4 signature, the size cap and the declared length,
+ * hashing, and reading the movie's duration, size and codec from its boxes.
+ */
 export class VideoInspector extends Transform {
   bytes = 0;
+  /** Set once the last byte has passed and the boxes made a whole movie. */
+  measured: Mp4Facts | undefined;
+  private readonly probe = new Mp4Probe();
   problem: ArchiveError | undefined;
   private readonly hash = createHash('sha256');
   private head = Buffer.alloc(0);
@@ -98,6 +105,11 @@ export class VideoInspector extends Transform {
         return done(this.fail('the upstream file is not an MP4 video (no ftyp box)'));
     }
     this.hash.update(chunk);
+    try {
+      this.probe.push(chunk);
+    } catch (error) {
+      return done(this.failWith(error));
+    }
     done(null, chunk);
   }
 
@@ -105,12 +117,22 @@ export class VideoInspector extends Transform {
     if (this.head.length < 8) return done(this.fail('the upstream file is too short to be a video'));
     if (this.declared !== undefined && this.bytes !== this.declared)
       return done(this.fail(`the download ended after ${this.bytes} of ${this.declared} bytes`));
+    try {
+      this.measured = this.probe.finish();
+    } catch (error) {
+      return done(this.failWith(error));
+    }
     done();
   }
 
   override _destroy(error: Error | null, done: (error: Error | null) => void) {
     if (error && !this.problem) this.problem = new ArchiveError(`the download broke off after ${this.bytes} bytes: ${error.message}`);
     done(error);
+  }
+
+  private failWith(error: unknown) {
+    if (error instanceof Mp4Error) return this.fail(error.message);
+    throw error;
   }
 
   private fail(message: string) {

@@ -52,6 +52,7 @@ const faults: [string, string, RegExp, boolean][] = [
   ['a page that is not a video', 'sim:not-video', /the upstream sent text\/html, not a video/, false],
   ['a video over the size cap', 'sim:oversized sim:bytes=2M', new RegExp(`the video is ${2 * 1024 * 1024} bytes, over the ${MAX_BYTES}-byte cap`), true],
   ['a video with no Content-Length that grows past the cap', 'sim:video=chunked sim:bytes=2M', new RegExp(`the video is over the ${MAX_BYTES}-byte cap`), true],
+  ['an MP4 with no movie header', 'sim:video=no-moov', /the video has no movie header \(moov box\)/, true],
   ['a video URL that answers 404', 'sim:video=gone', /the upstream video URL answered 404/, false],
   // Bigger than the 64 KiB the simulated host sends before it stalls (a smaller video would arrive whole).
   ['a download that stalls', 'sim:video=stall sim:bytes=200K', new RegExp(`broke off after \\d+ bytes: .*sent no response data for ${TIMEOUT_MS} ms`), true],

@@ -105,6 +105,14 @@ describe('the seed flow, end to end through the local gateway', () => {
     expect(done.video.sha256).toBe(videoSha256({ taskId: upstream.id, bytes: upstream.videoBytes }));
   });
 
+  it('the task view shows what the archived MP4 measures, and marks a video shorter than asked', async () => {
+    const res = await h.submit({ model: 'sora-2', prompt: 'a measured lake', duration: 10 });
+    const { id } = (await res.json()) as { id: string };
+    const done = await h.waitForStatus(id, 'succeeded');
+    // The simulator's video is its 2-second, 320x180 H.264 fixture, whatever the duration asked.
+    expect(done.video).toMatchObject({ duration_seconds: 2, width: 320, height: 180, codec: 'avc1', short: true });
+  });
+
   it('lists the caller\'s tasks newest first, page by page with a cursor', async () => {
     const ids: string[] = [];
     for (const prompt of ['list one', 'list two', 'list three']) {

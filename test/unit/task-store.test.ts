@@ -6,7 +6,7 @@ import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lambdas/shared/contracts';
 import { tableSchema } from '../../lambdas/shared/table-schema';
-import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
+import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, type Clock, type VideoFacts, isShortVideo } from '../../lambdas/shared/task-store';
 import { taskRecord } from '../fixtures/task';
 
 let server: Server;
@@ -284,6 +284,29 @@ describe('TaskStore.markSucceeded', () => {
       video_content_type: 'video/mp4',
     });
     expect(done).not.toHaveProperty('archive_lease_until');
+  });
+
+  it('calls a video short when it lacks more than half a second of the duration asked', () => {
+    expect(isShortVideo(10, 9.5)).toBe(false);
+    expect(isShortVideo(10, 9.49)).toBe(true);
+    expect(isShortVideo(10, 10.04)).toBe(false);
+    expect(isShortVideo(10, undefined)).toBe(false);
+  });
+
+  it('records what the video measures, and marks it short only when it is', async () => {
+    const measured = { ...video, durationSeconds: 4.2, width: 180, height: 320, codec: 'hvc1' };
+    const short = await archiving();
+    expect(await store.markSucceeded(short, { ...measured, short: true })).toMatchObject({
+      video_duration_seconds: 4.2,
+      video_width: 180,
+      video_height: 320,
+      video_codec: 'hvc1',
+      video_short: true,
+    });
+    const full = await archiving();
+    const done = await store.markSucceeded(full, { ...measured, short: false });
+    expect(done).toMatchObject({ video_duration_seconds: 4.2, video_codec: 'hvc1' });
+    expect(done).not.toHaveProperty('video_short');
   });
 
   it.each(['queued', 'submitted', 'in_progress'] as const)('does not apply to a %s task', async (state) => {

@@ -63,6 +63,13 @@ export const taskRecordSchema = z.object({
   video_bytes: z.optional(z.number()),
   video_sha256: z.optional(z.string()),
   video_content_type: z.optional(z.string()),
+  /** Measured from the stored MP4's boxes: movie duration, the video track's coded size and sample-entry codec. */
+  video_duration_seconds: z.optional(z.number()),
+  video_width: z.optional(z.number()),
+  video_height: z.optional(z.number()),
+  video_codec: z.optional(z.string()),
+  /** The video is shorter than the task's duration by more than half a second. */
+  video_short: z.optional(z.boolean()),
   error_code: z.optional(z.string()),
   error_message: z.optional(z.string()),
   notify_status: z.optional(z.enum(['pending', 'delivered', 'abandoned'])),

@@ -29,6 +29,13 @@ export const taskViewSchema = z.object({
       bytes: z.number(),
       content_type: z.string(),
       sha256: z.string(),
+      /** Measured from the MP4 itself: the movie's duration, the video track's size and codec. */
+      duration_seconds: z.optional(z.number()),
+      width: z.optional(z.number()),
+      height: z.optional(z.number()),
+      codec: z.optional(z.string()),
+      /** Shorter than the task's `duration` by more than half a second. */
+      short: z.optional(z.boolean()),
     }),
   ),
   error: z.nullable(z.object({ code: z.string(), message: z.string() })),

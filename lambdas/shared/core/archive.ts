@@ -1,6 +1,7 @@
 import type { ArchiveJob } from '../contracts/jobs';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
+import { isShortVideo } from '../task-store';
 import { videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
@@ -19,7 +20,8 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
   const source = task.upstream_video_url!;
   try {
     const started = Date.now();
-    const video = await d.archiver.archive(source, videoKey(task.id));
+    const stored = await d.archiver.archive(source, videoKey(task.id));
+    const video = { ...stored, short: isShortVideo(task.duration, stored.durationSeconds) };
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
     record(metric.archiveBytes, video.bytes, unit.Bytes);
     record(metric.archiveThroughput, video.bytes / seconds, unit.BytesPerSecond);

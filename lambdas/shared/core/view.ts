@@ -60,6 +60,15 @@ export async function taskView(task: TaskRecord, videos: Pick<VideoLinks, 'presi
             bytes: task.video_bytes,
             content_type: task.video_content_type ?? 'video/mp4',
             sha256: task.video_sha256 ?? '',
+            ...(task.video_duration_seconds === undefined
+              ? {}
+              : {
+                  duration_seconds: task.video_duration_seconds,
+                  width: task.video_width,
+                  height: task.video_height,
+                  codec: task.video_codec,
+                  short: task.video_short ?? false,
+                }),
           }
         : null,
     error,
