@@ -34,7 +34,17 @@ describe('archiving a video Bedrock wrote into the bucket (server-side copy)', (
     const bytes = video.slice(0, video.size - 1);
     await put('bedrock/task_a/inv1/output.mp4', bytes);
     const facts = await copyVideo(options(), `s3://${s3.bucket}/bedrock/task_a/inv1/output.mp4`, 'videos/task_a.mp4');
-    expect(facts).toEqual({ key: 'videos/task_a.mp4', bytes: 300_000, sha256: videoSha256({ taskId: 'inv-1', bytes: 300_000 }), contentType: 'video/mp4' });
+    expect(facts).toEqual({
+      key: 'videos/task_a.mp4',
+      bytes: 300_000,
+      sha256: videoSha256({ taskId: 'inv-1', bytes: 300_000 }),
+      contentType: 'video/mp4',
+      // Measured from the copied MP4 itself: the simulators' 2-second 320x180 H.264 fixture.
+      durationSeconds: 2,
+      width: 320,
+      height: 180,
+      codec: 'avc1',
+    });
     const copied = await s3.read('videos/task_a.mp4');
     expect(sha(copied!)).toBe(facts.sha256);
     expect(await s3.read('bedrock/task_a/inv1/output.mp4')).toBeUndefined();
