@@ -3,6 +3,7 @@ import { archiveJobSchema } from '../shared/contracts/jobs';
 import { archiveTask } from '../shared/core/archive';
 import { queueHandler } from '../shared/job-handlers';
 import { queues, taskStore } from '../shared/parts';
+import { upstreamRegistry } from '../shared/providers';
 import { videoArchiver } from '../shared/videos';
 
 const c = config();
@@ -12,4 +13,5 @@ export const handler = queueHandler(archiveJobSchema, archiveTask, {
   store: taskStore(c),
   archiver: videoArchiver(c),
   queues: queues(c),
+  upstreams: upstreamRegistry(c),
 });

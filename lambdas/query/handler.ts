@@ -1,4 +1,3 @@
-import { seedCatalogModels } from '../shared/catalog';
 import { config } from '../shared/config';
 import { queryTasks } from '../shared/core/query';
 import { httpHandler } from '../shared/handler-kit';
@@ -12,5 +11,5 @@ export const handler = httpHandler(queryTasks, {
   keys: keyStore(c),
   videos: videoLinks(c),
   admin: { config: c, circuits: circuits(c) },
-  models: seedCatalogModels(c.UPSTREAM_PROVIDER, c.MODEL_MAP, c.DISABLED_MODELS),
+  models: c.catalog.models,
 });

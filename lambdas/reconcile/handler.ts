@@ -2,10 +2,19 @@ import { config } from '../shared/config';
 import { reconcile } from '../shared/core/reconcile';
 import { scheduledHandler } from '../shared/job-handlers';
 import { callbackSecret, circuits, queues, taskStore } from '../shared/parts';
-import { providerFor } from '../shared/providers';
+import { providerFor, upstreamRegistry } from '../shared/providers';
 
 const c = config();
-const deps = { config: c, store: taskStore(c), provider: providerFor(c), circuits: circuits(c), queues: queues(c), callbackSecret: callbackSecret(c) };
+const upstreams = upstreamRegistry(c);
+const deps = {
+  config: c,
+  store: taskStore(c),
+  provider: providerFor(c, upstreams),
+  upstreams,
+  circuits: circuits(c),
+  queues: queues(c),
+  callbackSecret: callbackSecret(c),
+};
 
 /** Invoked every minute by the schedule. */
 export const handler = scheduledHandler(() => reconcile(deps));

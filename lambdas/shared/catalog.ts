@@ -20,8 +20,13 @@ const upstreamName = z
 export const upstreamSchema = z.object({
   name: upstreamName,
   kind: z.enum(providerKinds),
-  /** The dialect's API root (for `openai`, the `/v1` level). Not for `bedrock`. */
-  baseUrl: z.optional(z.pipe(z.url(), z.transform((u) => u.replace(/\/+$/, '')))),
+  /** The dialect's API root (for `openai`, the `/v1` level). For `bedrock`, only to aim it at a local endpoint. */
+  baseUrl: z.optional(
+    z.pipe(
+      z.url({ protocol: /^https?$/, error: 'baseUrl must be an http(s) URL' }),
+      z.transform((u) => u.replace(/\/+$/, '')),
+    ),
+  ),
   /** Bedrock's region. */
   region: z.optional(z.string().check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as us-west-2'))),
   /** Local use only; in AWS each keyed upstream's key is in its own Secrets Manager secret. */
@@ -35,6 +40,8 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 
 export const aspectRatios = ['16:9', '9:16', '1:1', '4:3', '3:4', '21:9'] as const;
 export type AspectRatio = (typeof aspectRatios)[number];
+/** The ratios of a model whose entry lists none: the seed's. */
+const defaultAspectRatios: AspectRatio[] = ['16:9', '9:16'];
 
 export const routeSchema = z.object({
   upstream: upstreamName,
@@ -49,14 +56,21 @@ export const routeSchema = z.object({
 });
 export type RouteConfig = z.infer<typeof routeSchema>;
 
+/** The most reference images any model may take (the submit contract's own bound). */
+export const MAX_IMAGES = 10;
+
+/**
+ * One model of `MODELS`. Fields left out take the seed's rules for the seed's three model
+ * ids (so `{"sora-2": {"routes": [...]}}` routes it elsewhere and keeps its rules); any other
+ * model must list its durations.
+ */
 export const modelEntrySchema = z.object({
-  durations: z.array(z.number().check(z.int(), z.gte(1), z.lte(600))).check(z.minLength(1)),
+  durations: z.optional(z.array(z.number().check(z.int(), z.gte(1), z.lte(600))).check(z.minLength(1))),
   defaultDuration: z.optional(z.number()),
-  aspectRatios: z._default(z.array(z.enum(aspectRatios)).check(z.minLength(1)), ['16:9', '9:16']),
+  aspectRatios: z.optional(z.array(z.enum(aspectRatios)).check(z.minLength(1))),
   defaultAspectRatio: z.optional(z.enum(aspectRatios)),
-  maxImages: z._default(z.number().check(z.int(), z.gte(0), z.lte(10)), 1),
-  characters: z._default(z.boolean(), false),
-  /** Durations allowed only for this model in the seed's rules are expressed by listing them. */
+  maxImages: z.optional(z.number().check(z.int(), z.gte(0), z.lte(MAX_IMAGES))),
+  characters: z.optional(z.boolean()),
   routes: z.array(routeSchema).check(z.minLength(1, { message: 'a model needs at least one route' })),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
@@ -119,39 +133,62 @@ export function parseModels(input: string | unknown, upstreams: readonly Upstrea
   for (const [id, entry] of Object.entries(parsed.data)) {
     const at = `MODELS.${id}`;
     if (!modelId.test(id)) throw new CatalogError(`invalid MODELS: ${at}: a model id is letters, digits and . _ : - (at most 100)`);
-    const durations = [...new Set(entry.durations)].sort((a, b) => a - b);
-    const defaultDuration = entry.defaultDuration ?? durations[0]!;
+    const seed = seedRules[id];
+    if (!entry.durations && !seed)
+      throw new CatalogError(`invalid MODELS: ${at}.durations: required (only ${Object.keys(seedRules).join(', ')} have default rules)`);
+    const durations = [...new Set(entry.durations ?? seed!.durations)].sort((a, b) => a - b);
+    const defaultDuration = entry.defaultDuration ?? (entry.durations ? durations[0]! : seed!.defaultDuration);
     if (!durations.includes(defaultDuration))
       throw new CatalogError(`invalid MODELS: ${at}.defaultDuration: ${defaultDuration} is not one of its durations (${durations.join(', ')})`);
-    const defaultAspectRatio = entry.defaultAspectRatio ?? entry.aspectRatios[0]!;
-    if (!entry.aspectRatios.includes(defaultAspectRatio))
-      throw new CatalogError(`invalid MODELS: ${at}.defaultAspectRatio: ${defaultAspectRatio} is not one of its aspectRatios`);
+    const ratios: AspectRatio[] = [...new Set(entry.aspectRatios ?? seed?.aspectRatios ?? defaultAspectRatios)];
+    const defaultAspectRatio = entry.defaultAspectRatio ?? ratios[0]!;
+    if (!ratios.includes(defaultAspectRatio))
+      throw new CatalogError(`invalid MODELS: ${at}.defaultAspectRatio: ${defaultAspectRatio} is not one of its aspectRatios (${ratios.join(', ')})`);
     for (const [i, r] of entry.routes.entries())
       if (!names.has(r.upstream))
         throw new CatalogError(`invalid MODELS: ${at}.routes[${i}].upstream: no upstream is named ${r.upstream} (UPSTREAMS has ${[...names].join(', ') || 'none'})`);
-    models[id] = { id, durations, defaultDuration, aspectRatios: [...new Set(entry.aspectRatios)], defaultAspectRatio, maxImages: entry.maxImages, characters: entry.characters, routes: entry.routes };
+    models[id] = {
+      id,
+      durations,
+      defaultDuration,
+      aspectRatios: ratios,
+      defaultAspectRatio,
+      maxImages: entry.maxImages ?? seed?.maxImages ?? 1,
+      characters: entry.characters ?? seed?.characters ?? false,
+      routes: entry.routes,
+    };
   }
   if (Object.keys(models).length === 0) throw new CatalogError('invalid MODELS: the catalog holds no model');
   return models;
 }
+
+type ModelRules = Omit<CatalogModel, 'id' | 'routes'>;
+const soraRules = (durations: number[]): ModelRules => ({
+  durations,
+  defaultDuration: 10,
+  aspectRatios: ['16:9', '9:16'],
+  defaultAspectRatio: '16:9',
+  maxImages: 1,
+  characters: true,
+});
+
+/** The seed's three Sora models and their rules: 10 or 15 seconds, 25 only with sora-2-pro. */
+export const seedRules: Readonly<Record<string, ModelRules>> = {
+  'sora-2': soraRules([10, 15]),
+  'sora-2-pro': soraRules([10, 15, 25]),
+  'sora-2-temporary': soraRules([10, 15]),
+};
+export const seedModelIds = Object.keys(seedRules);
 
 /**
  * The seed's three Sora models with the seed's rules, routed to one upstream: the catalog
  * when `MODELS` is unset. `modelMap` and `disabled` are the older single-upstream settings.
  */
 export function seedCatalogModels(upstream: string, modelMap: Partial<Record<string, string>> = {}, disabled: readonly string[] = []): Record<string, CatalogModel> {
-  const seed = (id: string, durations: number[]): CatalogModel => ({
-    id,
-    durations,
-    defaultDuration: 10,
-    aspectRatios: ['16:9', '9:16'],
-    defaultAspectRatio: '16:9',
-    maxImages: 1,
-    characters: true,
-    routes: [{ upstream, model: modelMap[id] ?? id }],
-  });
-  const all = [seed('sora-2', [10, 15]), seed('sora-2-pro', [10, 15, 25]), seed('sora-2-temporary', [10, 15])];
-  return Object.fromEntries(all.filter((m) => !disabled.includes(m.id)).map((m) => [m.id, m]));
+  const models: Record<string, CatalogModel> = {};
+  for (const [id, rules] of Object.entries(seedRules))
+    if (!disabled.includes(id)) models[id] = { id, ...rules, routes: [{ upstream, model: modelMap[id] ?? id }] };
+  return models;
 }
 
 /** What `GET /v1/models` shows a client: allowed values only, no upstream. */

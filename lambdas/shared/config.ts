@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { CatalogError, parseModels, parseUpstreams, seedCatalogModels, type Catalog, type UpstreamConfig } from './catalog';
 
 /**
  * The whole runtime configuration, read from the environment once. The CDK stack and the
@@ -31,8 +32,29 @@ export const configSchema = z
     /** Base URL the upstream calls back (the API's own URL, no trailing slash). */
     PUBLIC_BASE_URL: baseUrl,
 
+    /** JSON array of the operator's upstreams (see catalog.ts); unset: the one upstream below. */
+    UPSTREAMS: z.optional(z.string().check(z.minLength(1))),
+    /** JSON object, the model catalog (see catalog.ts); unset: the seed's models on the first upstream. */
+    MODELS: z.optional(z.string().check(z.minLength(1))),
+    /** JSON object: upstream name -> ARN of the Secrets Manager secret holding its key (AWS). */
+    UPSTREAM_SECRET_ARNS: z.pipe(
+      z._default(z.string(), '{}'),
+      z.pipe(
+        z.transform((s: string, ctx) => {
+          try {
+            return JSON.parse(s) as unknown;
+          } catch {
+            ctx.issues.push({ code: 'custom', message: 'UPSTREAM_SECRET_ARNS must be a JSON object', input: s });
+            return z.NEVER;
+          }
+        }),
+        z.record(z.string(), z.string().check(z.minLength(1))),
+      ),
+    ),
+
+    /** The older single-upstream settings: the one upstream when UPSTREAMS is unset. */
     UPSTREAM_PROVIDER: z._default(z.enum(['simulated', 'duomi']), 'duomi'),
-    UPSTREAM_BASE_URL: baseUrl,
+    UPSTREAM_BASE_URL: z.optional(baseUrl),
     /** In AWS the upstream key and the callback secret come from Secrets Manager ... */
     UPSTREAM_KEY_SECRET_ARN: z.optional(z.string()),
     CALLBACK_SECRET_ARN: z.optional(z.string()),
@@ -95,7 +117,12 @@ export const configSchema = z
   })
   .check(
     // `when` makes these run even when other variables are missing, so one message names them all.
-    z.refine((c) => Boolean(c.UPSTREAM_KEY_SECRET_ARN || c.UPSTREAM_KEY !== undefined), {
+    z.refine((c) => Boolean(c.UPSTREAMS || c.UPSTREAM_BASE_URL), {
+      message: 'set UPSTREAMS, or UPSTREAM_BASE_URL for the one upstream',
+      path: ['UPSTREAM_BASE_URL'],
+      when: () => true,
+    }),
+    z.refine((c) => Boolean(c.UPSTREAMS || c.UPSTREAM_KEY_SECRET_ARN || c.UPSTREAM_KEY !== undefined), {
       message: 'set UPSTREAM_KEY_SECRET_ARN (AWS) or UPSTREAM_KEY (local)',
       path: ['UPSTREAM_KEY'],
       when: () => true,
@@ -107,7 +134,10 @@ export const configSchema = z
     }),
   );
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.infer<typeof configSchema> & {
+  /** The upstreams and the model catalog, from UPSTREAMS and MODELS or the single-upstream settings. */
+  catalog: Catalog;
+};
 export type ConfigEnvironment = Partial<Record<keyof z.input<typeof configSchema>, string>>;
 
 export class ConfigError extends Error {}
@@ -119,7 +149,39 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`);
     throw new ConfigError(`invalid gateway configuration:\n  ${problems.join('\n  ')}`);
   }
-  return result.data;
+  try {
+    return { ...result.data, ...catalogOf(result.data) };
+  } catch (error) {
+    if (error instanceof CatalogError) throw new ConfigError(`invalid gateway configuration:\n  ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * UPSTREAMS and MODELS when set; else the older settings: one upstream named after
+ * UPSTREAM_PROVIDER carrying the seed's models (MODEL_MAP, DISABLED_MODELS), its key
+ * UPSTREAM_KEY or the secret UPSTREAM_KEY_SECRET_ARN.
+ */
+function catalogOf(c: z.infer<typeof configSchema>): Pick<Config, 'catalog' | 'UPSTREAM_SECRET_ARNS'> {
+  let upstreams: UpstreamConfig[];
+  const secretArns = { ...c.UPSTREAM_SECRET_ARNS };
+  if (c.UPSTREAMS) upstreams = parseUpstreams(c.UPSTREAMS);
+  else {
+    const name = c.UPSTREAM_PROVIDER;
+    upstreams = [{ name, kind: c.UPSTREAM_PROVIDER, baseUrl: c.UPSTREAM_BASE_URL!, apiKey: c.UPSTREAM_KEY }];
+    if (c.UPSTREAM_KEY_SECRET_ARN) secretArns[name] ??= c.UPSTREAM_KEY_SECRET_ARN;
+  }
+  if (upstreams.length === 0) throw new CatalogError('invalid UPSTREAMS: the list holds no upstream');
+  for (const name of Object.keys(secretArns))
+    if (!upstreams.some((u) => u.name === name)) throw new CatalogError(`invalid UPSTREAM_SECRET_ARNS: no upstream is named ${name}`);
+  let models;
+  if (!c.MODELS) models = seedCatalogModels(upstreams[0]!.name, c.MODEL_MAP, c.DISABLED_MODELS);
+  else if (Object.keys(c.MODEL_MAP).length || c.DISABLED_MODELS.length)
+    throw new CatalogError(
+      'MODEL_MAP and DISABLED_MODELS shape the seed catalog: with MODELS set, give each route its upstream model id and list only the models to serve',
+    );
+  else models = parseModels(c.MODELS, upstreams);
+  return { catalog: { upstreams, models }, UPSTREAM_SECRET_ARNS: secretArns };
 }
 
 let cached: Config | undefined;

@@ -1,7 +1,8 @@
 import * as z from 'zod/mini';
 import { errorBodySchema } from './contracts/api';
 import { submitBodySchema, submitResponseSchema } from './contracts/submit';
-import { taskListSchema, taskViewSchema } from './contracts/view';
+import { modelListSchema, taskListSchema, taskViewSchema } from './contracts/view';
+import type { Catalog } from './catalog';
 
 const schema = (s: z.ZodMiniType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(s, { io, target: 'openapi-3.0', unrepresentable: 'any' });
@@ -14,20 +15,38 @@ const errors = (...statuses: number[]) =>
 const taskId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const ok = (ref: string) => ({ description: 'ok', content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
 
-let document: object | undefined;
+/**
+ * The submit body as the catalog shapes it: the model ids, and the durations and ratios
+ * some model takes (which model takes which is in `GET /v1/models`).
+ */
+function submitRequestSchema(models: Catalog['models']) {
+  const json = schema(submitBodySchema(models), 'input') as { properties: Record<string, object> };
+  const all = Object.values(models);
+  const union = <T>(pick: (m: (typeof all)[number]) => T[]) => [...new Set(all.flatMap(pick))];
+  const durations = union((m) => m.durations).sort((a, b) => a - b);
+  json.properties.model = { type: 'string', enum: Object.keys(models) };
+  json.properties.aspect_ratio = { type: 'string', enum: union((m) => m.aspectRatios), description: "default: the model's own" };
+  json.properties.duration = { type: 'integer', enum: durations, description: "seconds; default: the model's own" };
+  return json;
+}
 
-/** The API's OpenAPI document, generated from the contracts. */
-export function openApiDocument(): object {
-  document ??= {
+const documents = new WeakMap<Catalog['models'], object>();
+
+/** The API's OpenAPI document, generated from the contracts and the catalog. */
+export function openApiDocument(models: Catalog['models']): object {
+  const cached = documents.get(models);
+  if (cached) return cached;
+  const document = {
     openapi: '3.0.3',
     info: { title: 'Video Task Gateway', version: '1.0.0' },
     components: {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'Authorization' } },
       schemas: {
-        SubmitRequest: schema(submitBodySchema, 'input'),
+        SubmitRequest: submitRequestSchema(models),
         SubmitResponse: schema(submitResponseSchema),
         Task: schema(taskViewSchema),
         TaskList: schema(taskListSchema),
+        ModelList: schema(modelListSchema),
         Error: schema(errorBodySchema),
       },
     },
@@ -49,6 +68,9 @@ export function openApiDocument(): object {
           responses: { '200': ok('TaskList'), ...errors(400, 401) },
         },
       },
+      '/v1/models': {
+        get: { summary: 'The models this gateway serves, and what each takes', responses: { '200': ok('ModelList'), ...errors(401) } },
+      },
       '/v1/videos/generations/{id}': {
         get: { summary: 'A task', parameters: [taskId], responses: { '200': ok('Task'), ...errors(401, 404) } },
       },
@@ -64,5 +86,6 @@ export function openApiDocument(): object {
       },
     },
   };
+  documents.set(models, document);
   return document;
 }

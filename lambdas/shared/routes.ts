@@ -20,6 +20,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/generations/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/generations/{id}/content', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
+  { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },
   { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },

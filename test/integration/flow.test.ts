@@ -147,6 +147,25 @@ describe('the seed flow, end to end through the local gateway', () => {
     expect(doc.components.schemas.SubmitRequest.properties.model.enum).toEqual(['sora-2', 'sora-2-pro', 'sora-2-temporary']);
   });
 
+  it('lists the catalog for clients, with no upstream in it', async () => {
+    const res = await h.api('/v1/models');
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect(body.object).toBe('list');
+    expect(body.data.find((m: any) => m.id === 'sora-2-pro')).toEqual({
+      id: 'sora-2-pro',
+      object: 'model',
+      durations: [10, 15, 25],
+      default_duration: 10,
+      aspect_ratios: ['16:9', '9:16'],
+      default_aspect_ratio: '16:9',
+      max_images: 1,
+      characters: true,
+    });
+    expect(JSON.stringify(body)).not.toMatch(/simulated|upstream|127\.0\.0\.1/);
+    expect((await h.api('/v1/models', { key: null })).status).toBe(401);
+  });
+
   it('answers an unknown path with the JSON 404', async () => {
     const res = await h.api('/v2/nothing');
     expect(res.status).toBe(404);

@@ -6,6 +6,10 @@ import {
   submitBodySchema,
   type SubmitRequest,
 } from '../../lambdas/shared/contracts';
+import { seedCatalogModels } from '../../lambdas/shared/catalog';
+
+/** The catalog when MODELS is unset: the seed's three models and rules. */
+const seedSubmit = submitBodySchema(seedCatalogModels('duomi'));
 
 /** The seed's own three request examples, exactly as the seed document shows them. */
 const seedExamples = {
@@ -42,13 +46,13 @@ const minimal = { model: 'sora-2', prompt: 'a red fox runs through snow' };
 const clip = 'https://cdn.example.com/fox.mp4';
 
 function accepted(body: unknown): SubmitRequest {
-  const result = submitBodySchema.safeParse(body);
+  const result = seedSubmit.safeParse(body);
   if (!result.success) throw new Error(`expected the body to be accepted, got ${JSON.stringify(describeIssue(result.error))}`);
   return result.data;
 }
 
 function refused(body: unknown): { message: string; param?: string } {
-  const result = submitBodySchema.safeParse(body);
+  const result = seedSubmit.safeParse(body);
   if (result.success) throw new Error(`expected the body to be refused, got ${JSON.stringify(result.data)}`);
   return describeIssue(result.error);
 }
@@ -146,7 +150,7 @@ describe('the submit body', () => {
 
     it.each(['sora-2', 'sora-2-temporary'])('refuses 25 with %s', (model) => {
       expect(refused({ ...minimal, model, duration: 25 })).toEqual({
-        message: 'duration 25 is only available with sora-2-pro',
+        message: `duration 25 is only available with sora-2-pro (${model} takes 10 or 15)`,
         param: 'duration',
       });
     });
@@ -157,7 +161,7 @@ describe('the submit body', () => {
     });
 
     it.each([5, 20, 30, 10.5, '10s', null])('refuses %j', (duration) => {
-      expect(refused({ ...minimal, duration })).toEqual({ message: 'duration must be 10, 15 or 25', param: 'duration' });
+      expect(refused({ ...minimal, duration })).toEqual({ message: 'duration must be 10 or 15', param: 'duration' });
     });
   });
 

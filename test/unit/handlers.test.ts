@@ -202,6 +202,7 @@ function gateway(env: Record<string, string> = {}): Harness {
     idempotency: new IdempotencyStore(db, config.TABLE_NAME),
     provider,
     circuits: new CircuitBreaker(db, config.TABLE_NAME, { failureThreshold: 5, coolDownMs: 60_000, probeLeaseMs: 20_000 }, clock),
+    upstreams: { get: async () => provider },
     videos,
     archiver,
     queues: {
@@ -351,7 +352,7 @@ describe('submitting a task', () => {
     const g = gateway();
     const answer = await respond(submitTask(submitEvent({ model: 'sora-2', duration: 25, prompt: 'x' }), g));
     expect(answer.status).toBe(400);
-    expect(answer.body).toEqual({ error: { code: 'invalid_request', message: 'duration 25 is only available with sora-2-pro', param: 'duration' } });
+    expect(answer.body).toEqual({ error: { code: 'invalid_request', message: 'duration 25 is only available with sora-2-pro (sora-2 takes 10 or 15)', param: 'duration' } });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
     expect(g.provider.submit).not.toHaveBeenCalled();
   });
@@ -516,7 +517,7 @@ describe('submitting a task', () => {
     it('a retry after the first attempt died before recording its task carries on with the claimed id', async () => {
       const g = gateway();
       const claimed = newTaskId(g.clock.now());
-      const print = fingerprint(submitBodySchema.parse(seedBody));
+      const print = fingerprint(submitBodySchema(g.config.catalog.models).parse(seedBody));
       table.set(`IDEM#${OWNER}#order-3`, { pk: `IDEM#${OWNER}#order-3`, task_id: claimed, fingerprint: print, expires_at: 4_000_000_000 });
       const answer = await respond(submitTask(submitEvent(seedBody, { 'idempotency-key': 'order-3' }), g));
       expect(answer).toMatchObject({ status: 200, body: { id: claimed } });

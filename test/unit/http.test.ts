@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { seedCatalogModels } from '../../lambdas/shared/catalog';
 import { submitBodySchema } from '../../lambdas/shared/contracts';
 import {
   ApiError,
@@ -147,7 +148,7 @@ describe('parseWith', () => {
   it('turns a contract mismatch into a 400 naming the field', () => {
     const error = (() => {
       try {
-        parseWith(submitBodySchema, { model: 'sora-2', prompt: '   ' });
+        parseWith(submitBodySchema(seedCatalogModels('duomi')), { model: 'sora-2', prompt: '   ' });
       } catch (e) {
         return e;
       }

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
-import { characterSchema, modelSchema } from './fields';
+import { aspectRatios } from '../catalog';
+import { characterSchema } from './fields';
 
 /** The task record in DynamoDB, and its life cycle. */
 
@@ -31,10 +32,12 @@ export const taskRecordSchema = z.object({
   owner: z.string(),
   state: z.enum(taskStates),
   progress: z.number(),
-  model: modelSchema,
+  /** The catalog model the client asked for. */
+  model: z.string(),
+  /** The upstream's own model id, of the route that holds (or last tried) the task. */
   upstream_model: z.string(),
   prompt: z.string(),
-  aspect_ratio: z.enum(['16:9', '9:16']),
+  aspect_ratio: z.enum(aspectRatios),
   duration: z.number(),
   image_urls: z.array(z.string()),
   characters: z.array(characterSchema),

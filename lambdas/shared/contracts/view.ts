@@ -1,5 +1,4 @@
 import * as z from 'zod/mini';
-import { modelSchema } from './fields';
 
 /** A task as clients read it, alone and in a list: the answers of the read side, for the OpenAPI document and the tests. */
 
@@ -15,7 +14,7 @@ export const taskViewSchema = z.object({
   message: z.string(),
   status: z.enum(publicStatuses),
   phase: z.enum(publicPhases),
-  model: modelSchema,
+  model: z.string(),
   prompt: z.string(),
   aspect_ratio: z.string(),
   duration: z.number(),
@@ -47,4 +46,21 @@ export const taskListSchema = z.object({
   data: z.array(taskViewSchema),
   has_more: z.boolean(),
   next_cursor: z.nullable(z.string()),
+});
+
+/** One model of `GET /v1/models`: what a client may send with it, never where it runs. */
+export const publicModelSchema = z.object({
+  id: z.string(),
+  object: z.literal('model'),
+  durations: z.array(z.number()),
+  default_duration: z.number(),
+  aspect_ratios: z.array(z.string()),
+  default_aspect_ratio: z.string(),
+  max_images: z.number(),
+  characters: z.boolean(),
+});
+
+export const modelListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(publicModelSchema),
 });

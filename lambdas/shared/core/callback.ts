@@ -8,7 +8,7 @@ import { clientMessage } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 
-type CallbackNeeds = Needs<'config' | 'store' | 'provider' | 'queues' | 'callbackSecret'>;
+type CallbackNeeds = Needs<'config' | 'store' | 'provider' | 'upstreams' | 'queues' | 'callbackSecret'>;
 
 /** `POST /callbacks/upstream/{id}?token=…`: the upstream's word on a task, answered at once; the video is fetched later. */
 export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promise<HttpResult> {
@@ -48,7 +48,7 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
 export async function applyUpstreamStatus(
   task: TaskRecord,
   status: UpstreamStatus,
-  d: Omit<CallbackNeeds, 'provider' | 'callbackSecret'>,
+  d: Omit<CallbackNeeds, 'provider' | 'upstreams' | 'callbackSecret'>,
 ): Promise<void> {
   if (terminalStates.includes(task.state)) return;
   const now = d.store.now();

@@ -3,6 +3,7 @@ import type { Circuits } from '../circuit-breaker';
 import type { Config } from '../config';
 import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
+import type { UpstreamRegistry } from '../providers';
 import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';
 import type { VideoLinks } from '../video-links';
@@ -17,9 +18,12 @@ export interface Gateway {
   store: TaskStore;
   keys: ApiKeyStore;
   idempotency: IdempotencyStore;
+  /** The first configured upstream; callers move to `upstreams`. */
   provider: UpstreamProvider;
   /** Each upstream's circuit breaker, shared by every Lambda. */
   circuits: Circuits;
+  /** Every configured upstream by name, each built on first use. */
+  upstreams: UpstreamRegistry;
   videos: VideoLinks;
   archiver: VideoStore;
   queues: {

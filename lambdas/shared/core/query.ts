@@ -13,7 +13,7 @@ type QueryNeeds = Needs<'store' | 'keys' | 'videos'> & {
   models?: Record<string, CatalogModel>;
 };
 
-/** The read side of the API: one task, the caller's list, the video redirect, the OpenAPI document. */
+/** The read side of the API: one task, the caller's list, the video redirect, the models, the OpenAPI document. */
 export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
   if (event.routeKey?.startsWith('GET /admin/')) {
     if (!d.admin) throw new ApiError(404, 'not_found', 'no admin API here');
@@ -21,7 +21,7 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
   }
   switch (event.routeKey) {
     case 'GET /openapi.json':
-      return json(200, openApiDocument());
+      return json(200, openApiDocument(d.models ?? {}));
     case 'GET /v1/models':
       await d.keys.authenticate(event);
       return json(200, { object: 'list', data: Object.values(d.models ?? {}).map(publicModel) });

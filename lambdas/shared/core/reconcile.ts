@@ -8,7 +8,7 @@ import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 import { metric, record, unit } from '../metrics';
 
-type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
+type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;

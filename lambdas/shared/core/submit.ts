@@ -16,13 +16,13 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'circuits' | 'queues' | 'callbackSecret'>;
+type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
 export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
-  const request = parseWith(submitBodySchema, parseJsonBody(event));
+  const request = parseWith(submitBodySchema(d.config.catalog.models), parseJsonBody(event));
   checkPolicy(request, d);
   const headers: Record<string, string> = request.usedDeprecatedFields
     ? { deprecation: 'true', link: '</openapi.json>; rel="deprecation"' }
@@ -63,8 +63,6 @@ function answer(task: TaskRecord, headers: Record<string, string>): HttpResult {
 }
 
 function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
-  if (d.config.DISABLED_MODELS.includes(request.model))
-    throw ApiError.invalid(`model ${request.model} is not available on this gateway`, 'model');
   // Client URLs are fetched by the upstream and by our webhook sender.
   const policy = clientUrlPolicy(d.config.LOCAL_MODE);
   const urls: [string, string][] = [
@@ -79,13 +77,14 @@ function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
 }
 
 function newTask(id: string, owner: string, r: SubmitRequest, now: number, config: SubmitNeeds['config']): TaskRecord {
+  const firstRoute = config.catalog.models[r.model]!.routes[0]!;
   return {
     id,
     owner,
     state: 'queued',
     progress: 0,
     model: r.model,
-    upstream_model: config.MODEL_MAP[r.model] ?? r.model,
+    upstream_model: firstRoute.model,
     prompt: r.prompt,
     aspect_ratio: r.aspect_ratio,
     duration: r.duration,
@@ -119,12 +118,14 @@ function jobFor(task: TaskRecord, route: RouteConfig, callback: string): Upstrea
   };
 }
 
-/** The task's routes, in order of preference. */
+/** The task's routes, in order of preference: its model's, or (a model since dropped from the catalog) where it was. */
 function routesOf(task: TaskRecord, d: UpstreamNeeds): RouteConfig[] {
-  return [{ upstream: d.provider.name, model: task.upstream_model }];
+  const model = d.config.catalog.models[task.model];
+  if (model) return model.routes;
+  return [{ upstream: task.upstream ?? d.config.catalog.upstreams[0]!.name, model: task.upstream_model }];
 }
 
-const registryOf = (d: UpstreamNeeds): UpstreamRegistry => ({ get: async () => d.provider });
+const registryOf = (d: UpstreamNeeds): UpstreamRegistry => d.upstreams;
 
 /**
  * Hand a queued task to the first route that takes it (see `router.ts`). Taken: `submitted`,
@@ -201,5 +202,5 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds): Promis
 }
 
 function upstreamBaseUrl(d: UpstreamNeeds, upstream: string): string | undefined {
-  return upstream === d.provider.name ? d.config.UPSTREAM_BASE_URL : undefined;
+  return d.config.catalog.upstreams.find((u) => u.name === upstream)?.baseUrl;
 }

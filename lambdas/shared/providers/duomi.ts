@@ -2,7 +2,7 @@ import { upstreamStatusSchema, upstreamSubmitBodySchema, upstreamSubmitResponseS
 import { getText, operatorPolicy, postJson, type TextResult } from '../outbound';
 import type { ProviderKind } from '../catalog';
 import { capText, clampProgress, classifyAnswer, classifyTransport, isOk, phaseOf, safeJson, upstreamCaps, type Exchange } from './common';
-import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CallbackRequest, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 export interface DuomiOptions {
   /** The operator's name for this upstream. */
@@ -75,6 +75,9 @@ export class DuomiProvider implements UpstreamProvider {
     }
   }
 }
+
+export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) =>
+  new DuomiProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs });
 
 /** The seed's request body with the route's model id. */
 export const duomiBody = (job: UpstreamJob) =>

@@ -1,16 +1,80 @@
-import type { Config } from '../config';
+import { pollOnlyKinds, type ProviderKind, type UpstreamConfig } from '../catalog';
+import { ConfigError, type Config } from '../config';
 import { secretValue } from '../aws/secrets';
-import { DuomiProvider } from './duomi';
-import type { UpstreamProvider } from './provider';
-import { SimulatedProvider } from './simulated';
+import type { UpstreamRegistry } from '../router';
+import type { CreateProvider, UpstreamProvider } from './provider';
 
-/** The upstream chosen by configuration. */
-export function providerFor(config: Config): UpstreamProvider {
-  const options = {
-    name: config.UPSTREAM_PROVIDER,
-    baseUrl: config.UPSTREAM_BASE_URL,
-    apiKey: () => secretValue(config.UPSTREAM_KEY_SECRET_ARN, config.UPSTREAM_KEY),
-    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+export type { UpstreamRegistry };
+
+/**
+ * A kind's code (and its SDK) is loaded only when an upstream of that kind is first used.
+ * The bundler packs every `providers/<kind>.ts` behind this one import and evaluates a file
+ * only when it is imported; adding a kind is adding its file.
+ */
+async function loadKind(kind: ProviderKind): Promise<CreateProvider> {
+  let module: { createProvider?: CreateProvider };
+  try {
+    module = (await import(`./${kind}.ts`)) as typeof module;
+  } catch (error) {
+    // Only the kind's own file missing is a configuration problem; a broken file is a bug.
+    const missing = new RegExp(`(Cannot find module|Failed to load url|Module not found in bundle:) '?[^ ']*\\b${kind}\\.ts`);
+    if (missing.test((error as Error).message ?? ''))
+      throw new ConfigError(`upstream kind ${kind} is not available in this build (no lambdas/shared/providers/${kind}.ts)`);
+    throw error;
+  }
+  if (typeof module.createProvider !== 'function') throw new ConfigError(`providers/${kind}.ts exports no createProvider`);
+  return module.createProvider;
+}
+
+/**
+ * The operator's upstreams by name, each adapter built on first use; `get` throws a
+ * ConfigError for a name the configuration does not hold or a kind this build lacks.
+ */
+export function upstreamRegistry(config: Config): UpstreamRegistry {
+  const built = new Map<string, Promise<UpstreamProvider>>();
+  const build = async (upstream: UpstreamConfig): Promise<UpstreamProvider> => {
+    const create = await loadKind(upstream.kind);
+    const secretArn = config.UPSTREAM_SECRET_ARNS[upstream.name];
+    return create({
+      upstream,
+      apiKey: async () => {
+        if (!secretArn && upstream.apiKey === undefined)
+          throw new ConfigError(`upstream ${upstream.name} has no key: give it apiKey (local) or a secret in UPSTREAM_SECRET_ARNS (AWS)`);
+        return secretValue(secretArn, upstream.apiKey);
+      },
+      timeoutMs: upstream.timeoutMs ?? config.UPSTREAM_TIMEOUT_MS,
+      config,
+    });
   };
-  return config.UPSTREAM_PROVIDER === 'simulated' ? new SimulatedProvider(options) : new DuomiProvider(options);
+  return {
+    get(name) {
+      let provider = built.get(name);
+      if (!provider) {
+        const upstream = config.catalog.upstreams.find((u) => u.name === name);
+        if (!upstream) return Promise.reject(new ConfigError(`no upstream is named ${name}`));
+        provider = build(upstream);
+        // A failed build (a secret not yet readable) is tried again on the next use.
+        provider.catch(() => built.delete(name));
+        built.set(name, provider);
+      }
+      return provider;
+    },
+  };
+}
+
+/**
+ * The first configured upstream as one provider, for the callers that predate the catalog
+ * (each call goes through the registry, so its kind loads on first use too).
+ */
+export function providerFor(config: Config, upstreams: UpstreamRegistry = upstreamRegistry(config)): UpstreamProvider {
+  const first = config.catalog.upstreams[0]!;
+  const provider = () => upstreams.get(first.name);
+  return {
+    name: first.name,
+    kind: first.kind,
+    callsBack: !pollOnlyKinds.includes(first.kind),
+    submit: async (job) => (await provider()).submit(job),
+    status: async (id) => (await provider()).status(id),
+    parseCallback: async (request) => (await provider()).parseCallback(request),
+  };
 }

@@ -1,4 +1,5 @@
-import type { ProviderKind } from '../catalog';
+import type { ProviderKind, UpstreamConfig } from '../catalog';
+import type { Config } from '../config';
 import type { Character } from '../contracts/fields';
 
 /** What the gateway makes of an upstream's status word. Unknown words mean "still running". */
@@ -103,3 +104,21 @@ export interface UpstreamProvider {
    */
   videoHeaders?(): Promise<Record<string, string>>;
 }
+
+/** What the registry hands a kind's factory when an upstream of that kind is first used. */
+export interface ProviderSettings {
+  /** The operator's entry: name, kind, baseUrl, region, timeoutMs. */
+  upstream: UpstreamConfig;
+  /**
+   * The upstream's key: the entry's `apiKey` locally, its own Secrets Manager secret in AWS
+   * (read on first use, cached a few minutes). Rejects when the upstream has neither.
+   */
+  apiKey: () => Promise<string>;
+  /** The entry's `timeoutMs`, else UPSTREAM_TIMEOUT_MS. */
+  timeoutMs: number;
+  /** The whole configuration (bucket, local mode, endpoints), for kinds that need more. */
+  config: Config;
+}
+
+/** Each kind's file (`providers/<kind>.ts`) exports one of these as `createProvider`. */
+export type CreateProvider = (settings: ProviderSettings) => UpstreamProvider | Promise<UpstreamProvider>;
