@@ -23,6 +23,7 @@ const env = {
   BUCKET_NAME: 'b',
   ARCHIVE_QUEUE_URL: 'http://127.0.0.1:9324/q/archive',
   NOTIFY_QUEUE_URL: 'http://127.0.0.1:9324/q/notify',
+  POLL_QUEUE_URL: 'http://127.0.0.1:9324/q/poll',
   PUBLIC_BASE_URL: 'http://127.0.0.1:3000',
   CALLBACK_SECRET: 'cb',
 };
@@ -177,6 +178,8 @@ describe('the upstream registry', () => {
   });
 
   it('builds an upstream of a kind on first use, once', async () => {
+    const openai = await upstreamRegistry({ ...config, catalog: { ...config.catalog, upstreams: [{ name: 'r', kind: 'openai', baseUrl: 'https://r.example/v1' }] } }).get('r');
+    expect(openai).toMatchObject({ name: 'r', kind: 'openai', callsBack: false });
     const upstreams = upstreamRegistry(config);
     const sim = await upstreams.get('sim');
     expect(sim).toMatchObject({ name: 'sim', kind: 'simulated', callsBack: true });

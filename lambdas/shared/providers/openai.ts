@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import type { ProviderKind } from '../catalog';
 import { clientUrlPolicy, getText, openGet, operatorPolicy, OutboundError, postBody, postJson, type OutboundPolicy, type TextResult } from '../outbound';
 import { capText, clampProgress, classifyAnswer, classifyTransport, isOk, phaseOf, safeJson, upstreamCaps, type Exchange } from './common';
-import { UpstreamError, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 /**
  * Any OpenAI-compatible `/v1/videos` upstream: the new-api / one-api style resellers that
@@ -33,6 +33,9 @@ export interface OpenAIOptions {
    */
   imagePolicy?: OutboundPolicy;
 }
+
+export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs, config }) =>
+  new OpenAIProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs, imagePolicy: clientUrlPolicy(config.LOCAL_MODE) });
 
 /** One job as the dialect shows it. new-api relays also send `task_id`; its own id is `id`. */
 export const openaiVideoSchema = z.looseObject({
