@@ -22,7 +22,6 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },
-  { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },
   { method: 'GET', path: '/admin/tasks', lambda: 'query' },
   { method: 'GET', path: '/admin/tasks/{id}', lambda: 'query' },
