@@ -1,11 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, ListTagsOfResourceCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { EXIT, KeyAdminError, type KeyTarget } from '../lambdas/shared/key-admin';
+import { DataDirError, lockDataDir, processAlive, readDataFile, type DataDirLock } from '../local/data-dir';
+import { ENDPOINTS_FILE, INSTANCE_TAG, localEndpointsSchema, type LocalEndpoints } from '../local/endpoints';
 import { LOCAL_TABLE } from '../local/names';
 
 /**
@@ -14,8 +15,10 @@ import { LOCAL_TABLE } from '../local/names';
  *
  * Local (the default): the local gateway keeps its table in dynalite, whose LevelDB under
  * `DATA_DIR/dynamodb` only one process can open. While `npm start` runs it publishes its
- * DynamoDB endpoint in `DATA_DIR/endpoints.json`, and the command talks to that; when no
- * gateway answers there, it opens the data directory itself, in its own dynalite, for the
+ * DynamoDB endpoint in `DATA_DIR/endpoints.json`, and the command talks to that once it has
+ * checked that the process named there is alive and that the table at that endpoint carries
+ * the same instance tag (a port of a dead gateway may now be another's). With no gateway
+ * running, it locks the data directory and opens it itself, in its own dynalite, for the
  * few milliseconds the command takes. Deployed: the real AWS SDK with the default
  * credential chain, on the table named by the stack's `TableName` output (or `--table`).
  */
@@ -25,14 +28,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** dynalite accepts any credentials; these are the local runtime's. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-
-/** What a running local gateway writes to `DATA_DIR/endpoints.json` (and removes when it stops). */
-const localEndpointsSchema = z.object({
-  pid: z.number().optional(),
-  url: z.string().optional(),
-  tableName: z.string().default(LOCAL_TABLE),
-  dynamodb: z.string().url(),
-});
 
 export interface OpenedTable {
   db: DynamoDBDocumentClient;
@@ -67,13 +62,26 @@ async function tableState(client: DynamoDBClient, table: string): Promise<'ok' |
   }
 }
 
-function readLocalEndpoints(dataDir: string) {
-  const file = join(dataDir, 'endpoints.json');
-  if (!existsSync(file)) return undefined;
+/** endpoints.json, when it names a live process; a malformed one is as good as none (the lock still guards the data). */
+function readLocalEndpoints(dataDir: string): LocalEndpoints | undefined {
+  let endpoints: LocalEndpoints | undefined;
   try {
-    return localEndpointsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+    endpoints = readDataFile(join(dataDir, ENDPOINTS_FILE), localEndpointsSchema, '');
+  } catch (error) {
+    if (error instanceof DataDirError) return undefined;
+    throw error;
+  }
+  return endpoints && processAlive(endpoints.pid) ? endpoints : undefined;
+}
+
+/** Whether the table at this endpoint is the one the gateway of endpoints.json tagged. */
+async function sameInstance(client: DynamoDBClient, endpoints: LocalEndpoints): Promise<boolean> {
+  try {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: endpoints.tableName }));
+    const { Tags = [] } = await client.send(new ListTagsOfResourceCommand({ ResourceArn: Table!.TableArn! }));
+    return Tags.some((t) => t.Key === INSTANCE_TAG && t.Value === endpoints.instance);
   } catch {
-    return undefined; // half-written or foreign: treat as no running gateway
+    return false;
   }
 }
 
@@ -107,22 +115,38 @@ export async function openLocal(dataDirOption: string): Promise<OpenedTable> {
   const running = readLocalEndpoints(dataDir);
   if (running) {
     const client = localClient(running.dynamodb);
-    if ((await tableState(client, running.tableName)) === 'ok') {
-      const at = running.url ? ` at ${running.url}` : '';
+    if (await sameInstance(client, running)) {
       return {
         db: documentClient(client),
         table: running.tableName,
-        description: `the running local gateway${at} (data in ${dataDir})`,
+        description: `the running local gateway at ${running.url} (data in ${dataDir})`,
         local: true,
         close: async () => client.destroy(),
       };
     }
-    client.destroy(); // left behind by a gateway that did not stop cleanly
+    client.destroy();
   }
 
   const dbDir = join(dataDir, 'dynamodb');
   if (!existsSync(join(dbDir, 'CURRENT')))
     throw KeyAdminError.notFound(`no local gateway data in ${dataDir}: run \`npm start\` once first, or pass --data-dir`);
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(dataDir, 'npm run keys (or tasks)');
+  } catch (error) {
+    if (!(error instanceof DataDirError)) throw error;
+    const published = running ? `; its ${ENDPOINTS_FILE} names ${running.dynamodb}, which is not its DynamoDB (another gateway's?)` : '';
+    throw new KeyAdminError(EXIT.failed, `${error.message.replace(/ Stop that one.*$/, '')}${published}. Run this again once it has started, or stop it.`);
+  }
+  try {
+    return await openLocalData(dataDir, dbDir, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function openLocalData(dataDir: string, dbDir: string, lock: DataDirLock): Promise<OpenedTable> {
   await assertUnlocked(dbDir, dataDir);
   const { default: dynalite } = await import('dynalite');
   const server = dynalite({ path: dbDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -137,8 +161,9 @@ export async function openLocal(dataDirOption: string): Promise<OpenedTable> {
       server.close(() => done());
       server.closeAllConnections();
     });
+    lock.release();
   };
-  const table = running?.tableName ?? LOCAL_TABLE;
+  const table = LOCAL_TABLE;
   if ((await tableState(client, table)) !== 'ok') {
     await close();
     throw KeyAdminError.notFound(`no table ${table} in the local data in ${dataDir}: run \`npm start\` once first`);

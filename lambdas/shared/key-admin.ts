@@ -137,7 +137,9 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       const name = v.name?.trim();
       if (!name) throw KeyAdminError.usage('create needs --name NAME (who or what the key is for)');
       if (name.length > MAX_NAME) throw KeyAdminError.usage(`--name is at most ${MAX_NAME} characters`);
-      if (/[\u0000-\u001f\u007f]/.test(name)) throw KeyAdminError.usage('--name must not contain control characters');
+      if (/[\p{Cc}\u2028\u2029]/u.test(name)) throw KeyAdminError.usage('--name must not contain control characters (C0, DEL or C1) or line separators');
+      // Bidirectional overrides, embeddings, isolates and marks reorder what `list` shows.
+      if (/\p{Bidi_Control}/u.test(name)) throw KeyAdminError.usage('--name must not contain bidirectional control characters (such as U+202E)');
       command = { action: 'create', name, admin: v.admin === true };
       break;
     }
@@ -206,8 +208,8 @@ export const SHOWN_ONCE =
 
 /**
  * Run one command against a key table. `where` says which table, for the messages; the
- * local gateway's own key ("local") gets a note on revoke, because `npm start` registers
- * it again on each start.
+ * local gateway's own key ("local") gets a note on revoke: it stays revoked, and the next
+ * `npm start` makes a new one.
  */
 export async function runKeyCommand(
   command: Exclude<KeyCommand, { action: 'help' }>,
@@ -253,9 +255,9 @@ export async function runKeyCommand(
             `Revoked key ${view.id} ("${view.name}") in ${where.description}.`,
             'The gateway refuses it with 401 once its cached lookup expires (KEY_CACHE_SECONDS, default 60 s).',
           ];
-      if (where.local && before.name === 'local')
+      if (where.local && before.name === 'local' && !already)
         lines.push(
-          'Note: `npm start` registers its local key again on every start (from local-key.json or LOCAL_API_KEY), which undoes this revocation.',
+          'This is the key `npm start` prints. It stays revoked: the next `npm start` makes a new local key (kept in local-key.json) and prints it; started with LOCAL_API_KEY set to this key, it says the key is revoked.',
         );
       return { data: { ...view, target: where.description }, text: `${lines.join('\n')}\n` };
     }

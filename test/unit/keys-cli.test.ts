@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, TagResourceCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import dynalite from 'dynalite';
@@ -33,6 +33,11 @@ async function startDynalite(path?: string) {
           BillingMode: 'PAY_PER_REQUEST',
         }),
       ),
+    /** What `npm start` does for `npm run keys`: tag its table with an instance nonce. */
+    tag: async (TableName: string, instance: string) => {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName }));
+      await client.send(new TagResourceCommand({ ResourceArn: Table!.TableArn!, Tags: [{ Key: 'local-gateway-instance', Value: instance }] }));
+    },
     close: () =>
       new Promise<void>((r) => {
         client.destroy();
@@ -60,6 +65,12 @@ describe('reading the command line', () => {
     ['create with --name but no value', ['create', '--name'], /argument missing/],
     ['create with a stray word', ['create', '--name', 'ci', 'extra'], /no arguments besides --name/],
     ['a name with a newline', ['create', '--name', 'a\nb'], /control characters/],
+    ['a name with a C1 control character', ['create', '--name', 'ci\u009bbuild'], /control characters \(C0, DEL or C1\)/],
+    ['a name with DEL', ['create', '--name', 'ci\u007f'], /control characters/],
+    ['a name with a line separator', ['create', '--name', 'ci\u2028admin'], /line separators/],
+    ['a name with a right-to-left override', ['create', '--name', 'ci\u202Eevitca'], /bidirectional control characters/],
+    ['a name with a left-to-right isolate', ['create', '--name', '\u2066ci\u2069'], /bidirectional control characters/],
+    ['a name with a right-to-left mark', ['create', '--name', 'ci\u200F'], /bidirectional control characters/],
     ['a very long name', ['create', '--name', 'x'.repeat(101)], /at most 100 characters/],
     ['list with --name', ['list', '--name', 'ci'], /--name is only for create/],
     ['list with a stray word', ['list', 'all'], /list takes no arguments/],
@@ -278,6 +289,16 @@ describe('the local gateway as the target', () => {
   });
 
   const endpointsFile = () => join(dataDir, 'endpoints.json');
+  const endpoints = (pid: number, instance: string, dynamodb: string) => ({
+    pid,
+    instance,
+    url: 'http://127.0.0.1:3000',
+    tableName: LOCAL_TABLE,
+    bucketName: 'video-task-gateway-videos',
+    dynamodb,
+    s3: 'http://127.0.0.1:1',
+    sqs: 'http://127.0.0.1:1',
+  });
 
   it('a data directory the gateway never ran in is "not found"', async () => {
     const run = await keys('list', '--data-dir', join(dataDir, 'nowhere'));
@@ -289,7 +310,8 @@ describe('the local gateway as the target', () => {
     // Stands in for `npm start`: its dynalite holds the data directory open.
     running = await startDynalite(join(dataDir, 'dynamodb'));
     await running.createTable(LOCAL_TABLE);
-    writeFileSync(endpointsFile(), JSON.stringify({ pid: process.pid, url: 'http://127.0.0.1:3000', tableName: LOCAL_TABLE, dynamodb: running.endpoint }));
+    await running.tag(LOCAL_TABLE, 'instance-of-the-running-one');
+    writeFileSync(endpointsFile(), JSON.stringify(endpoints(process.pid, 'instance-of-the-running-one', running.endpoint)));
 
     const run = await keys('create', '--name', 'local', '--data-dir', dataDir, '--json');
     expect(run.code).toBe(0);
@@ -311,7 +333,7 @@ describe('the local gateway as the target', () => {
     const stale = running!.endpoint;
     await running!.close();
     running = undefined;
-    writeFileSync(endpointsFile(), JSON.stringify({ pid: 1, tableName: LOCAL_TABLE, dynamodb: stale }));
+    writeFileSync(endpointsFile(), JSON.stringify(endpoints(2 ** 22 + 1, 'instance-of-the-running-one', stale)));
 
     const list = await keys('list', '--data-dir', dataDir);
     expect(list.code).toBe(0);
@@ -320,13 +342,52 @@ describe('the local gateway as the target', () => {
 
     const revoke = await keys('revoke', made, '--data-dir', dataDir);
     expect(revoke.code).toBe(0);
-    // The gateway's own key comes back at the next `npm start`; the command says so.
-    expect(revoke.stdout).toMatch(/npm start` registers its local key again on every start/);
+    // The gateway's own key stays revoked; the command says what the next start does.
+    expect(revoke.stdout).toContain('This is the key `npm start` prints. It stays revoked: the next `npm start` makes a new local key');
 
     // The command let go of the data: another process (the gateway) can open it again.
     running = await startDynalite(join(dataDir, 'dynamodb'));
     const store = new ApiKeyStore(DynamoDBDocumentClient.from(running.client), LOCAL_TABLE, 0);
     expect((await store.list()).map((r) => [keyId(r.key_hash), r.revoked_at !== undefined])).toEqual([[made, true]]);
+  });
+
+  it('an endpoints.json whose port now belongs to another gateway is not used: the key goes into this data directory', async () => {
+    await running?.close();
+    running = undefined;
+    const other = mkdtempSync(join(tmpdir(), 'vtg-keys-other-'));
+    const otherGateway = await startDynalite(join(other, 'dynamodb'));
+    try {
+      await otherGateway.createTable(LOCAL_TABLE);
+      await otherGateway.tag(LOCAL_TABLE, 'instance-of-the-other-gateway');
+      const otherStore = new ApiKeyStore(DynamoDBDocumentClient.from(otherGateway.client), LOCAL_TABLE, 0);
+      // A live pid (this process) and a live port, but the table there is the other gateway's.
+      for (const pid of [process.pid, 2 ** 22 + 1]) {
+        writeFileSync(endpointsFile(), JSON.stringify(endpoints(pid, 'instance-of-the-running-one', otherGateway.endpoint)));
+        const run = await keys('create', '--name', `ci-${pid}`, '--data-dir', dataDir, '--json');
+        expect(run.code).toBe(0);
+        expect(JSON.parse(run.stdout).target).toBe(`the local gateway's table (data in ${dataDir}; gateway not running)`);
+      }
+      expect(await otherStore.list()).toEqual([]);
+    } finally {
+      await otherGateway.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+    running = await startDynalite(join(dataDir, 'dynamodb'));
+    const store = new ApiKeyStore(DynamoDBDocumentClient.from(running.client), LOCAL_TABLE, 0);
+    expect((await store.list()).map((r) => r.name).sort()).toEqual([`ci-${process.pid}`, 'ci-4194305', 'local'].sort());
+  });
+
+  it('while another process holds the data directory, the command says who and touches nothing', async () => {
+    await running?.close();
+    running = undefined;
+    writeFileSync(join(dataDir, 'gateway.lock'), JSON.stringify({ pid: process.ppid, by: 'npm start', since: '2026-01-01T00:00:00.000Z' }));
+    try {
+      const run = await keys('list', '--data-dir', dataDir);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain(`is in use by npm start (pid ${process.ppid}, since 2026-01-01T00:00:00.000Z)`);
+    } finally {
+      unlinkSync(join(dataDir, 'gateway.lock'));
+    }
   });
 
   it('local data without the gateway table is "not found"', async () => {
