@@ -1,3 +1,5 @@
+import { ConfigError } from '../lambdas/shared/config';
+import { DataDirError } from '../local/data-dir';
 import { startLocalGateway } from '../local/gateway';
 
 /**
@@ -14,40 +16,24 @@ const log = (msg: string, fields?: object) => {
   console.log(`${new Date().toISOString().slice(11, 23)} ${msg}${detail}`);
 };
 
+// Everything this process writes under the data directory (tables, videos, queues) is private.
+process.umask(0o077);
+
 const gateway = await startLocalGateway({
-  dataDir: process.env.DATA_DIR ?? '.data',
+  dataDir: process.env.DATA_DIR || '.data',
   port,
   apiKey: process.env.LOCAL_API_KEY || undefined,
   renderMs: process.env.SIM_RENDER_MS ? Number(process.env.SIM_RENDER_MS) : undefined,
   reconcileEveryMs: process.env.RECONCILE_EVERY_MS ? Number(process.env.RECONCILE_EVERY_MS) : undefined,
   log,
+}).catch((error: unknown) => {
+  // A problem the person can fix (a bad file, a data directory in use, a full disk) is told in words.
+  if (!(error instanceof DataDirError || error instanceof ConfigError)) throw error;
+  console.error(`npm start: ${error.message}`);
+  process.exit(1);
 });
 
-const body = JSON.stringify({
-  model: 'sora-2',
-  prompt: 'The car moves forward at a high speed',
-  aspect_ratio: '16:9',
-  duration: 15,
-});
-console.log(`
-Video Task Gateway is running on ${gateway.url}
-  data:          ${gateway.dataDir} (tasks, videos, keys; kept across restarts)
-  S3 events:     ${gateway.dataDir}/s3-events.jsonl
-  upstream:      simulated, on ${gateway.upstream.url}
-
-Local API key: ${gateway.apiKey}
-Webhook secret (verifies deliveries to your callback_url): ${gateway.webhookSecret}
-Console:       ${gateway.url}/console (sign in with the key above)
-
-Try it:
-  curl -s ${gateway.url}/v1/videos/generations -H 'Authorization: Bearer ${gateway.apiKey}' -H 'Content-Type: application/json' -d '${body}'
-then, with the id it returns:
-  curl -s ${gateway.url}/v1/videos/generations/<id> -H 'Authorization: Bearer ${gateway.apiKey}'
-  curl -sL ${gateway.url}/v1/videos/generations/<id>/content -H 'Authorization: Bearer ${gateway.apiKey}' -o video.mp4
-
-Ctrl-C stops.
-`);
-
+// Ctrl-C works from the moment the banner says so.
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
@@ -61,3 +47,38 @@ const stop = async (signal: string) => {
 };
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+
+const keyNotice =
+  gateway.localKey.status === 'replaced'
+    ? `\nThe previous local key (id ${gateway.localKey.revokedId}) was revoked; this is a new one (kept in ${gateway.dataDir}/local-key.json).\n`
+    : '';
+const body = JSON.stringify({
+  model: 'sora-2',
+  prompt: 'The car moves forward at a high speed',
+  aspect_ratio: '16:9',
+  duration: 15,
+});
+console.log(`
+Video Task Gateway is running on ${gateway.url}
+  data:          ${gateway.dataDir} (tasks, videos, keys; kept across restarts)
+  S3 events:     ${gateway.dataDir}/s3-events.jsonl
+  upstream:      simulated, on ${gateway.upstream.url}
+
+${
+  gateway.localKey.status === 'revoked'
+    ? `LOCAL_API_KEY (id ${gateway.localKey.id}) is revoked: requests with it answer 401.
+Unset LOCAL_API_KEY to use the local key, or make one with: npm run keys -- create --name NAME`
+    : `${keyNotice}Local API key: ${gateway.apiKey}
+Webhook secret (verifies deliveries to your callback_url): ${gateway.webhookSecret}
+Console:       ${gateway.url}/console (sign in with the key above)
+
+Try it:
+  curl -s ${gateway.url}/v1/videos/generations -H 'Authorization: Bearer ${gateway.apiKey}' -H 'Content-Type: application/json' -d '${body}'
+then, with the id it returns:
+  curl -s ${gateway.url}/v1/videos/generations/<id> -H 'Authorization: Bearer ${gateway.apiKey}'
+  curl -sL ${gateway.url}/v1/videos/generations/<id>/content -H 'Authorization: Bearer ${gateway.apiKey}' -o video.mp4`
+}
+
+Ctrl-C stops.
+`);
+

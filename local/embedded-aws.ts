@@ -1,6 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import dynalite from 'dynalite';
@@ -65,6 +69,54 @@ export interface S3EventRecord {
 
 export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
+/** The parts of s3rver's file store that write object bytes. */
+export interface S3rverStore {
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+  putPart(bucket: string, uploadId: string, partNumber: number, content: Readable): Promise<{ size: number; md5: string }>;
+  putObject(object: { bucket: string; key: string; metadata: unknown; content: Readable | Buffer }): Promise<{ size: number; md5: string }>;
+}
+
+/**
+ * s3rver pipes request bodies into files without listening for the file's errors, so a full
+ * disk (ENOSPC) is an uncaught exception that ends the whole process. These replacements
+ * write the same files, wait until the bytes are on disk, and turn a write failure into a
+ * rejected promise: the request answers 500, the one archive attempt fails, and the partial
+ * file is removed.
+ */
+export function writeFailuresAnswer500(store: S3rverStore): void {
+  const write = async (path: string, content: Readable | Buffer) => {
+    await mkdir(dirname(path), { recursive: true });
+    const md5 = createHash('md5');
+    let size = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        md5.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Buffer.isBuffer(content) ? Readable.from([content]) : content, count, createWriteStream(path));
+    } catch (error) {
+      await rm(path, { force: true });
+      throw error;
+    }
+    return { size, md5: md5.digest('hex') };
+  };
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    const path = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
+    const written = await write(path, content);
+    await writeFile(`${path}.md5`, written.md5);
+    return written;
+  };
+  store.putObject = async (object) => {
+    const written = await write(store.getResourcePath(object.bucket, object.key, 'object'), object.content);
+    await store.putMetadata(object.bucket, object.key, object.metadata, written.md5);
+    return written;
+  };
+}
+
 /**
  * DynamoDB (dynalite) and S3 (s3rver), embedded and persisted under `dataDir`, with the
  * stack's table and bucket created in them.
@@ -89,7 +141,11 @@ export async function startEmbeddedAws(options: {
   });
   const dynamodbEndpoint = `http://${host}:${(dynamo.address() as AddressInfo).port}`;
 
+  // Multipart uploads still open belong to archive workers of a process that is gone (the
+  // data directory is locked): their parts would only fill the disk.
+  rmSync(join(s3Dir, options.bucketName, '._S3rver_uploads'), { recursive: true, force: true });
   const s3rver = new S3rver({ address: host, port: 0, silent: true, directory: s3Dir, allowMismatchedSignatures: true });
+  writeFailuresAnswer500(s3rver.store);
   const { port: s3Port } = await s3rver.run();
   const s3Endpoint = `http://${host}:${s3Port}`;
 

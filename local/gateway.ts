@@ -1,16 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DescribeTableCommand, DynamoDBClient, TagResourceCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import * as z from 'zod/mini';
+import { hashKey, keyId } from '../lambdas/shared/api-keys';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
 import { buildConsole } from '../lib/console-assets';
 import { projectRoot } from '../lib/gateway-stack';
 import { synthesizeTemplate } from '../lib/synthesize-template';
+import { DataDirError, explainFsError, lockDataDir, makePrivateDir, readDataFile, readOrCreateDataFile, token, writeDataFile } from './data-dir';
 import { startEmbeddedAws, stackDefinitions, localCredentials, type S3EventRecord } from './embedded-aws';
+import { ENDPOINTS_FILE, INSTANCE_TAG, type LocalEndpoints } from './endpoints';
 import { lambdaContext, startHttpAdapter, type HttpLambda } from './http-adapter';
 import { startSchedule } from './schedule';
 import { startSimulatedUpstream, type SimulatedUpstream, type SimulatedUpstreamOptions } from './simulated-upstream';
 import { LOCAL_BUCKET, LOCAL_TABLE } from './names';
+import { releaseDeadWorkersLeases } from './recovery';
 import { startLocalSqs, type LocalSqs } from './sqs';
 
 export interface LocalGatewayOptions {
@@ -38,6 +45,12 @@ export interface LocalGateway {
   url: string;
   apiKey: string;
   webhookSecret: string;
+  /**
+   * What happened to the local key at this start: `replaced` when the kept one had been
+   * revoked and a new one was made; `revoked` when the key given as `apiKey` is revoked
+   * (requests with it answer 401).
+   */
+  localKey: { status: 'active' } | { status: 'replaced'; revokedId: string } | { status: 'revoked'; id: string };
   dataDir: string;
   upstream: SimulatedUpstream;
   sqs: LocalSqs;
@@ -52,16 +65,30 @@ export interface LocalGateway {
   stop(): Promise<void>;
 }
 
-interface LocalSecrets {
-  callbackSecret: string;
-  upstreamKey: string;
-}
+/** `secrets.json`: the callback HMAC secret and the simulated upstream's key. Never short, never blank. */
+const secretsSchema = z.object({
+  callbackSecret: z.string().check(z.minLength(32), z.regex(/^[A-Za-z0-9_-]+$/)),
+  upstreamKey: z.string().check(z.minLength(16), z.regex(/^\S+$/)),
+});
+const SECRETS_REMEDY =
+  'Restore it, or delete it to have new secrets made at the next start (callbacks the upstream already holds then answer 401; those tasks finish by polling).';
 
-function readOrCreate<T>(file: string, make: () => T): T {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as T;
-  const value = make();
-  writeFileSync(file, JSON.stringify(value, null, 2), { mode: 0o600 });
-  return value;
+/** `local-key.json`: the local API key and its webhook secret. */
+const localKeySchema = z.object({
+  apiKey: z.string().check(z.regex(/^vtg_\S{20,}$/)),
+  webhookSecret: z.string().check(z.regex(/^whsec_\S{20,}$/)),
+});
+const LOCAL_KEY_REMEDY =
+  'Delete it to have a new local key made at the next start (the old key stays valid until revoked: `npm run keys -- list`).';
+
+const newLocalKey = () => ({
+  apiKey: `vtg_local_${randomBytes(24).toString('base64url')}`,
+  webhookSecret: `whsec_${randomBytes(32).toString('base64')}`,
+});
+
+/** Only set variables: `process.env.X = undefined` would store the string "undefined". */
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 
@@ -79,14 +106,38 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   const log = options.log ?? (() => undefined);
   const host = options.host ?? '127.0.0.1';
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const secrets = readOrCreate<LocalSecrets>(join(dataDir, 'secrets.json'), () => ({
+  makePrivateDir(dataDir);
+  const lock = lockDataDir(dataDir, 'npm start');
+  // Whatever started before a failure is stopped again, so a refused start leaves nothing running.
+  const started: (() => Promise<void> | void)[] = [() => lock.release()];
+  const stopStarted = async () => {
+    for (const stop of started.reverse()) await stop();
+  };
+  try {
+    return await startWithin(dataDir, host, log, options, started);
+  } catch (error) {
+    await stopStarted();
+    throw error;
+  }
+}
+
+async function startWithin(
+  dataDir: string,
+  host: string,
+  log: (msg: string, fields?: object) => void,
+  options: LocalGatewayOptions,
+  started: (() => Promise<void> | void)[],
+): Promise<LocalGateway> {
+  const secrets = readOrCreateDataFile(join(dataDir, 'secrets.json'), secretsSchema, SECRETS_REMEDY, () => ({
     callbackSecret: randomBytes(32).toString('base64url'),
     upstreamKey: `sim_${randomBytes(16).toString('hex')}`,
   }));
+  const localKeyFile = join(dataDir, 'local-key.json');
+  let local = readOrCreateDataFile(localKeyFile, localKeySchema, LOCAL_KEY_REMEDY, newLocalKey);
 
   const definitions = stackDefinitions(synthesizeTemplate() as { Resources: Record<string, { Type: string }> });
   const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host });
+  started.push(() => aws.close());
   const eventsFile = join(dataDir, 's3-events.jsonl');
   const s3Events: S3EventRecord[] = [];
   aws.onS3Event((record) => {
@@ -94,16 +145,27 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     const { prefix, suffix } = definitions.videoEvents;
     if (!record.eventName.startsWith('ObjectCreated') || !key.startsWith(prefix) || !key.endsWith(suffix)) return;
     s3Events.push(record);
-    appendFileSync(eventsFile, `${JSON.stringify({ Records: [record] })}\n`);
+    try {
+      appendFileSync(eventsFile, `${JSON.stringify({ Records: [record] })}\n`, { mode: 0o600 });
+    } catch (error) {
+      log('s3 event not recorded', { file: eventsFile, error: explainFsError(error, eventsFile, 'append to').message });
+    }
     log('s3 event', { event: record.eventName, key, bytes: record.s3.object.size });
   });
 
+  // Kept jobs resume once the gateway can take their callbacks: at the end of this start.
+  let ready!: () => void;
+  const resumeWhen = new Promise<void>((resolve) => (ready = resolve));
   const upstream = await startSimulatedUpstream({
+    log: (msg, fields) => log(`upstream: ${msg}`, fields),
     ...options.upstream,
     host,
     apiKey: secrets.upstreamKey,
     renderMs: options.renderMs,
+    persistIn: join(dataDir, 'upstreams'),
+    resumeWhen,
   });
+  started.push(() => upstream.close());
 
   // Handlers are loaded once the environment below is complete; until then nothing calls them.
   let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll' | 'console', (event: any, context: any) => Promise<any>>;
@@ -113,6 +175,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
       lambdas[name](event, lambdaContext(name, 900_000));
 
   const sqs = await startLocalSqs({ host, dataDir: join(dataDir, 'queues'), log, timeScale: options.queueTimeScale });
+  started.push(() => sqs.close());
   const archiveQueue = sqs.createQueue('archive', {
     ...definitions.queues.archive,
     deadLetterQueue: 'archive-dlq',
@@ -143,6 +206,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
       console: (e, c) => lambdas.console(e, c),
     } satisfies Record<string, HttpLambda>,
   });
+  started.push(() => http.close());
 
   const consoleDir = join(dataDir, 'console');
   buildConsole(projectRoot, consoleDir);
@@ -164,7 +228,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     SQS_ENDPOINT: sqs.endpoint,
     ...options.env,
   };
-  Object.assign(process.env, env, {
+  Object.assign(process.env, definedOnly(env), {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
@@ -185,38 +249,68 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     console: (await import('../lambdas/console/handler')).handler,
   };
 
-  // The local key: from the option, else made once and kept, and (re)registered each start.
-  const local = readOrCreate(join(dataDir, 'local-key.json'), () => ({
-    apiKey: `vtg_local_${randomBytes(24).toString('base64url')}`,
-    webhookSecret: `whsec_${randomBytes(32).toString('base64')}`,
-  }));
-  const apiKey = options.apiKey ?? local.apiKey;
   const { config } = await import('../lambdas/shared/config');
   const keys = (await import('../lambdas/shared/parts')).keyStore(config());
+  const db = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: aws.dynamodbEndpoint, region: 'us-east-1', credentials: localCredentials }),
+  );
+  started.push(() => db.destroy());
+
+  const released = await releaseDeadWorkersLeases(db, LOCAL_TABLE);
+  if (released.length) log('tasks held by workers of the last run handed back', { tasks: released });
+
+  // The local key: from the option, else made once and kept, and registered each start. A
+  // revoked key stays revoked: the kept one is replaced by a new one, a given one reported.
+  let localKey: LocalGateway['localKey'] = { status: 'active' };
+  let apiKey = options.apiKey ?? local.apiKey;
   await keys.ensure('local', apiKey, local.webhookSecret);
+  let record = await keys.byHash(hashKey(apiKey));
+  if (record?.revoked_at !== undefined) {
+    if (options.apiKey !== undefined) localKey = { status: 'revoked', id: keyId(record.key_hash) };
+    else {
+      localKey = { status: 'replaced', revokedId: keyId(record.key_hash) };
+      local = newLocalKey();
+      writeDataFile(localKeyFile, local);
+      apiKey = local.apiKey;
+      await keys.ensure('local', apiKey, local.webhookSecret);
+      record = await keys.byHash(hashKey(apiKey));
+    }
+  }
+  // A key given as LOCAL_API_KEY may have been made with its own secret by `npm run keys`.
+  const webhookSecret = record?.webhook_secret ?? local.webhookSecret;
 
   const schedule = startSchedule(
     () => lambdas.reconcile({}, lambdaContext('reconcile', 300_000)),
     options.reconcileEveryMs ?? 60_000,
     log,
   );
+  started.push(() => schedule.stop());
 
   // `npm run keys` reaches this process's DynamoDB here: only one process can open dataDir/dynamodb.
-  const endpointsFile = join(dataDir, 'endpoints.json');
-  writeFileSync(
-    endpointsFile,
-    JSON.stringify(
-      { pid: process.pid, url: http.url, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, dynamodb: aws.dynamodbEndpoint, s3: aws.s3Endpoint, sqs: sqs.endpoint },
-      null,
-      2,
-    ),
-    { mode: 0o600 },
-  );
+  // The instance tag on the table lets it check that a port named here is still ours.
+  const instance = token();
+  const { Table } = await db.send(new DescribeTableCommand({ TableName: LOCAL_TABLE }));
+  await db.send(new TagResourceCommand({ ResourceArn: Table!.TableArn!, Tags: [{ Key: INSTANCE_TAG, Value: instance }] }));
+  const endpointsFile = join(dataDir, ENDPOINTS_FILE);
+  const endpoints: LocalEndpoints = {
+    pid: process.pid,
+    instance,
+    url: http.url,
+    tableName: LOCAL_TABLE,
+    bucketName: LOCAL_BUCKET,
+    dynamodb: aws.dynamodbEndpoint,
+    s3: aws.s3Endpoint,
+    sqs: sqs.endpoint,
+  };
+  writeDataFile(endpointsFile, endpoints);
+  started.push(() => rmSync(endpointsFile, { force: true }));
+  ready();
 
   return {
     url: http.url,
     apiKey,
-    webhookSecret: local.webhookSecret,
+    webhookSecret,
+    localKey,
     dataDir,
     upstream,
     sqs,
@@ -234,7 +328,9 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
       await upstream.close();
       const { closeIdleConnections } = await import('../lambdas/shared/outbound');
       closeIdleConnections();
+      db.destroy();
       await aws.close();
+      started[0]!();
     },
   };
 }

@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import * as z from 'zod/mini';
 import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
+import { listenRemembered, openSimState, type SimState } from './sim-state';
 
 /**
  * A real HTTP server speaking the `duomi` dialect on loopback, for `npm start` and tests.
@@ -30,9 +33,13 @@ import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
  *                                           (no-moov: a whole file whose movie header is blanked out)
  *                                           (shortcuts sim:truncated, sim:not-video, sim:oversized)
  *   sim:bytes=<n>[K|M|G]                    video size (binary units); default the smallest
+ *   sim:rate=<n>[K|M|G]                     the video is sent at n bytes per second
  *   sim:state=weird|<word>                  while rendering, report an unknown state word
  *                                           (weird -> "queued_for_gpu") instead of "running"
  *   sim:poll=500|404|ok                     status polls of this task fail
+ *
+ * With `persistIn`, jobs and the port survive a restart (see `sim-state.ts`): a task that was
+ * rendering finishes on time, and a final callback that was never answered 2xx is sent again.
  */
 
 export type SubmitFault = 'ok' | 'reject' | '429' | '500' | '503' | 'stall' | 'accept-drop' | 'accept-504';
@@ -51,6 +58,8 @@ export interface SimFaults {
   video?: VideoFault;
   /** Video size in bytes. */
   bytes?: number;
+  /** Bytes per second the video is sent at; unset, as fast as the reader takes it. */
+  rate?: number;
   /** State word reported while rendering instead of `running`. */
   state?: string;
   poll?: PollFault;
@@ -74,21 +83,65 @@ export interface SimTaskRecord {
   message: string;
   model: string;
   prompt: string;
-  callback_url: string | undefined;
+  callback_url?: string;
   /** The parsed JSON body of the submit, as received. */
   body: Record<string, unknown>;
   /** The `Authorization` header of the submit, as received. */
-  authorization: string | undefined;
+  authorization?: string;
   /** The faults in force for this task (server-wide merged with prompt tokens). */
   faults: SimFaults;
   renderMs: number;
   videoBytes: number;
   videoUrl: string;
   createdAt: number;
-  finishedAt: number | undefined;
+  finishedAt?: number;
   /** Every callback body this task POSTed (or tried to), in order. */
   callbacks: DuomiTaskView[];
+  /** The final callback was answered with a 2xx. */
+  finalCallbackDelivered?: boolean;
 }
+
+const simFaultsSchema = z.object({
+  submit: z.optional(z.enum(['ok', 'reject', '429', '500', '503', 'stall'])),
+  retryAfter: z.optional(z.number()),
+  render: z.optional(z.enum(['ok', 'fail', 'stall'])),
+  renderMs: z.optional(z.number()),
+  callback: z.optional(z.enum(['ok', 'drop', 'duplicate'])),
+  video: z.optional(z.enum(['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall'])),
+  bytes: z.optional(z.number()),
+  rate: z.optional(z.number()),
+  state: z.optional(z.string()),
+  poll: z.optional(z.enum(['ok', '500', '404'])),
+});
+
+const taskViewSchema = z.object({
+  id: z.string(),
+  state: z.string(),
+  progress: z.number(),
+  data: z.object({ videos: z.array(z.object({ url: z.string() })) }),
+  message: z.string(),
+});
+
+/** A job as the simulator keeps it across restarts. */
+export const simTaskRecordSchema: z.ZodMiniType<SimTaskRecord> = z.object({
+  id: z.string(),
+  state: z.enum(['pending', 'running', 'succeeded', 'error']),
+  progress: z.number(),
+  message: z.string(),
+  model: z.string(),
+  prompt: z.string(),
+  callback_url: z.optional(z.string()),
+  body: z.record(z.string(), z.unknown()),
+  authorization: z.optional(z.string()),
+  faults: simFaultsSchema,
+  renderMs: z.number(),
+  videoBytes: z.number(),
+  videoUrl: z.string(),
+  createdAt: z.number(),
+  finishedAt: z.optional(z.number()),
+  callbacks: z.array(taskViewSchema),
+  finalCallbackDelivered: z.optional(z.boolean()),
+});
 
 export interface SimStats {
   submitsReceived: number;
@@ -121,6 +174,13 @@ export interface SimulatedUpstreamOptions {
   /** Size of `oversized` videos when the task names no `bytes`; default 64 MiB. */
   oversizedBytes?: number;
   callbackTimeoutMs?: number;
+  /** Directory to keep jobs and the port in across restarts (`<DATA_DIR>/upstreams` under npm start). */
+  persistIn?: string;
+  /**
+   * Kept jobs resume (timers re-armed, unanswered final callbacks sent again) once this
+   * settles: the gateway passes a promise that settles when it can take callbacks.
+   */
+  resumeWhen?: Promise<unknown>;
   log?: (msg: string, fields?: object) => void;
 }
 
@@ -232,6 +292,12 @@ export function parseFaultTokens(prompt: string): { faults: SimFaults; unknown: 
         else known = false;
         break;
       }
+      case 'rate': {
+        const n = parseBytes(value);
+        if (n) faults.rate = n;
+        else known = false;
+        break;
+      }
       case 'state':
         if (value) faults.state = value === 'weird' ? WEIRD_STATE : value;
         else known = false;
@@ -323,6 +389,21 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return start > end || start >= size ? 'unsatisfiable' : { start, end };
 }
 
+/** Passes bytes on at `bytesPerSecond`, in slices of a tenth of a second, until `res` closes. */
+function throttle(bytesPerSecond: number, res: ServerResponse): Transform {
+  const slice = Math.max(1, Math.floor(bytesPerSecond / 10));
+  return new Transform({
+    async transform(chunk: Buffer, _encoding, done) {
+      for (let offset = 0; offset < chunk.length; offset += slice) {
+        if (res.destroyed) return done(new Error('the client went away'));
+        this.push(chunk.subarray(offset, offset + slice));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      done();
+    },
+  });
+}
+
 const NOT_VIDEO_PAGE =
   '<!doctype html><html><head><title>Link expired</title></head>' +
   '<body><h1>This link has expired</h1><p>Please sign in to download your video.</p></body></html>\n';
@@ -367,7 +448,7 @@ async function sendTruncated(res: ServerResponse, video: GrownVideo): Promise<vo
 export async function serveVideo(
   req: IncomingMessage,
   res: ServerResponse,
-  job: { id: string; bytes: number; mode: VideoFault },
+  job: { id: string; bytes: number; mode: VideoFault; /** `sim:rate=`: bytes per second. */ rate?: number },
   hooks: { log: (msg: string, fields?: object) => void; started?: () => void; completed?: () => void },
 ): Promise<void> {
   const { id, mode } = job;
@@ -428,7 +509,7 @@ export async function serveVideo(
     source = video.stream(range);
   }
   try {
-    await pipeline(source, res);
+    await (job.rate ? pipeline(source, throttle(job.rate, res), res) : pipeline(source, res));
     hooks.completed?.();
     log('video download completed', { id, bytes: video.size });
   } catch (err) {
@@ -442,7 +523,11 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
   const callbackTimeoutMs = options.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
   const random = seededRandom(options.seed ?? 1);
   let serverFaults: SimFaults = { ...options.faults };
-  const tasks = new Map<string, SimTaskRecord>();
+  const state: SimState<SimTaskRecord> | undefined = options.persistIn
+    ? openSimState({ dir: options.persistIn, name: 'duomi', job: simTaskRecordSchema })
+    : undefined;
+  const tasks = new Map<string, SimTaskRecord>(state?.jobs);
+  const keep = (task: SimTaskRecord) => state?.put(task.id, task);
   const stats: SimStats = {
     submitsReceived: 0,
     submitsAccepted: 0,
@@ -497,6 +582,10 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
       });
       await res.arrayBuffer().catch(() => undefined);
       stats.callbacksSent++;
+      if (res.ok && (body.state === 'succeeded' || body.state === 'error') && !task.finalCallbackDelivered) {
+        task.finalCallbackDelivered = true;
+        keep(task);
+      }
       log('callback sent', { id: task.id, state: body.state, status: res.status });
     } catch (err) {
       stats.callbacksFailed++;
@@ -511,6 +600,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     task.finishedAt = Date.now();
     if (state === 'succeeded') task.progress = 100;
     else task.progress = before.progress;
+    keep(task);
     log('task finished', { id: task.id, state, message });
     if (task.faults.callback === 'drop') return;
     const final = view(task);
@@ -522,19 +612,22 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     }
   };
 
+  /** The render's steps, timed from the submit: a job kept across a restart picks up where its clock is. */
   const startRender = (task: SimTaskRecord): void => {
     const ms = task.renderMs;
-    later(Math.min(ms * 0.2, 2000), () => {
+    const at = (offset: number, fn: () => void) => later(Math.max(0, task.createdAt + offset - Date.now()), fn);
+    at(Math.min(ms * 0.2, 2000), () => {
       if (task.state === 'pending') task.state = 'running';
     });
-    later(ms / 2, () => {
+    at(ms / 2, () => {
       if (task.state === 'pending') task.state = 'running';
-      if (task.state !== 'running') return;
+      if (task.state !== 'running' || task.progress >= 50) return;
       task.progress = 50;
+      keep(task);
       if (task.faults.callback !== 'drop') void postCallback(task, view(task));
     });
     if (task.faults.render === 'stall') return;
-    later(ms, () => {
+    at(ms, () => {
       if (task.faults.render === 'fail') void finish(task, 'error', 'simulated render failure: the video could not be generated');
       else void finish(task, 'succeeded', '');
     });
@@ -596,18 +689,18 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
       message: '',
       model,
       prompt,
-      callback_url: callbackUrl,
+      ...(callbackUrl !== undefined ? { callback_url: callbackUrl } : {}),
       body: fields,
-      authorization: req.headers.authorization,
+      ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
       faults,
       renderMs: faults.renderMs ?? defaultRenderMs,
       videoBytes: Math.max(minimum, requested),
       videoUrl: `${baseUrl}/files/${id}.mp4`,
       createdAt: Date.now(),
-      finishedAt: undefined,
       callbacks: [],
     };
     tasks.set(id, task);
+    keep(task);
     stats.submitsAccepted++;
     log('task accepted', { id, model, faults });
     sendAccepted(res, faults.submit, { id });
@@ -628,7 +721,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     if (!task || task.state !== 'succeeded' || task.faults.video === 'gone') {
       throw new HttpError(404, 'not_found', `video ${id} not found`);
     }
-    await serveVideo(req, res, { id, bytes: task.videoBytes, mode: task.faults.video ?? 'ok' }, {
+    await serveVideo(req, res, { id, bytes: task.videoBytes, mode: task.faults.video ?? 'ok', rate: task.faults.rate }, {
       log,
       started: () => stats.videoDownloadsStarted++,
       completed: () => stats.videoDownloadsCompleted++,
@@ -671,18 +764,25 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     socket.once('close', () => sockets.delete(socket));
   });
 
-  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('simulated upstream has no TCP address');
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  baseUrl = `http://${host}:${address.port}`;
-  log('simulated upstream listening', { url: baseUrl });
+  const listenHost = options.host ?? '127.0.0.1';
+  const port = await listenRemembered(server, listenHost, state, options.port, log);
+  const host = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+  baseUrl = `http://${host}:${port}`;
+  log('simulated upstream listening', { url: baseUrl, keptJobs: state?.jobs.size ?? 0 });
+
+  const resume = () => {
+    for (const task of tasks.values()) {
+      if (task.state === 'pending' || task.state === 'running') startRender(task);
+      else if (task.callback_url && task.faults.callback !== 'drop' && !task.finalCallbackDelivered) void postCallback(task, view(task));
+    }
+  };
+  if (state?.jobs.size) void Promise.resolve(options.resumeWhen).then(resume, () => undefined);
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= new Promise<void>((resolve) => {
       closing.abort();
+      state?.close();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       server.close(() => resolve());
@@ -693,7 +793,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
 
   return {
     url: baseUrl,
-    port: address.port,
+    port,
     setFaults(faults: SimFaults) {
       serverFaults = { ...faults };
     },

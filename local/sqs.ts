@@ -4,6 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
+import * as z from 'zod/mini';
+import { DataDirError, displayPath } from './data-dir';
 
 /**
  * The local stand-in for SQS and Lambda's SQS event source: an HTTP server speaking the
@@ -137,10 +139,43 @@ interface Queue {
   activeBatches: number;
 }
 
-interface PersistedState {
-  version: 1;
-  queues: { name: string; createdAt: number; settings: QueueSettings; messages: StoredMessage[] }[];
-}
+const wireAttributeSchema = z.object({ DataType: z.string(), StringValue: z.optional(z.string()), BinaryValue: z.optional(z.string()) });
+
+/** `sqs.json`: the queues and their messages; `delivering` names the messages a consumer call held when it was written. */
+const persistedStateSchema = z.object({
+  version: z.literal(1),
+  queues: z.array(
+    z.object({
+      name: z.string(),
+      createdAt: z.number(),
+      settings: z.object({
+        visibilityTimeoutSeconds: z.number(),
+        maxReceiveCount: z.optional(z.number()),
+        deadLetterQueue: z.optional(z.string()),
+        batchSize: z.number(),
+        maxConcurrency: z.number(),
+        reportBatchItemFailures: z.boolean(),
+      }),
+      messages: z.array(
+        z.object({
+          id: z.string(),
+          body: z.string(),
+          md5OfBody: z.string(),
+          attributes: z.record(z.string(), wireAttributeSchema),
+          md5OfAttributes: z.optional(z.string()),
+          traceHeader: z.optional(z.string()),
+          sentAt: z.number(),
+          visibleAt: z.number(),
+          receiveCount: z.number(),
+          firstReceiveAt: z.optional(z.number()),
+          deadLetterSourceArn: z.optional(z.string()),
+        }),
+      ),
+      delivering: z.optional(z.array(z.string())),
+    }),
+  ),
+});
+type PersistedState = z.infer<typeof persistedStateSchema>;
 
 const ACCOUNT_ID = '000000000000';
 const SENDER_ID = 'AIDALOCALSQSSENDER000';
@@ -562,6 +597,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
         createdAt: q.createdAt,
         settings: q.settings,
         messages: [...q.messages.values()],
+        delivering: [...q.delivering],
       })),
     };
     try {
@@ -584,15 +620,38 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    const state = JSON.parse(text) as PersistedState;
-    if (state.version !== 1) throw new Error(`${stateFile}: unknown version ${String(state.version)}`);
+    const bad = (problem: string) =>
+      new DataDirError(
+        `${displayPath(stateFile)} is ${problem}. It holds the local queues: delete it to start with empty queues ` +
+          '(the reconciler sends lost archive and webhook jobs again, within a lease period of 16 minutes).',
+      );
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw bad(text.trim() === '' ? 'empty' : 'not valid JSON');
+    }
+    const parsed = persistedStateSchema.safeParse(json);
+    if (!parsed.success) throw bad(`not what the local SQS wrote (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`);
+    const state: PersistedState = parsed.data;
     let pending = 0;
+    let resumed = 0;
+    const now = Date.now();
     for (const saved of state.queues) {
       const queue = addQueue(saved.name, saved.settings, saved.createdAt);
-      for (const message of saved.messages) queue.messages.set(message.id, message);
+      const held = new Set(saved.delivering ?? []);
+      for (const message of saved.messages) {
+        // A consumer call that held it died with the last process: deliver it again now, not
+        // after its visibility timeout (90 minutes for the archive queue).
+        if (held.has(message.id) && message.visibleAt > now) {
+          message.visibleAt = now;
+          resumed++;
+        }
+        queue.messages.set(message.id, message);
+      }
       pending += saved.messages.length;
     }
-    log('sqs state restored', { file: stateFile, queues: state.queues.length, messages: pending });
+    log('sqs state restored', { file: stateFile, queues: state.queues.length, messages: pending, redeliveredNow: resumed });
   }
 
   function counts(name: string): QueueCounts {

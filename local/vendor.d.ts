@@ -28,6 +28,7 @@ declare module 's3rver' {
     constructor(options: S3rverOptions);
     run(): Promise<AddressInfo>;
     httpServer?: Server;
+    store: import('./embedded-aws').S3rverStore;
     close(): Promise<void>;
   }
 }
