@@ -169,10 +169,14 @@ async function startWithin(
 
   // Handlers are loaded once the environment below is complete; until then nothing calls them.
   let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll' | 'console', (event: any, context: any) => Promise<any>>;
+  // Messages kept from the last run are delivered at once; their handlers wait for the end of
+  // this start (handlers loaded, dead workers' leases handed back).
   const consumer =
     (name: 'archive' | 'notify' | 'poll') =>
-    (event: SQSEvent): Promise<SQSBatchResponse | void> =>
-      lambdas[name](event, lambdaContext(name, 900_000));
+    async (event: SQSEvent): Promise<SQSBatchResponse | void> => {
+      await resumeWhen;
+      return lambdas[name](event, lambdaContext(name, 900_000));
+    };
 
   const sqs = await startLocalSqs({ host, dataDir: join(dataDir, 'queues'), log, timeScale: options.queueTimeScale });
   started.push(() => sqs.close());
