@@ -52,6 +52,8 @@ const NOTIFY_LOG_KEEP = 30;
 export const NOTIFY_GRACE_MS = 5 * 60_000;
 /** How long an archive job may hold a task before another worker may take it over. */
 export const ARCHIVE_LEASE_MS = 16 * 60_000;
+/** How long a submit may hold a task before each upstream call: that call's timeout, and room for the writes around it. */
+export const submitLeaseMs = (upstreamTimeoutMs: number) => upstreamTimeoutMs + 30_000;
 
 /** Where a routing step left the task: the route and upstream it is with, and the attempts it made. */
 export interface Routing {
@@ -178,24 +180,49 @@ export class TaskStore {
     return Items.map((i) => taskRecordSchema.parse(i));
   }
 
-  /** The upstream accepted the task (or, after an ambiguous answer, was found to hold its job). */
+  /**
+   * Take a queued task for `leaseMs`, to hand it to an upstream: of any number of workers
+   * trying at once, one gets the task back, the others undefined. Without `held`, the task
+   * must be due and nobody's; with `held` (the `submit_lease_until` the caller's claim set),
+   * the caller renews its own claim, before its next route. The lease must outlast the
+   * upstream call, so that nobody submits a task whose submit may still be answered; should
+   * the worker die, the task is due again when the lease ends. Creating a task with
+   * `submit_lease_until` set is its first claim.
+   */
+  claimSubmit(id: string, leaseMs: number, held?: number) {
+    const now = this.now();
+    return this.change(id, {
+      from: ['queued'],
+      set: { submit_lease_until: now + leaseMs, due_at: now + leaseMs },
+      ...(held === undefined
+        ? {
+            condition: '(attribute_not_exists(#slease) OR #slease < :now) AND #due <= :now',
+            names: { '#slease': 'submit_lease_until', '#due': 'due_at' },
+            values: { ':now': now },
+          }
+        : { condition: '#slease = :held', names: { '#slease': 'submit_lease_until' }, values: { ':held': held } }),
+    });
+  }
+
+  /** The upstream accepted the task (or, after an ambiguous answer, was found to hold its job); the submit claim ends. */
   markSubmitted(id: string, upstreamId: string, nextCheckAt: number, routing?: Routing) {
     const now = this.now();
     const r = routingChange(routing);
     return this.change(id, {
       from: ['queued'],
       set: { state: 'submitted', upstream_id: upstreamId, heard_at: now, due_at: nextCheckAt, ...r.set },
-      remove: ['upstream_message'],
+      remove: ['upstream_message', 'submit_lease_until'],
       append: r.append,
     });
   }
 
-  /** No upstream took the task now (or one may have, and is waited for): try again at `nextAt`. */
+  /** No upstream took the task now (or one may have, and is waited for): try again at `nextAt`; the submit claim ends. */
   deferSubmit(id: string, attempts: number, nextAt: number, reason: string, routing?: Routing) {
     const r = routingChange(routing);
     return this.change(id, {
       from: ['queued'],
       set: { submit_attempts: attempts, due_at: nextAt, upstream_message: reason, ...r.set },
+      remove: ['submit_lease_until'],
       append: r.append,
     });
   }
@@ -351,7 +378,7 @@ export class TaskStore {
         completed_at: now,
         ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
       },
-      remove: notify ? ['archive_lease_until'] : ['archive_lease_until', 'open', 'due_at'],
+      remove: notify ? ['archive_lease_until', 'submit_lease_until'] : ['archive_lease_until', 'submit_lease_until', 'open', 'due_at'],
       append,
     });
   }

@@ -67,6 +67,9 @@ function conditionHolds(item: Record<string, any> | undefined, input: UpdateComm
   if (from.length && !from.includes(item.state)) return false;
   if (condition.includes('#progress <= :progress') && item.progress !== undefined && !(item.progress <= values[':progress'])) return false;
   if (condition.includes('#lease < :now') && item.archive_lease_until !== undefined && !(item.archive_lease_until < values[':now'])) return false;
+  if (condition.includes('#slease < :now') && item.submit_lease_until !== undefined && !(item.submit_lease_until < values[':now'])) return false;
+  if (condition.includes('#due <= :now') && !(item.due_at <= values[':now'])) return false;
+  if (condition.includes('#slease = :held') && item.submit_lease_until !== values[':held']) return false;
   if (condition.includes('#notify = :pending') && item.notify_status !== values[':pending']) return false;
   return true;
 }

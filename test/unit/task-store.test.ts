@@ -178,6 +178,65 @@ describe('TaskStore.deferSubmit', () => {
   });
 });
 
+describe('TaskStore.claimSubmit', () => {
+  /** A queued task the upstream did not take, due again now. */
+  const deferred = async () => {
+    const t = await created();
+    await store.deferSubmit(t.id, 1, clock.now(), 'upstream answered 503');
+    return t;
+  };
+
+  it('of ten workers claiming a due task at once, exactly one gets it, with the lease recorded', async () => {
+    const t = await deferred();
+    const claims = await Promise.all(Array.from({ length: 10 }, () => store.claimSubmit(t.id, 45_000)));
+    const won = claims.filter((c) => c !== undefined);
+    expect(won).toHaveLength(1);
+    expect(won[0]).toMatchObject({ state: 'queued', submit_lease_until: clock.now() + 45_000, due_at: clock.now() + 45_000 });
+  });
+
+  it('a held task cannot be claimed until its lease has run out, then it can', async () => {
+    const t = await deferred();
+    expect(await store.claimSubmit(t.id, 45_000)).toBeDefined();
+    clock.advance(44_999);
+    expect(await store.claimSubmit(t.id, 45_000)).toBeUndefined();
+    clock.advance(2);
+    expect(await store.claimSubmit(t.id, 45_000)).toMatchObject({ submit_lease_until: clock.now() + 45_000 });
+  });
+
+  it('a task just created holds its own claim (its submit is under way)', async () => {
+    const now = clock.now();
+    const t = await created({ submit_lease_until: now + 45_000, due_at: now + 45_000 });
+    clock.advance(45_000);
+    expect(await store.claimSubmit(t.id, 45_000)).toBeUndefined();
+    clock.advance(1);
+    expect(await store.claimSubmit(t.id, 45_000)).toBeDefined();
+  });
+
+  it('does not take a queued task before it is due (its backoff stands)', async () => {
+    const t = await created();
+    await store.deferSubmit(t.id, 1, clock.now() + 30_000, 'upstream answered 503');
+    expect(await store.claimSubmit(t.id, 45_000)).toBeUndefined();
+  });
+
+  it('is released by markSubmitted and deferSubmit, and by failing the task', async () => {
+    const a = await deferred();
+    await store.claimSubmit(a.id, 45_000);
+    expect(await store.deferSubmit(a.id, 2, clock.now(), 'upstream answered 503')).not.toHaveProperty('submit_lease_until');
+    expect(await store.claimSubmit(a.id, 45_000)).toBeDefined();
+    expect(await store.markSubmitted(a.id, 'up-1', clock.now() + 300_000)).not.toHaveProperty('submit_lease_until');
+
+    const b = await deferred();
+    await store.claimSubmit(b.id, 45_000);
+    expect(await store.markFailed(b, 'upstream_rejected', 'no')).not.toHaveProperty('submit_lease_until');
+  });
+
+  it('cannot take a task that has left the queue', async () => {
+    const t = await deferred();
+    await store.markSubmitted(t.id, 'up-1', clock.now());
+    expect(await store.claimSubmit(t.id, 45_000)).toBeUndefined();
+  });
+});
+
 describe('TaskStore.recordProgress', () => {
   it('moves the task in progress and raises its progress', async () => {
     const t = await created();

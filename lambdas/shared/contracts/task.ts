@@ -49,6 +49,8 @@ export const taskRecordSchema = z.object({
   /** Last time the upstream told us anything (callback or poll). */
   heard_at: z.optional(z.number()),
   submit_attempts: z.number(),
+  /** While set and in the future, one worker is handing the task to an upstream; nobody else may. */
+  submit_lease_until: z.optional(z.number()),
   /** The operator's name of the upstream holding the task's job (older records: the one upstream). */
   upstream: z.optional(z.string()),
   /** Index in the model's routes of the route serving the task. */

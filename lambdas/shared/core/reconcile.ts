@@ -69,9 +69,9 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
 
   switch (task.state) {
     case 'queued':
-      if (late) return timeout();
-      summary.resubmitted++;
-      await submitUpstream(task, d);
+      // A submit still in flight ends its claim itself (its deferral is due by the deadline).
+      if (late && (task.submit_lease_until ?? 0) < now) return timeout();
+      if (await submitUpstream(task, d)) summary.resubmitted++;
       return;
     case 'submitted':
     case 'in_progress': {

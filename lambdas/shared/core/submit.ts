@@ -6,6 +6,7 @@ import { ApiError, header, json, parseJsonBody, parseWith, type HttpEvent, type 
 import { MAX_IDEMPOTENCY_KEY, fingerprint } from '../idempotency';
 import { newTaskId } from '../ids';
 import { logger } from '../logger';
+import { submitLeaseMs } from '../task-store';
 import { checkUrl, clientUrlPolicy } from '../outbound';
 import type { RouteConfig } from '../catalog';
 import type { UpstreamJob } from '../providers/provider';
@@ -46,9 +47,10 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
   }
 
   const task = newTask(id, key.key_hash, request, now, d.config);
+  // Writing the task is its first submit claim: a reconcile run finds it held until the lease ends.
   if (!(await d.store.create(task))) return answer((await d.store.get(id))!, headers);
   record(metric.tasksSubmitted, 1, unit.Count, { model: task.model });
-  const outcome = await submitUpstream(task, d);
+  const outcome = await submitUpstream(task, d, { heldLease: task.submit_lease_until });
   return answer(outcome ?? task, headers);
 }
 
@@ -78,6 +80,7 @@ function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
 
 function newTask(id: string, owner: string, r: SubmitRequest, now: number, config: SubmitNeeds['config']): TaskRecord {
   const firstRoute = config.catalog.models[r.model]!.routes[0]!;
+  const lease = submitLeaseMs(config.UPSTREAM_TIMEOUT_MS);
   return {
     id,
     owner,
@@ -96,8 +99,9 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
     deadline_at: now + config.TASK_DEADLINE_SECONDS * 1000,
     submit_attempts: 0,
     open: 'open',
-    // Should this request die before the upstream answers, the reconciler picks the task up.
-    due_at: now + config.UPSTREAM_TIMEOUT_MS + 30_000,
+    // Should this request die before the upstream answers, the reconciler picks the task up then.
+    submit_lease_until: now + lease,
+    due_at: now + lease,
     expires_at: Math.floor(now / 1000) + config.TASK_RETENTION_DAYS * 86400,
   };
 }
@@ -128,14 +132,31 @@ function routesOf(task: TaskRecord, d: UpstreamNeeds): RouteConfig[] {
 const registryOf = (d: UpstreamNeeds): UpstreamRegistry => d.upstreams;
 
 /**
- * Hand a queued task to the first route that takes it (see `router.ts`). Taken: `submitted`,
+ * Hand a queued task to the first route that takes it (see `router.ts`), each upstream call
+ * made under the task's submit claim (`TaskStore.claimSubmit`), so that of overlapping workers
+ * (reconcile runs, a reconcile run and the client's own submit) exactly one calls an upstream;
+ * undefined for the others. `heldLease`: the caller holds the claim already (it just created
+ * the task with that `submit_lease_until`). Taken: `submitted`,
  * with the route, its upstream and its model id. Refused for good: `failed` with the
  * upstream's reason. Held after an ambiguous answer: stays `queued`, due when that upstream
  * is to be asked again. Every route down, slow or rate-limited: stays `queued`, due again
  * after a backoff (never sooner than an upstream's Retry-After). Every attempt is recorded.
  */
-export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds): Promise<TaskRecord | undefined> {
+export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options: { heldLease?: number } = {}): Promise<TaskRecord | undefined> {
   const attempts = task.submit_attempts + 1;
+  const leaseMs = submitLeaseMs(d.config.UPSTREAM_TIMEOUT_MS);
+  let held = options.heldLease;
+  // A task just created is claimed already: its first route needs no second write.
+  let fresh = held !== undefined;
+  const claim = async () => {
+    if (fresh) {
+      fresh = false;
+      return true;
+    }
+    const claimed = await d.store.claimSubmit(task.id, leaseMs, held);
+    held = claimed?.submit_lease_until;
+    return claimed !== undefined;
+  };
   const routes = routesOf(task, d);
   const upstreams = registryOf(d);
   const callback = callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id);
@@ -145,7 +166,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds): Promis
       upstreams,
       circuits: d.circuits,
       now: () => d.store.now(),
-      claim: async () => true,
+      claim,
       ambiguousWaitMs: d.config.AMBIGUOUS_WAIT_SECONDS * 1000,
       findJobAfterMs: d.config.FIND_JOB_AFTER_SECONDS * 1000,
     });
@@ -197,7 +218,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds): Promis
       return d.store.deferSubmit(task.id, attempts, Math.min(now + delay * 1000, task.deadline_at), result.reason, { attempts: result.attempts });
     }
     case 'busy':
-      return d.store.get(task.id);
+      return undefined;
   }
 }
 
