@@ -253,6 +253,8 @@ export class GatewayStack extends Stack {
         resources: [bucket.arnForObjects(`${videoKeyPrefix}*`)],
       }),
     );
+    // HeadObject (s3:GetObject): a retried attempt looks for the video an earlier one stored before fetching it again.
+    archive.role.addToPrincipalPolicy(readVideos);
     // A failed copy re-queues its own next attempt with a backoff delay; a finished task queues its webhook.
     archiveQueue.grantSendMessages(archive.function);
     notifyQueue.grantSendMessages(archive.function);

@@ -41,6 +41,31 @@ export const SHORT_VIDEO_TOLERANCE_SECONDS = 0.5;
 export const isShortVideo = (requestedSeconds: number, measuredSeconds: number | undefined) =>
   measuredSeconds !== undefined && measuredSeconds < requestedSeconds - SHORT_VIDEO_TOLERANCE_SECONDS;
 
+/** A video's facts as task attributes: one mapping for recording them, finishing with them and reading them back. */
+const videoAttributes = (video: VideoFacts) => ({
+  video_key: video.key,
+  video_bytes: video.bytes,
+  video_sha256: video.sha256,
+  video_content_type: video.contentType,
+  ...measured(video),
+});
+const noVideo: VideoFacts = { key: '', bytes: 0, sha256: '', contentType: '' };
+
+/** The video an archive attempt recorded (`recordVideo`) or stored, if any. */
+export function recordedVideo(task: TaskRecord): VideoFacts | undefined {
+  if (task.video_key === undefined || task.video_bytes === undefined || task.video_sha256 === undefined) return undefined;
+  return {
+    key: task.video_key,
+    bytes: task.video_bytes,
+    sha256: task.video_sha256,
+    contentType: task.video_content_type ?? 'video/mp4',
+    durationSeconds: task.video_duration_seconds,
+    width: task.video_width,
+    height: task.video_height,
+    codec: task.video_codec,
+  };
+}
+
 export interface NotifyAttempt {
   attempt: number;
   outcome: string;
@@ -290,17 +315,25 @@ export class TaskStore {
     });
   }
 
+  /**
+   * The video passed every check and is about to appear in the bucket: its facts are recorded
+   * first (the task still `archiving`), so that an attempt that dies after storing it leaves
+   * the next attempt what it needs to finish from the stored object. Only the worker holding
+   * the lease that ends at `leaseUntil` may record.
+   */
+  recordVideo(id: string, video: VideoFacts, leaseUntil: number) {
+    return this.change(id, {
+      from: ['archiving'],
+      set: videoAttributes(video),
+      condition: '#lease = :lease',
+      names: { '#lease': 'archive_lease_until' },
+      values: { ':lease': leaseUntil },
+    });
+  }
+
   /** The video is in the bucket. */
   markSucceeded(task: Finishing, video: VideoFacts) {
-    return this.finish(task, ['archiving'], {
-      state: 'succeeded',
-      progress: 100,
-      video_key: video.key,
-      video_bytes: video.bytes,
-      video_sha256: video.sha256,
-      video_content_type: video.contentType,
-      ...measured(video),
-    });
+    return this.finish(task, ['archiving'], { state: 'succeeded', progress: 100, ...videoAttributes(video) });
   }
 
   /**
@@ -313,11 +346,8 @@ export class TaskStore {
     message: string,
     from: readonly TaskState[] = ['queued', 'submitted', 'in_progress', 'archiving'],
   ) {
-    return this.finish(task, from, {
-      state: 'failed',
-      error_code: code,
-      error_message: message,
-    });
+    // A video recorded by an attempt that never stored it is not the task's.
+    return this.finish(task, from, { state: 'failed', error_code: code, error_message: message }, undefined, Object.keys(videoAttributes(noVideo)));
   }
 
   /**
@@ -367,7 +397,7 @@ export class TaskStore {
     );
   }
 
-  private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>, append?: Change['append']) {
+  private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>, append?: Change['append'], remove: readonly string[] = []) {
     const now = this.now();
     // A task with a webhook stays open until the notification is delivered or given up.
     const notify = task.callback_url !== undefined;
@@ -378,7 +408,7 @@ export class TaskStore {
         completed_at: now,
         ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
       },
-      remove: notify ? ['archive_lease_until', 'submit_lease_until'] : ['archive_lease_until', 'submit_lease_until', 'open', 'due_at'],
+      remove: [...remove, 'archive_lease_until', 'submit_lease_until', ...(notify ? [] : ['open', 'due_at'])],
       append,
     });
   }

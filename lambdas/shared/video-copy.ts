@@ -92,12 +92,13 @@ async function inspect(o: VideoCopyOptions, object: GetObjectCommandOutput, key:
     (body as unknown as { destroy(): void }).destroy();
     throw new ArchiveError(`the video is ${declared} bytes, over the ${o.maxBytes}-byte cap`);
   }
-  const inspector = new VideoInspector(o.maxBytes, declared);
+  let problem: ArchiveError | undefined;
+  const inspector = new VideoInspector(o.maxBytes, declared, (p) => (problem ??= p));
   const discard = new Writable({ write: (_chunk, _enc, done) => done() });
   try {
     await pipeline(body, inspector, discard);
   } catch (error) {
-    throw inspector.problem ?? new ArchiveError((error as Error).message);
+    throw problem ?? new ArchiveError((error as Error).message);
   }
   return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4', ...inspector.measured };
 }

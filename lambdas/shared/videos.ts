@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { logger } from './logger';
 import { Mp4Error, Mp4Probe, type Mp4Facts } from './mp4-probe';
@@ -25,6 +33,15 @@ export interface VideoStoreOptions {
   timeoutMs: number;
 }
 
+export interface ArchiveOptions {
+  /**
+   * Called once every byte has passed the checks, right before the object appears in the
+   * bucket (before CompleteMultipartUpload, or the single PutObject of a small video). A throw
+   * abandons the upload, and is what `archive` throws.
+   */
+  beforeStore?: (video: VideoFacts) => Promise<void>;
+}
+
 /** Writes videos into the bucket (the archive worker's half; links are `VideoLinks`). */
 export class VideoStore {
   constructor(private readonly o: VideoStoreOptions) {}
@@ -33,8 +50,9 @@ export class VideoStore {
    * Stream the video at `sourceUrl` into the bucket under `key`, never holding it whole.
    * It must look like a video (content type and an MP4 `ftyp` box), stay under the size cap
    * and arrive complete; otherwise the multipart upload is abandoned and no object appears.
+   * A failure reports its first cause, from whichever side it came: the download or the bucket.
    */
-  async archive(sourceUrl: string, key: string): Promise<VideoFacts> {
+  async archive(sourceUrl: string, key: string, options: ArchiveOptions = {}): Promise<VideoFacts> {
     const response = await openGet(sourceUrl, { policy: this.o.policy, timeoutMs: this.o.timeoutMs });
     const { status, headers, body } = response;
     const contentType = String(headers['content-type'] ?? 'application/octet-stream').split(';')[0]!.trim();
@@ -48,10 +66,27 @@ export class VideoStore {
     if (declared !== undefined && declared > this.o.maxBytes)
       refuse(`the video is ${declared} bytes, over the ${this.o.maxBytes}-byte cap`);
 
-    const inspector = new VideoInspector(this.o.maxBytes, declared);
+    // When one side fails, the other fails after it ("aborted", or the upload's own abort
+    // failing): the first failure noted is the cause.
+    let cause: Error | undefined;
+    const note = (error: Error) => {
+      cause ??= error;
+    };
+    const inspector = new VideoInspector(this.o.maxBytes, declared, note);
     pipeline(body, inspector, () => undefined); // errors reach the upload through the inspector
+    const facts = (): VideoFacts => ({ key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4', ...inspector.measured });
     const upload = new Upload({
-      client: this.o.s3,
+      client: watchedClient(this.o.s3, {
+        beforeStore: async () => {
+          try {
+            await options.beforeStore?.(facts());
+          } catch (error) {
+            note(error as Error);
+            throw error;
+          }
+        },
+        refused: (what, error) => note(new ArchiveError(`the bucket refused ${what}: ${describeS3Error(error)}`)),
+      }),
       params: { Bucket: this.o.bucket, Key: key, Body: inspector, ContentType: 'video/mp4' },
       partSize: UPLOAD_PART_BYTES,
       queueSize: UPLOAD_QUEUE_SIZE,
@@ -60,14 +95,69 @@ export class VideoStore {
     try {
       await upload.done();
     } catch (error) {
-      // When the transfer breaks, the upload's own abort may fail too and hide the cause:
-      // report what went wrong with the bytes first.
-      const cause = inspector.problem ?? (error as Error);
-      logger.warn('video archive failed', { key, cause: cause.message, uploadError: (error as Error).message });
-      throw cause instanceof ArchiveError ? cause : new ArchiveError(cause.message);
+      body.destroy();
+      const first = cause ?? new ArchiveError((error as Error).message);
+      logger.warn('video archive failed', { key, cause: first.message, uploadError: (error as Error).message });
+      throw first;
     }
-    return { key, bytes: inspector.bytes, sha256: inspector.digest(), contentType: 'video/mp4', ...inspector.measured! };
+    return facts();
   }
+
+  /**
+   * The video an earlier attempt stored under `expected.key`, when the object is there and
+   * complete: its size is the recorded one (and so is its SHA-256, where the bucket keeps a
+   * full-object SHA-256). Undefined when there is no such object, or it is not that video.
+   */
+  async findStored(expected: VideoFacts): Promise<VideoFacts | undefined> {
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await this.o.s3.send(new HeadObjectCommand({ Bucket: this.o.bucket, Key: expected.key, ChecksumMode: 'ENABLED' }));
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+    if (head.ContentLength !== expected.bytes) return undefined;
+    if (head.ChecksumSHA256 && head.ChecksumType === 'FULL_OBJECT' && Buffer.from(head.ChecksumSHA256, 'base64').toString('hex') !== expected.sha256)
+      return undefined;
+    return expected;
+  }
+}
+
+/** What each upload call is, in an error message. */
+function uploadStep(command: unknown): string | undefined {
+  if (command instanceof UploadPartCommand) return `part ${command.input.PartNumber}`;
+  if (command instanceof CreateMultipartUploadCommand) return 'the start of the upload';
+  if (command instanceof CompleteMultipartUploadCommand) return 'the completion of the upload';
+  if (command instanceof PutObjectCommand) return 'the object';
+  return undefined;
+}
+
+const describeS3Error = (error: unknown) => {
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  return `${status ? `${status} ` : ''}${e.name ?? 'Error'}: ${e.message ?? ''}`.trim();
+};
+
+/**
+ * The S3 client as one upload sees it: `beforeStore` runs right before the call that makes
+ * the object appear, and each refusal of an upload call is reported with what it refused.
+ */
+function watchedClient(client: S3Client, watch: { beforeStore(): Promise<void>; refused(what: string, error: unknown): void }): S3Client {
+  return new Proxy(client, {
+    get(target, property) {
+      if (property !== 'send') return Reflect.get(target, property, target);
+      return async (command: Parameters<S3Client['send']>[0], ...rest: unknown[]) => {
+        if (command instanceof CompleteMultipartUploadCommand || command instanceof PutObjectCommand) await watch.beforeStore();
+        try {
+          return await (target.send as (...args: unknown[]) => Promise<unknown>)(command, ...rest);
+        } catch (error) {
+          const what = uploadStep(command);
+          if (what) watch.refused(what, error);
+          throw error;
+        }
+      };
+    },
+  });
 }
 
 /**
@@ -79,7 +169,7 @@ export class VideoInspector extends Transform {
   /** Set once the last byte has passed and the boxes made a whole movie. */
   measured: Mp4Facts | undefined;
   private readonly probe = new Mp4Probe();
-  problem: ArchiveError | undefined;
+  private problem: ArchiveError | undefined;
   private readonly hash = createHash('sha256');
   private head = Buffer.alloc(0);
   private sha256: string | undefined;
@@ -87,6 +177,7 @@ export class VideoInspector extends Transform {
   constructor(
     private readonly maxBytes: number,
     private readonly declared: number | undefined,
+    private readonly report: (problem: ArchiveError) => void,
   ) {
     super();
   }
@@ -126,7 +217,7 @@ export class VideoInspector extends Transform {
   }
 
   override _destroy(error: Error | null, done: (error: Error | null) => void) {
-    if (error && !this.problem) this.problem = new ArchiveError(`the download broke off after ${this.bytes} bytes: ${error.message}`);
+    if (error && !this.problem) this.fail(`the download broke off after ${this.bytes} bytes: ${error.message}`);
     done(error);
   }
 
@@ -137,6 +228,7 @@ export class VideoInspector extends Transform {
 
   private fail(message: string) {
     this.problem = new ArchiveError(message);
+    this.report(this.problem);
     return this.problem;
   }
 }

@@ -89,7 +89,7 @@ const expectedAccess: Record<LambdaName, string[]> = {
   submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue', 'send pollQueue'],
   query: ['read table', 'read videoBucket/videos/*'],
   callback: ['write table', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
-  archive: ['consume archiveQueue', 'write table', 'upload videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
+  archive: ['consume archiveQueue', 'write table', 'upload videoBucket/videos/*', 'read videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
   notify: ['consume notifyQueue', 'write table', 'read videoBucket/videos/*', 'send notifyQueue'],
   reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
   poll: ['consume pollQueue', 'write table', 'read upstreamKey', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
@@ -118,10 +118,10 @@ describe('least privilege', () => {
     expect([...access].sort()).toEqual(['log ownLogGroup', 'trace', ...expectedAccess[name]].sort());
   });
 
-  it('only the archive Lambda may write videos, and it may not read or delete them', () => {
+  it('only the archive Lambda may write videos; it may look at them (HeadObject) but not delete them', () => {
     const archive = statementsOf('archive').filter((st) => asArray(st.Action).some((a) => a.startsWith('s3:')));
     expect(archive.flatMap((st) => asArray(st.Action)).sort()).toEqual(
-      ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject'].sort(),
+      ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject'].sort(),
     );
     for (const name of lambdaNames.filter((n) => n !== 'archive'))
       expect(statementsOf(name).flatMap((st) => asArray(st.Action))).not.toContain('s3:PutObject');

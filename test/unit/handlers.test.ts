@@ -67,6 +67,7 @@ function conditionHolds(item: Record<string, any> | undefined, input: UpdateComm
   if (from.length && !from.includes(item.state)) return false;
   if (condition.includes('#progress <= :progress') && item.progress !== undefined && !(item.progress <= values[':progress'])) return false;
   if (condition.includes('#lease < :now') && item.archive_lease_until !== undefined && !(item.archive_lease_until < values[':now'])) return false;
+  if (condition.includes('#lease = :lease') && item.archive_lease_until !== values[':lease']) return false;
   if (condition.includes('#slease < :now') && item.submit_lease_until !== undefined && !(item.submit_lease_until < values[':now'])) return false;
   if (condition.includes('#due <= :now') && !(item.due_at <= values[':now'])) return false;
   if (condition.includes('#slease = :held') && item.submit_lease_until !== values[':held']) return false;
@@ -170,7 +171,7 @@ type Queues = Gateway['queues'];
 interface Harness extends Gateway {
   provider: UpstreamProvider & { submit: Mock<UpstreamProvider['submit']>; status: Mock<UpstreamProvider['status']> };
   queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']>; poll: Mock<Queues['poll']> };
-  archiver: VideoStore & { archive: Mock<VideoStore['archive']> };
+  archiver: VideoStore & { archive: Mock<VideoStore['archive']>; findStored: Mock<VideoStore['findStored']> };
   clock: FakeClock;
 }
 
@@ -196,6 +197,7 @@ function gateway(env: Record<string, string> = {}): Harness {
   } as unknown as Harness['videos'];
   const archiver = {
     archive: vi.fn<VideoStore['archive']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 2048, sha256: 'ab'.repeat(32), contentType: 'video/mp4' })),
+    findStored: vi.fn<VideoStore['findStored']>(async () => undefined),
   } as unknown as Harness['archiver'];
   return {
     config,
@@ -811,9 +813,55 @@ describe('archiving a video', () => {
     const g = gateway();
     const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4', callback_url: 'https://hooks.example.com/v' });
     await archiveTask({ taskId: task.id, attempt: 1 }, g);
-    expect(g.archiver.archive).toHaveBeenCalledWith('https://cdn.duomi.example/v.mp4', `videos/${task.id}.mp4`);
+    expect(g.archiver.archive).toHaveBeenCalledWith('https://cdn.duomi.example/v.mp4', `videos/${task.id}.mp4`, { beforeStore: expect.any(Function) });
     expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', video_key: `videos/${task.id}.mp4`, video_bytes: 2048 });
     expect(g.queues.notify).toHaveBeenCalledExactlyOnceWith({ taskId: task.id, attempt: 1 });
+  });
+
+  it('that an earlier attempt stored (facts recorded, object found) finishes from the object, fetching nothing', async () => {
+    const g = gateway();
+    const stored = { video_key: 'videos/x.mp4', video_bytes: 4096, video_sha256: 'cd'.repeat(32), video_content_type: 'video/mp4' };
+    const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/gone.mp4', archive_attempts: 1, ...stored });
+    g.archiver.findStored.mockImplementationOnce(async (v) => v);
+    await archiveTask({ taskId: task.id, attempt: 2 }, g);
+    expect(g.archiver.findStored).toHaveBeenCalledExactlyOnceWith({ key: 'videos/x.mp4', bytes: 4096, sha256: 'cd'.repeat(32), contentType: 'video/mp4' });
+    expect(g.archiver.archive).not.toHaveBeenCalled();
+    expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', ...stored });
+  });
+
+  it('that an earlier attempt recorded but never stored is fetched again', async () => {
+    const g = gateway();
+    const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4', video_key: 'videos/x.mp4', video_bytes: 4096, video_sha256: 'cd'.repeat(32) });
+    await archiveTask({ taskId: task.id, attempt: 2 }, g);
+    expect(g.archiver.findStored).toHaveBeenCalledOnce();
+    expect(g.archiver.archive).toHaveBeenCalledOnce();
+    expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', video_bytes: 2048 });
+  });
+
+  it('records the video on the task before it is stored, and gives up the upload when another worker has taken the task', async () => {
+    const g = gateway();
+    const task = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4' });
+    const facts = { key: `videos/${task.id}.mp4`, bytes: 2048, sha256: 'ab'.repeat(32), contentType: 'video/mp4' };
+    let recorded: unknown;
+    g.archiver.archive.mockImplementationOnce(async (_url, _key, options) => {
+      await options!.beforeStore!(facts);
+      recorded = structuredClone(taskItem(task.id));
+      return facts;
+    });
+    await archiveTask({ taskId: task.id, attempt: 1 }, g);
+    expect(recorded).toMatchObject({ state: 'archiving', video_bytes: 2048, video_sha256: 'ab'.repeat(32) });
+
+    const other = seedTask(g, { state: 'archiving', upstream_video_url: 'https://cdn.duomi.example/v.mp4' });
+    g.archiver.archive.mockImplementationOnce(async (_url, _key, options) => {
+      // Meanwhile the lease ran out and another worker took the task over.
+      table.get(`TASK#${other.id}`)!.archive_lease_until = g.clock.now() + 1;
+      await options!.beforeStore!(facts);
+      return facts;
+    });
+    await archiveTask({ taskId: other.id, attempt: 1 }, g);
+    expect(taskItem(other.id)).toMatchObject({ state: 'archiving', archive_lease_until: g.clock.now() + 1 });
+    expect(taskItem(other.id)).not.toHaveProperty('video_key');
+    expect(g.queues.archive).not.toHaveBeenCalled();
   });
 
   it('is done by one worker only: a second job finds the task held', async () => {

@@ -6,7 +6,7 @@ import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lambdas/shared/contracts';
 import { tableSchema } from '../../lambdas/shared/table-schema';
-import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, type Clock, type VideoFacts, isShortVideo } from '../../lambdas/shared/task-store';
+import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, isShortVideo, recordedVideo, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
 import { taskRecord } from '../fixtures/task';
 
 let server: Server;
@@ -324,6 +324,34 @@ describe('TaskStore.claimArchive', () => {
     await store.markSucceeded(done, video);
     clock.advance(ARCHIVE_LEASE_MS * 2);
     expect(await store.claimArchive(done.id, 2)).toBeUndefined();
+  });
+});
+
+describe('TaskStore.recordVideo', () => {
+  it('records the video on the task, still archiving, for the worker holding the lease', async () => {
+    const t = await archiving();
+    const held = (await store.claimArchive(t.id, 1))!;
+    const recorded = await store.recordVideo(t.id, video, held.archive_lease_until!);
+    expect(recorded).toMatchObject({ state: 'archiving', video_key: video.key, video_bytes: video.bytes, video_sha256: video.sha256 });
+    expect(recordedVideo(recorded!)).toEqual(video);
+  });
+
+  it('is refused to a worker whose lease another has since taken over', async () => {
+    const t = await archiving();
+    const stale = (await store.claimArchive(t.id, 1))!;
+    clock.advance(ARCHIVE_LEASE_MS + 1);
+    await store.claimArchive(t.id, 2);
+    expect(await store.recordVideo(t.id, video, stale.archive_lease_until!)).toBeUndefined();
+    expect(recordedVideo((await store.get(t.id))!)).toBeUndefined();
+  });
+
+  it('does not outlive a failure: a failed task has no video', async () => {
+    const t = await archiving();
+    const held = (await store.claimArchive(t.id, 1))!;
+    await store.recordVideo(t.id, video, held.archive_lease_until!);
+    const failed = await store.markFailed(t, 'archive_failed', 'the bucket refused part 1');
+    expect(failed).not.toHaveProperty('video_key');
+    expect(recordedVideo(failed!)).toBeUndefined();
   });
 });
 

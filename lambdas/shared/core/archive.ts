@@ -1,7 +1,7 @@
 import type { ArchiveJob } from '../contracts/jobs';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
-import { isShortVideo } from '../task-store';
+import { isShortVideo, recordedVideo } from '../task-store';
 import { videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
@@ -9,26 +9,46 @@ import { metric, record, unit } from '../metrics';
 
 type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues'>;
 
+/** Another worker took the task over (this attempt outlived its lease): it is theirs to finish. */
+class ArchiveLeaseLost extends Error {}
+
 /**
  * One archive job: copy the finished video into the bucket, then mark the task succeeded.
- * A failed copy is retried with backoff; after the last attempt the task fails with
- * `archive_failed`. The upstream is never asked to render again.
+ * A video stored is a task succeeded: its facts are recorded before the object appears, and
+ * an attempt that finds the object an earlier one stored finishes from it, without fetching
+ * anything again (the upstream URL may be gone by then). A failed copy is retried with
+ * backoff; after the last attempt the task fails with `archive_failed`. The upstream is
+ * never asked to render again.
  */
 export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<void> {
   const task = await d.store.claimArchive(job.taskId, job.attempt);
   if (!task) return; // finished, failed, or another worker holds it
-  const source = task.upstream_video_url!;
+  const recorded = recordedVideo(task);
   try {
     const started = Date.now();
-    const stored = await d.archiver.archive(source, videoKey(task.id));
-    const video = { ...stored, short: isShortVideo(task.duration, stored.durationSeconds) };
-    const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-    record(metric.archiveBytes, video.bytes, unit.Bytes);
-    record(metric.archiveThroughput, video.bytes / seconds, unit.BytesPerSecond);
+    const stored = recorded && (await d.archiver.findStored(recorded));
+    const facts =
+      stored ??
+      (await d.archiver.archive(task.upstream_video_url!, videoKey(task.id), {
+        beforeStore: async (facts) => {
+          if (!(await d.store.recordVideo(task.id, facts, task.archive_lease_until!)))
+            throw new ArchiveLeaseLost('another worker took the task over');
+        },
+      }));
+    const video = { ...facts, short: isShortVideo(task.duration, facts.durationSeconds) };
+    if (!stored) {
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      record(metric.archiveBytes, video.bytes, unit.Bytes);
+      record(metric.archiveThroughput, video.bytes / seconds, unit.BytesPerSecond);
+    }
     const done = await d.store.markSucceeded(task, video);
-    logger.info('video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
+    logger.info(stored ? 'video found stored by an earlier attempt' : 'video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
     await afterFinish(done, d);
   } catch (error) {
+    if (error instanceof ArchiveLeaseLost) {
+      logger.warn('archive attempt outlived its lease, left to the worker holding it', { taskId: task.id, attempt: job.attempt });
+      return;
+    }
     const reason = (error as Error).message;
     const max = d.config.ARCHIVE_MAX_ATTEMPTS;
     if (job.attempt >= max) {
