@@ -212,6 +212,16 @@ describe('TaskStore.claimSubmit', () => {
     expect(await store.claimSubmit(t.id, 45_000)).toBeDefined();
   });
 
+  it('the holder renews its claim before its next route; a worker with another lease cannot', async () => {
+    const t = await deferred();
+    const first = (await store.claimSubmit(t.id, 45_000))!;
+    clock.advance(10_000);
+    expect(await store.claimSubmit(t.id, 45_000, first.submit_lease_until! - 1)).toBeUndefined();
+    const renewed = await store.claimSubmit(t.id, 45_000, first.submit_lease_until);
+    expect(renewed).toMatchObject({ submit_lease_until: clock.now() + 45_000, due_at: clock.now() + 45_000 });
+    expect(await store.claimSubmit(t.id, 45_000)).toBeUndefined();
+  });
+
   it('does not take a queued task before it is due (its backoff stands)', async () => {
     const t = await created();
     await store.deferSubmit(t.id, 1, clock.now() + 30_000, 'upstream answered 503');
