@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { UpstreamJob } from '../../lambdas/shared/providers/provider';
+import { upstreamCaps } from '../../lambdas/shared/contracts/upstream';
 import { DuomiProvider, duomiBody } from '../../lambdas/shared/providers/duomi';
 import { UpstreamError } from '../../lambdas/shared/providers/provider';
 
@@ -218,6 +219,36 @@ describe('DuomiProvider.status', () => {
   it.each([500, 400, 404])('takes an HTTP %i as unavailable, whatever it is', async (status) => {
     answer = reply(status, { error: { message: 'nope' } });
     expect((await failure(provider().status('up-1'))).kind).toBe('unavailable');
+  });
+});
+
+describe('what an upstream says, of any size, is capped as it is parsed', () => {
+  const huge = {
+    id: 'u'.repeat(10_000),
+    state: 'succeeded',
+    progress: 100,
+    data: { videos: [{ url: `https://cdn.duomi.example/${'v'.repeat(500 * 1024)}.mp4` }] },
+    message: 'm'.repeat(500_000),
+  };
+
+  it('in a callback: message, video URL, id and state word', () => {
+    const status = provider().parseStatus(huge);
+    expect(status).toMatchObject({ phase: 'succeeded', upstreamId: 'u'.repeat(upstreamCaps.id), message: 'm'.repeat(upstreamCaps.message) });
+    expect(status.videoUrl).toBe(huge.data.videos[0]!.url.slice(0, upstreamCaps.url));
+    expect(provider().parseStatus({ state: 'w'.repeat(100_000) }).state).toBe('w'.repeat(upstreamCaps.state));
+  });
+
+  it('in a poll answer of 1 MB', async () => {
+    answer = reply(200, huge);
+    const status = await provider().status('up-1');
+    expect(status.phase).toBe('succeeded');
+    expect(status.videoUrl).toHaveLength(upstreamCaps.url);
+    expect(status.message).toHaveLength(upstreamCaps.message);
+  });
+
+  it('in the id of an accepted submit', async () => {
+    answer = reply(200, { id: 'x'.repeat(50_000) });
+    expect(await provider().submit(body)).toEqual({ upstreamId: 'x'.repeat(upstreamCaps.id) });
   });
 });
 

@@ -1,3 +1,4 @@
+import { capText, upstreamCaps } from '../contracts/upstream';
 import { OutboundError, type TextResult } from '../outbound';
 import { UpstreamError, type UpstreamPhase } from './provider';
 
@@ -7,10 +8,8 @@ import { UpstreamError, type UpstreamPhase } from './provider';
  * rejected, unavailable or ambiguous (see `UpstreamErrorKind`).
  */
 
-/** Longest upstream text kept: a message, a job id, a status word. */
-export const upstreamCaps = { message: 500, id: 200, state: 64 } as const;
-
-export const capText = (text: string, max: number): string => (text.length > max ? text.slice(0, max) : text);
+/** The caps live with the contracts (every dialect's schemas apply them); adapters import them from here too. */
+export { capText, upstreamCaps, upstreamText } from '../contracts/upstream';
 
 /**
  * Status words of the dialects we speak and of the relays in front of them (new-api style

@@ -13,6 +13,9 @@ export interface DuomiOptions {
   timeoutMs: number;
 }
 
+/** A status answer is read whole up to this size (and its strings capped as parsed), so an oversized one still moves the task on. */
+const STATUS_MAX_BYTES = 1024 * 1024;
+
 /** The seed's provider: `POST /v1/videos/generations`, `GET /v1/videos/tasks/{id}`, callbacks of the same shape. */
 export class DuomiProvider implements UpstreamProvider {
   readonly name: string;
@@ -27,7 +30,7 @@ export class DuomiProvider implements UpstreamProvider {
     const response = await this.request('POST', '/v1/videos/generations', duomiBody(job));
     if (isOk(response)) {
       const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(response.bodyText));
-      if (parsed.success) return { upstreamId: capText(parsed.data.id, upstreamCaps.id) };
+      if (parsed.success) return { upstreamId: parsed.data.id };
       throw new UpstreamError('unavailable', 'upstream accepted the task but sent no id', response.status);
     }
     throw classifyAnswer(response, 'submit');
@@ -47,15 +50,15 @@ export class DuomiProvider implements UpstreamProvider {
   parseStatus(body: unknown): UpstreamStatus {
     const parsed = upstreamStatusSchema.safeParse(body);
     if (!parsed.success) throw new UpstreamError('rejected', 'upstream status body has no state');
+    // Every string is capped by the schema (`upstreamCaps`).
     const { id, state, progress, data, message } = parsed.data;
-    const videoUrl = data?.videos?.[0]?.url || undefined;
     return {
-      upstreamId: id === undefined ? undefined : capText(id, upstreamCaps.id),
+      upstreamId: id,
       phase: phaseOf(state),
-      state: capText(state, upstreamCaps.state),
+      state,
       progress: clampProgress(progress),
-      videoUrl,
-      message: capText(message ?? '', upstreamCaps.message),
+      videoUrl: data?.videos?.[0]?.url || undefined,
+      message: message ?? '',
     };
   }
 
@@ -69,7 +72,7 @@ export class DuomiProvider implements UpstreamProvider {
     try {
       return method === 'POST'
         ? await postJson(url, JSON.stringify(body), headers, options)
-        : await getText(url, { ...options, headers });
+        : await getText(url, { ...options, headers, maxResponseBytes: STATUS_MAX_BYTES });
     } catch (error) {
       throw classifyTransport(error, during, timeoutMs);
     }
