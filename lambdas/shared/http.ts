@@ -68,6 +68,10 @@ export function parseJsonBody(event: HttpEvent): unknown {
   const type = header(event, 'content-type') ?? '';
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type.trim()))
     throw new ApiError(415, 'unsupported_media_type', 'send the request body as application/json');
+  // JSON is UTF-8 (RFC 8259); a body declared in another charset would be misread, not refused.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(type)?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset))
+    throw new ApiError(415, 'unsupported_media_type', `send the request body as UTF-8 JSON, not ${charset.slice(0, 40) || 'an empty charset'}`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);

@@ -52,6 +52,19 @@ describe('bad requests get the JSON error, and nothing is written', () => {
     expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', message: 'send the request body as application/json' } });
   });
 
+  it('a JSON body declared in UTF-16 is 415, and nothing is written', async () => {
+    const before = await taskCount();
+    const res = await h.api('/v1/videos/generations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-16' },
+      body: Buffer.from(JSON.stringify(valid), 'utf16le'),
+    });
+    expect(res.status).toBe(415);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', message: 'send the request body as UTF-8 JSON, not utf-16' } });
+    expect(await taskCount()).toBe(before);
+  });
+
   it('a body over 64 KiB is 413', async () => {
     const res = await h.submit({ ...valid, filler: 'x'.repeat(70 * 1024) });
     expect(res.status).toBe(413);

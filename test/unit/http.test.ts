@@ -72,6 +72,25 @@ describe('parseJsonBody', () => {
     },
   );
 
+  it.each([
+    ['application/json; charset=utf-16', 'utf-16'],
+    ['application/json;charset=UTF-16LE', 'UTF-16LE'],
+    ['application/json; charset="iso-8859-1"', 'iso-8859-1'],
+    ['application/json; charset=windows-1252', 'windows-1252'],
+  ])('answers 415 to a JSON body in another charset than UTF-8 (%j)', (type, charset) => {
+    expect(answerTo(request('{"a":1}', { 'content-type': type }))).toEqual({
+      statusCode: 415,
+      body: { error: { code: 'unsupported_media_type', message: `send the request body as UTF-8 JSON, not ${charset}` } },
+    });
+  });
+
+  it.each(['application/json; charset="utf-8"', 'application/json; charset=utf8', 'application/json; boundary=x; charset=UTF-8'])(
+    'accepts UTF-8 however it is spelled (%j)',
+    (type) => {
+      expect(parseJsonBody(request('{"a":1}', { 'content-type': type }))).toEqual({ a: 1 });
+    },
+  );
+
   it('answers 415 when no content type is sent', () => {
     expect(answerTo(request('{"a":1}', {})).statusCode).toBe(415);
   });
