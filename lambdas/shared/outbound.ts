@@ -257,7 +257,35 @@ export interface ResolvedAddress {
 /** Host name to addresses; replaceable in tests to simulate names resolving anywhere. */
 export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
 
-const systemResolver: Resolver = async (hostname) => (await import('node:dns/promises')).lookup(hostname, { all: true });
+export const systemResolver: Resolver = async (hostname) => (await import('node:dns/promises')).lookup(hostname, { all: true });
+
+/**
+ * Where a URL's host name resolves now to an address the policy refuses: the reason, else
+ * undefined. For URLs the gateway hands on (to an upstream) or keeps for later (a webhook),
+ * so that a name pointing inside is refused when it is given, not only when it is fetched.
+ * A name that does not resolve within `timeoutMs`, or not at all, passes: DNS trouble is no
+ * verdict, and every fetch of the gateway's own is still checked where it connects.
+ */
+export async function refusedResolution(
+  input: string | URL,
+  policy: OutboundPolicy,
+  options: { resolve?: Resolver; timeoutMs: number },
+): Promise<string | undefined> {
+  const url = typeof input === 'string' ? URL.parse(input) : input;
+  if (url === null || policy.anyAddress === true) return undefined;
+  const host = bareHost(url);
+  if (host === '' || isIP(host) !== 0) return undefined; // literals are checkUrl's
+  const resolve = options.resolve ?? systemResolver;
+  let timer: NodeJS.Timeout | undefined;
+  const addresses = await Promise.race([
+    resolve(host).catch(() => [] as ResolvedAddress[]),
+    new Promise<ResolvedAddress[]>((done) => {
+      timer = setTimeout(() => done([]), options.timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const refused = addresses.find((a) => !isAllowedAddress(a.address, policy));
+  return refused && `${host} resolves to ${refused.address}, which is not a public address (${classifyAddress(refused.address)})`;
+}
 
 /**
  * A `lookup` for `net.connect` that refuses the connection unless every address the name

@@ -35,8 +35,9 @@ import type { Gateway } from '../../lambdas/shared/core/deps';
 import { notifyTask } from '../../lambdas/shared/core/notify';
 import { queryTasks } from '../../lambdas/shared/core/query';
 import { reconcile } from '../../lambdas/shared/core/reconcile';
-import { submitTask } from '../../lambdas/shared/core/submit';
+import { SUBMIT_RESOLVE_TIMEOUT_MS, submitTask } from '../../lambdas/shared/core/submit';
 import { ApiError, errorResult, type HttpEvent, type HttpResult } from '../../lambdas/shared/http';
+import type { Resolver } from '../../lambdas/shared/outbound';
 import { fingerprint, IdempotencyStore } from '../../lambdas/shared/idempotency';
 import { isTaskId, newTaskId } from '../../lambdas/shared/ids';
 import { DuomiProvider, duomiBody } from '../../lambdas/shared/providers/duomi';
@@ -154,6 +155,9 @@ const baseEnv = {
   DISABLED_MODELS: 'sora-2-temporary',
 };
 
+/** What every host name resolves to unless a test says otherwise (no real DNS in tests). */
+const PUBLIC_ADDRESS = '93.184.215.14';
+
 class FakeClock implements Clock {
   t = Date.now();
   now() {
@@ -169,6 +173,7 @@ function putKey(key: string, name: string) {
 type Queues = Gateway['queues'];
 
 interface Harness extends Gateway {
+  resolve: Mock<Resolver>;
   provider: UpstreamProvider & { submit: Mock<UpstreamProvider['submit']>; status: Mock<UpstreamProvider['status']> };
   queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']>; poll: Mock<Queues['poll']> };
   archiver: VideoStore & { archive: Mock<VideoStore['archive']>; findStored: Mock<VideoStore['findStored']> };
@@ -216,6 +221,7 @@ function gateway(env: Record<string, string> = {}): Harness {
       poll: vi.fn<Queues['poll']>(async () => undefined),
     },
     callbackSecret: async () => CALLBACK_SECRET,
+    resolve: vi.fn<Resolver>(async () => [{ address: PUBLIC_ADDRESS, family: 4 }]),
   };
 }
 
@@ -380,6 +386,66 @@ describe('submitting a task', () => {
       body: { error: { code: 'invalid_request', message: 'model sora-2-temporary is not available on this gateway', param: 'model' } },
     });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
+  });
+
+  describe('with URLs whose host names resolve to private addresses', () => {
+    /** A resolver from a table of names; every other name is public. */
+    const names = (table: Record<string, string>): Resolver => async (host) => [{ address: table[host] ?? PUBLIC_ADDRESS, family: table[host]?.includes(':') ? 6 : 4 }];
+
+    it.each([
+      ['image_urls[0]', { image_urls: ['https://127.0.0.1.nip.io/ref.jpg'] }, '127.0.0.1.nip.io', '127.0.0.1', 'loopback'],
+      ['characters[1].url', { characters: [{ url: 'https://cdn.example.com/a.mp4', timestamps: '0,3' }, { url: 'https://internal-media/b.mp4', timestamps: '0,3' }] }, 'internal-media', '10.0.4.2', 'private'],
+      ['callback_url', { callback_url: 'https://metadata.google.internal/computeMetadata/v1/' }, 'metadata.google.internal', '169.254.169.254', 'link-local'],
+      ['callback_url', { callback_url: 'https://hooks.localtest.me/v' }, 'hooks.localtest.me', '::1', 'loopback'],
+    ])('is 400 on %s, and nothing is written or sent', async (param, fields, host, address, kind) => {
+      const g = gateway();
+      g.resolve.mockImplementation(names({ [host]: address }));
+      const answer = await respond(submitTask(submitEvent({ ...seedBody, image_urls: [], ...fields }), g));
+      expect(answer).toMatchObject({ status: 400 });
+      expect(answer.body).toEqual({
+        error: { code: 'invalid_request', param, message: `${param}: ${host} resolves to ${address}, which is not a public address (${kind})` },
+      });
+      expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
+      expect(g.provider.submit).not.toHaveBeenCalled();
+    });
+
+    it('resolves every host at once, and a slow name passes after the short timeout', async () => {
+      const g = gateway();
+      g.resolve.mockImplementation((host) =>
+        host === 'slow.example' ? new Promise(() => undefined) : new Promise((r) => setTimeout(() => r([{ address: PUBLIC_ADDRESS, family: 4 }]), 300)),
+      );
+      const t0 = performance.now();
+      const answer = await respond(
+        submitTask(
+          submitEvent({
+            ...seedBody,
+            image_urls: ['https://a.example/1.jpg'],
+            characters: [{ url: 'https://b.example/c.mp4', timestamps: '0,3' }],
+            callback_url: 'https://slow.example/hook',
+          }),
+          g,
+        ),
+      );
+      const elapsed = performance.now() - t0;
+      expect(answer.status).toBe(200);
+      expect(g.resolve.mock.calls.map(([host]) => host).sort()).toEqual(['a.example', 'b.example', 'slow.example']);
+      expect(elapsed).toBeGreaterThanOrEqual(SUBMIT_RESOLVE_TIMEOUT_MS - 20);
+      expect(elapsed).toBeLessThan(SUBMIT_RESOLVE_TIMEOUT_MS + 600);
+    });
+
+    it('a name that does not resolve passes (DNS trouble is no verdict; the webhook is checked again when sent)', async () => {
+      const g = gateway();
+      g.resolve.mockRejectedValue(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }));
+      expect((await respond(submitTask(submitEvent({ ...seedBody, callback_url: 'https://gone.example/hook' }), g))).status).toBe(200);
+    });
+
+    it('in local mode a name on loopback is fine, a private one is not', async () => {
+      const g = gateway({ LOCAL_MODE: 'true' });
+      g.resolve.mockImplementation(names({ 'hooks.localtest.me': '127.0.0.1', 'nas.lan': '192.168.1.20' }));
+      expect((await respond(submitTask(submitEvent({ ...seedBody, callback_url: 'http://hooks.localtest.me:8080/v' }), g))).status).toBe(200);
+      const answer = await respond(submitTask(submitEvent({ ...seedBody, callback_url: 'http://nas.lan/v' }), g));
+      expect(answer).toMatchObject({ status: 400, body: { error: { param: 'callback_url' } } });
+    });
   });
 
   it('with a callback_url on a private address is 400 on callback_url', async () => {

@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamRegistry } from '../providers';
+import type { Resolver } from '../outbound';
 import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';
 import type { VideoLinks } from '../video-links';
@@ -32,6 +33,8 @@ export interface Gateway {
     poll(job: PollJob, delaySeconds?: number): Promise<void>;
   };
   callbackSecret(): Promise<string>;
+  /** Host names to addresses, for checking client URLs at submit: the system's DNS when absent (tests give their own). */
+  resolve?: Resolver;
 }
 
 /** A core function states the collaborators it needs; a handler passes no more. */

@@ -7,7 +7,7 @@ import { MAX_IDEMPOTENCY_KEY, fingerprint } from '../idempotency';
 import { newTaskId } from '../ids';
 import { logger } from '../logger';
 import { submitLeaseMs } from '../task-store';
-import { checkUrl, clientUrlPolicy } from '../outbound';
+import { checkUrl, clientUrlPolicy, refusedResolution, systemResolver } from '../outbound';
 import type { RouteConfig } from '../catalog';
 import type { UpstreamJob } from '../providers/provider';
 import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
@@ -17,14 +17,14 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
+type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
 export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
   const request = parseWith(submitBodySchema(d.config.catalog.models), parseJsonBody(event));
-  checkPolicy(request, d);
+  await checkPolicy(request, d);
   const headers: Record<string, string> = request.usedDeprecatedFields
     ? { deprecation: 'true', link: '</openapi.json>; rel="deprecation"' }
     : {};
@@ -64,8 +64,16 @@ function answer(task: TaskRecord, headers: Record<string, string>): HttpResult {
   return json(200, { id: task.id }, headers);
 }
 
-function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
-  // Client URLs are fetched by the upstream and by our webhook sender.
+/** How long submit waits for the client URLs' host names to resolve; slower names pass (see `refusedResolution`). */
+export const SUBMIT_RESOLVE_TIMEOUT_MS = 1500;
+
+/**
+ * The operator's and the gateway's rules for a request. Client URLs are fetched by the
+ * upstream and by our webhook sender, so they must name public hosts, by the URL and by
+ * what its name resolves to now (all names at once, each within a short timeout). The
+ * local runtime, offline and on loopback, resolves nothing unless it is given a resolver.
+ */
+async function checkPolicy(request: SubmitRequest, d: Needs<'config' | 'resolve'>) {
   const policy = clientUrlPolicy(d.config.LOCAL_MODE);
   const urls: [string, string][] = [
     ...request.image_urls.map((u, i): [string, string] => [`image_urls[${i}]`, u]),
@@ -76,6 +84,11 @@ function checkPolicy(request: SubmitRequest, d: Needs<'config'>) {
     const verdict = checkUrl(url, policy);
     if (!verdict.ok) throw ApiError.invalid(`${param}: ${verdict.reason}`, param);
   }
+  const resolve = d.resolve ?? (d.config.LOCAL_MODE ? undefined : systemResolver);
+  if (!resolve) return;
+  const refusals = await Promise.all(urls.map(([, url]) => refusedResolution(url, policy, { resolve, timeoutMs: SUBMIT_RESOLVE_TIMEOUT_MS })));
+  const first = refusals.findIndex((r) => r !== undefined);
+  if (first >= 0) throw ApiError.invalid(`${urls[first]![0]}: ${refusals[first]}`, urls[first]![0]);
 }
 
 function newTask(id: string, owner: string, r: SubmitRequest, now: number, config: SubmitNeeds['config']): TaskRecord {
