@@ -169,7 +169,8 @@ export class VideoInspector extends Transform {
   /** Set once the last byte has passed and the boxes made a whole movie. */
   measured: Mp4Facts | undefined;
   private readonly probe = new Mp4Probe();
-  private problem: ArchiveError | undefined;
+  /** What was wrong with the bytes, once something was. */
+  problem: ArchiveError | undefined;
   private readonly hash = createHash('sha256');
   private head = Buffer.alloc(0);
   private sha256: string | undefined;
@@ -177,7 +178,8 @@ export class VideoInspector extends Transform {
   constructor(
     private readonly maxBytes: number,
     private readonly declared: number | undefined,
-    private readonly report: (problem: ArchiveError) => void,
+    /** Told of the problem the moment it is found (the archive keeps the first failure of either side). */
+    private readonly report: (problem: ArchiveError) => void = () => undefined,
   ) {
     super();
   }
