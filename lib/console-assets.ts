@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 
@@ -21,5 +21,6 @@ export function buildConsole(projectRoot: string, outDir: string): void {
     target: ['chrome120', 'firefox120', 'safari17'],
     logLevel: 'error',
   });
-  for (const file of consoleFiles) copyFileSync(join(projectRoot, 'console', file), join(outDir, file));
+  // Written anew rather than copied, so the files take the process's umask (the local data dir is private).
+  for (const file of consoleFiles) writeFileSync(join(outDir, file), readFileSync(join(projectRoot, 'console', file)));
 }

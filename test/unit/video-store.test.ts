@@ -135,7 +135,17 @@ describe('before the object appears', () => {
         seen.push({ facts: f, completedBefore: calls.some(isComplete) });
       },
     });
-    const expected = { key: 'videos/task_unit.mp4', bytes: TWO_PARTS, sha256: videoSha256({ taskId: 'task_unit', bytes: TWO_PARTS }), contentType: 'video/mp4' };
+    const expected = {
+      key: 'videos/task_unit.mp4',
+      bytes: TWO_PARTS,
+      sha256: videoSha256({ taskId: 'task_unit', bytes: TWO_PARTS }),
+      contentType: 'video/mp4',
+      // Measured in the same pass, so a resumed archive keeps them too.
+      durationSeconds: 2,
+      width: 320,
+      height: 180,
+      codec: 'avc1',
+    };
     expect(facts).toEqual(expected);
     expect(seen).toEqual([{ facts: expected, completedBefore: false }]);
     expect(calls.filter(isComplete)).toHaveLength(1);
