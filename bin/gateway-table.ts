@@ -231,3 +231,58 @@ export function explain(error: unknown): KeyAdminError {
 /** The local data directory or the deployed table the target names. */
 export const openTable = (target: KeyTarget): Promise<OpenedTable> =>
   target.kind === 'local' ? openLocal(target.dataDir) : openAws(target);
+
+export interface OperatorIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const stdio: OperatorIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/**
+ * One operator command (`npm run keys`, `npm run tasks`): parse, open the table it names,
+ * run, print text or `--json`, close; errors as one line (with the help on a usage error).
+ * Returns the exit code.
+ */
+export async function runOperatorCommand<C extends { action: string }>(
+  argv: string[],
+  io: OperatorIo,
+  cli: {
+    name: string;
+    help: string;
+    parse(argv: string[]): { command: C; target: KeyTarget; json: boolean };
+    run(command: Exclude<C, { action: 'help' }>, opened: OpenedTable): Promise<{ text: string; data: unknown }>;
+  },
+): Promise<number> {
+  const json = argv.includes('--json');
+  const report = (error: KeyAdminError) => {
+    if (json) io.err(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
+    else io.err(`${cli.name}: ${error.message}\n${error.exitCode === EXIT.usage ? `\n${cli.help}` : ''}`);
+    return error.exitCode;
+  };
+  let invocation;
+  try {
+    invocation = cli.parse(argv);
+  } catch (error) {
+    return report(explain(error));
+  }
+  const { command, target } = invocation;
+  if (command.action === 'help') {
+    io.out(cli.help);
+    return EXIT.ok;
+  }
+  let opened: OpenedTable | undefined;
+  try {
+    opened = await openTable(target);
+    const result = await cli.run(command as Exclude<C, { action: 'help' }>, opened);
+    io.out(invocation.json ? `${JSON.stringify(result.data, null, 2)}\n` : result.text);
+    return EXIT.ok;
+  } catch (error) {
+    return report(explain(error));
+  } finally {
+    await opened?.close();
+  }
+}
