@@ -241,8 +241,9 @@ export async function runLoad(input: LoadOptions): Promise<LoadReport> {
         failRenderRate: options.failRenderRate,
         seed: options.seed,
       },
-      // Resubmit after ~1 s and poll a task after 1 s of silence, so a run settles in seconds.
-      env: { SILENT_AFTER_SECONDS: '1', RESUBMIT_BASE_SECONDS: '1' },
+      // Resubmit after ~1 s and poll a task after 1 s of silence, so a run settles in seconds;
+      // a circuit that a streak of refusals opens is probed again after 2 s, not a minute.
+      env: { SILENT_AFTER_SECONDS: '1', RESUBMIT_BASE_SECONDS: '1', CIRCUIT_COOL_DOWN_SECONDS: '2' },
       queueTimeScale: 0.01,
       reconcileEveryMs: 1000,
     });

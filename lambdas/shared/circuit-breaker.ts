@@ -117,34 +117,34 @@ export class CircuitBreaker implements Circuits {
   async failed(permit: CircuitPermit, reason: string): Promise<void> {
     const now = this.clock.now();
     const { coolDownMs, failureThreshold } = this.settings;
-    const noted = { ':one': 1, ':reason': reason.slice(0, 300), ':now': now, ':name': permit.upstream };
+    const noted = { ':reason': reason.slice(0, 300), ':now': now, ':name': permit.upstream };
     if (permit.probe) {
       await this.update(permit.upstream, {
         UpdateExpression:
           'SET circuit = :open, open_until = :until, opened_at = :now, last_error = :reason, last_failure_at = :now, upstream = :name ADD failures :one REMOVE probe_until',
-        ExpressionAttributeValues: { ...noted, ':open': 'open', ':until': now + coolDownMs },
+        ExpressionAttributeValues: { ...noted, ':one': 1, ':open': 'open', ':until': now + coolDownMs },
       });
       logger.warn('upstream circuit stays open: the probe failed', { upstream: permit.upstream, reason });
       return;
     }
-    const { Attributes } = await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: circuitKey(permit.upstream),
-        UpdateExpression: 'SET last_error = :reason, last_failure_at = :now, upstream = :name ADD failures :one',
-        ExpressionAttributeValues: noted,
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    const item = Attributes as CircuitItem | undefined;
-    if ((item?.failures ?? 0) < failureThreshold || item?.circuit === 'open') return;
+    // The streak grows only from the count this caller saw: a success recorded since then
+    // (which resets the count) breaks it, so scattered failures between successes never add
+    // up to an open circuit. Concurrent failures of one wave count once; the next wave, which
+    // sees the new count, counts again, so a dead upstream still opens after the threshold.
+    const next = permit.failures + 1;
+    const counted = await this.update(permit.upstream, {
+      UpdateExpression: 'SET failures = :next, last_error = :reason, last_failure_at = :now, upstream = :name',
+      ConditionExpression: permit.failures === 0 ? 'attribute_not_exists(failures) OR failures = :seen' : 'failures = :seen',
+      ExpressionAttributeValues: { ...noted, ':next': next, ':seen': permit.failures },
+    });
+    if (!counted || next < failureThreshold) return;
     const opened = await this.update(permit.upstream, {
       UpdateExpression: 'SET circuit = :open, open_until = :until, opened_at = :now REMOVE probe_until',
       ConditionExpression: '(attribute_not_exists(circuit) OR circuit = :closed) AND failures >= :threshold',
       ExpressionAttributeValues: { ':open': 'open', ':closed': 'closed', ':until': now + coolDownMs, ':now': now, ':threshold': failureThreshold },
     });
     if (opened) {
-      logger.warn('upstream circuit opened', { upstream: permit.upstream, failures: item?.failures, coolDownMs, reason });
+      logger.warn('upstream circuit opened', { upstream: permit.upstream, failures: next, coolDownMs, reason });
       record(metric.circuitOpened, 1, undefined, { upstream: permit.upstream });
     }
   }

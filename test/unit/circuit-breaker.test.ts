@@ -83,6 +83,24 @@ describe('a circuit per upstream, shared through the table', () => {
     expect(await a.allow('up-a')).toMatchObject({ probe: false, failures: 2 });
   });
 
+  it('failures scattered among successes of concurrent calls do not add up to an open circuit', async () => {
+    // Ten calls at once, the way a busy API sees them; one in five fails, and the rest succeed.
+    for (let round = 0; round < 6; round++) {
+      const permits = await Promise.all(Array.from({ length: 10 }, () => a.allow('up-a')));
+      await Promise.all(permits.map((p, i) => (i % 5 === 0 ? b.failed(p!, `503 in round ${round}`) : a.succeeded(p!))));
+    }
+    expect((await a.state('up-a')).phase).toBe('closed');
+  });
+
+  it('a dead upstream still opens: each wave of concurrent failures counts once, and the next wave counts again', async () => {
+    for (let wave = 1; wave <= 3; wave++) {
+      const permits = await Promise.all(Array.from({ length: 4 }, () => a.allow('up-a')));
+      expect(permits.every((p) => p !== undefined)).toBe(true);
+      await Promise.all(permits.map((p) => b.failed(p!, 'connection refused')));
+      expect(await a.state('up-a')).toMatchObject({ failures: wave, phase: wave < 3 ? 'closed' : 'open' });
+    }
+  });
+
   it('after the cool-down one caller probes (half-open); its success closes the circuit', async () => {
     await fail(a, 3);
     t += 30_000;
