@@ -129,11 +129,11 @@ export function parseModels(input: string | unknown, upstreams: readonly Upstrea
   const parsed = z.record(z.string(), modelEntrySchema).safeParse(value);
   if (!parsed.success) throw new CatalogError(`invalid MODELS: ${describe('MODELS', parsed.error.issues)}`);
   const names = new Set(upstreams.map((u) => u.name));
-  const models: Record<string, CatalogModel> = {};
+  const models: [string, CatalogModel][] = [];
   for (const [id, entry] of Object.entries(parsed.data)) {
     const at = `MODELS.${id}`;
     if (!modelId.test(id)) throw new CatalogError(`invalid MODELS: ${at}: a model id is letters, digits and . _ : - (at most 100)`);
-    const seed = seedRules[id];
+    const seed = modelOf(seedRules, id);
     if (!entry.durations && !seed)
       throw new CatalogError(`invalid MODELS: ${at}.durations: required (only ${Object.keys(seedRules).join(', ')} have default rules)`);
     const durations = [...new Set(entry.durations ?? seed!.durations)].sort((a, b) => a - b);
@@ -147,7 +147,7 @@ export function parseModels(input: string | unknown, upstreams: readonly Upstrea
     for (const [i, r] of entry.routes.entries())
       if (!names.has(r.upstream))
         throw new CatalogError(`invalid MODELS: ${at}.routes[${i}].upstream: no upstream is named ${r.upstream} (UPSTREAMS has ${[...names].join(', ') || 'none'})`);
-    models[id] = {
+    models.push([id, {
       id,
       durations,
       defaultDuration,
@@ -156,10 +156,11 @@ export function parseModels(input: string | unknown, upstreams: readonly Upstrea
       maxImages: entry.maxImages ?? seed?.maxImages ?? 1,
       characters: entry.characters ?? seed?.characters ?? false,
       routes: entry.routes,
-    };
+    }]);
   }
-  if (Object.keys(models).length === 0) throw new CatalogError('invalid MODELS: the catalog holds no model');
-  return models;
+  if (models.length === 0) throw new CatalogError('invalid MODELS: the catalog holds no model');
+  // Own entries, whatever the ids (`__proto__` included), where assignment would set a prototype.
+  return Object.fromEntries(models);
 }
 
 type ModelRules = Omit<CatalogModel, 'id' | 'routes'>;
@@ -171,6 +172,9 @@ const soraRules = (durations: number[]): ModelRules => ({
   maxImages: 1,
   characters: true,
 });
+
+/** A catalog model by id: an own entry only, so that ids like `__proto__` or `constructor` are unknown. */
+export const modelOf = <T>(models: Readonly<Record<string, T>>, id: string): T | undefined => (Object.hasOwn(models, id) ? models[id] : undefined);
 
 /** The seed's three Sora models and their rules: 10 or 15 seconds, 25 only with sora-2-pro. */
 export const seedRules: Readonly<Record<string, ModelRules>> = {

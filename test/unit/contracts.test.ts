@@ -89,6 +89,13 @@ describe('the submit body', () => {
         param: 'model',
       });
     });
+
+    it.each(['__proto__', 'constructor', 'toString'])('refuses %s, a name every object has, like any unknown model', (model) => {
+      expect(refused({ ...minimal, model })).toEqual({
+        message: 'model must be one of sora-2, sora-2-pro, sora-2-temporary',
+        param: 'model',
+      });
+    });
   });
 
   describe('prompt', () => {

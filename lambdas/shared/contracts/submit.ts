@@ -1,6 +1,6 @@
 import JSON5 from 'json5';
 import * as z from 'zod/mini';
-import { seedModelIds, type AspectRatio, type Catalog, type CatalogModel } from '../catalog';
+import { modelOf, seedModelIds, type AspectRatio, type Catalog, type CatalogModel } from '../catalog';
 import { characterSchema, httpUrl, timestamps } from './fields';
 
 /**
@@ -76,7 +76,7 @@ function submitFields(models: Catalog['models']) {
     })
     .check(
       z.superRefine((b, ctx) => {
-        const model = models[b.model];
+        const model = modelOf(models, b.model);
         if (!model) return; // already reported on model
         const duration = asDuration(b.duration);
         if (duration !== undefined && !model.durations.includes(duration as number)) {
@@ -144,7 +144,7 @@ function buildSubmitSchema(models: Catalog['models']) {
   return z.pipe(
     fields,
     z.transform(({ character_url, character_timestamps, characters, aspect_ratio, duration, ...rest }: z.output<typeof fields>) => {
-      const model = models[rest.model]!;
+      const model = modelOf(models, rest.model)!;
       return {
         ...rest,
         aspect_ratio: (aspect_ratio as AspectRatio | undefined) ?? model.defaultAspectRatio,

@@ -8,7 +8,7 @@ import { newTaskId } from '../ids';
 import { logger } from '../logger';
 import { submitLeaseMs } from '../task-store';
 import { checkUrl, clientUrlPolicy, refusedResolution, systemResolver } from '../outbound';
-import type { RouteConfig } from '../catalog';
+import { modelOf, type RouteConfig } from '../catalog';
 import type { UpstreamJob } from '../providers/provider';
 import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
 import { clientMessage } from '../white-label';
@@ -92,7 +92,7 @@ async function checkPolicy(request: SubmitRequest, d: Needs<'config' | 'resolve'
 }
 
 function newTask(id: string, owner: string, r: SubmitRequest, now: number, config: SubmitNeeds['config']): TaskRecord {
-  const firstRoute = config.catalog.models[r.model]!.routes[0]!;
+  const firstRoute = modelOf(config.catalog.models, r.model)!.routes[0]!;
   const lease = submitLeaseMs(config.UPSTREAM_TIMEOUT_MS);
   return {
     id,
@@ -137,7 +137,7 @@ function jobFor(task: TaskRecord, route: RouteConfig, callback: string): Upstrea
 
 /** The task's routes, in order of preference: its model's, or (a model since dropped from the catalog) where it was. */
 function routesOf(task: TaskRecord, d: UpstreamNeeds): RouteConfig[] {
-  const model = d.config.catalog.models[task.model];
+  const model = modelOf(d.config.catalog.models, task.model);
   if (model) return model.routes;
   return [{ upstream: task.upstream ?? d.config.catalog.upstreams[0]!.name, model: task.upstream_model }];
 }
