@@ -3,7 +3,7 @@ import { pollJobSchema } from '../shared/contracts/jobs';
 import { pollTask } from '../shared/core/poll';
 import { queueHandler } from '../shared/job-handlers';
 import { queues, taskStore } from '../shared/parts';
-import { providerFor } from '../shared/providers';
+import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
 
@@ -11,6 +11,6 @@ const c = config();
 export const handler = queueHandler(pollJobSchema, pollTask, {
   config: c,
   store: taskStore(c),
-  provider: providerFor(c),
+  upstreams: upstreamRegistry(c),
   queues: queues(c),
 });

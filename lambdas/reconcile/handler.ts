@@ -2,15 +2,13 @@ import { config } from '../shared/config';
 import { reconcile } from '../shared/core/reconcile';
 import { scheduledHandler } from '../shared/job-handlers';
 import { callbackSecret, circuits, queues, taskStore } from '../shared/parts';
-import { providerFor, upstreamRegistry } from '../shared/providers';
+import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
-const upstreams = upstreamRegistry(c);
 const deps = {
   config: c,
   store: taskStore(c),
-  provider: providerFor(c, upstreams),
-  upstreams,
+  upstreams: upstreamRegistry(c),
   circuits: circuits(c),
   queues: queues(c),
   callbackSecret: callbackSecret(c),

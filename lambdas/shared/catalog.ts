@@ -10,9 +10,6 @@ import * as z from 'zod/mini';
 export const providerKinds = ['simulated', 'duomi', 'openai', 'bedrock', 'fal', 'replicate', 'openrouter'] as const;
 export type ProviderKind = (typeof providerKinds)[number];
 
-/** Kinds that never call back: their tasks are polled on a cadence by the poll worker. */
-export const pollOnlyKinds: readonly ProviderKind[] = ['openai', 'bedrock'];
-
 const upstreamName = z
   .string()
   .check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'an upstream name is lower-case letters, digits and dashes (at most 63)'));
@@ -33,8 +30,13 @@ export const upstreamSchema = z.object({
   apiKey: z.optional(z.string().check(z.minLength(1))),
   /** Whole-exchange timeout for this upstream's calls; default UPSTREAM_TIMEOUT_MS. */
   timeoutMs: z.optional(z.number().check(z.int(), z.gte(100), z.lte(60_000))),
-  /** Replicate's webhook signing secret (`whsec_…`), local use; a secret in AWS. */
+  /** Replicate's webhook signing secret (`whsec_…`). */
   webhookSecret: z.optional(z.string().check(z.minLength(1))),
+  /**
+   * `false`: the gateway polls this upstream's tasks on a cadence, as for the kinds that never
+   * call back (an upstream whose callbacks cannot reach the gateway). Default: its kind's way.
+   */
+  callsBack: z.optional(z.boolean()),
 });
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 

@@ -1,4 +1,4 @@
-import { providerKinds } from './catalog';
+import { providerKinds, type UpstreamConfig } from './catalog';
 
 /**
  * Clients never learn which upstream serves them: an upstream's own words (a refusal, a
@@ -12,6 +12,11 @@ export interface UpstreamIdentity {
   baseUrl?: string;
   /** The route's model id at that upstream. */
   model?: string;
+}
+
+/** Who a task's upstream is, from the operator's entry: what `clientMessage` takes out. */
+export function upstreamIdentity(upstreams: readonly UpstreamConfig[], name: string | undefined, model: string | undefined): UpstreamIdentity {
+  return { name, model, baseUrl: upstreams.find((u) => u.name === name)?.baseUrl };
 }
 
 /** Dialect words are not the operator's secret and are common words ("simulated render failure"): an upstream named after its kind keeps them. */

@@ -186,6 +186,36 @@ describe('the upstream registry', () => {
     expect(await upstreams.get('sim')).toBe(sim);
   });
 
+  it('builds every kind, each calling back or polled as its dialect is, unless its entry says callsBack: false', async () => {
+    const every = parseConfig({
+      ...env,
+      UPSTREAMS: JSON.stringify([
+        { name: 'sim', kind: 'simulated', baseUrl: 'http://127.0.0.1:9', apiKey: 'k' },
+        { name: 'duomi', kind: 'duomi', baseUrl: 'https://duomi.example', apiKey: 'k' },
+        { name: 'reseller', kind: 'openai', baseUrl: 'https://r.example/v1', apiKey: 'k' },
+        { name: 'aws', kind: 'bedrock', region: 'us-west-2' },
+        { name: 'fal', kind: 'fal', baseUrl: 'https://queue.fal.run', apiKey: 'k' },
+        { name: 'replicate', kind: 'replicate', baseUrl: 'https://api.replicate.com/v1', apiKey: 'k' },
+        { name: 'openrouter', kind: 'openrouter', baseUrl: 'https://openrouter.ai/api/v1', apiKey: 'k' },
+        { name: 'walled', kind: 'duomi', baseUrl: 'https://walled.example', apiKey: 'k', callsBack: false },
+      ]),
+    });
+    const registry = upstreamRegistry(every);
+    const built = await Promise.all(every.catalog.upstreams.map((u) => registry.get(u.name)));
+    expect(built.map((p) => [p.name, p.kind, p.callsBack])).toEqual([
+      ['sim', 'simulated', true],
+      ['duomi', 'duomi', true],
+      ['reseller', 'openai', false],
+      ['aws', 'bedrock', false],
+      ['fal', 'fal', true],
+      ['replicate', 'replicate', true],
+      ['openrouter', 'openrouter', true],
+      ['walled', 'duomi', false],
+    ]);
+    // The polled one is the same adapter: its calls still reach its upstream, with its key.
+    await expect(built[7]!.status('job-1')).rejects.toThrow(/upstream unreachable/);
+  });
+
   it('refuses a name the configuration does not hold', async () => {
     await expect(upstreamRegistry(config).get('nowhere')).rejects.toThrow(new ConfigError('no upstream is named nowhere'));
   });

@@ -53,10 +53,11 @@ const provider: UpstreamProvider = {
 };
 
 const record = (queue: string) => async (job: unknown, delay?: number) => void sent.push({ queue, job, delay });
-const deps = (): Pick<Gateway, 'config' | 'store' | 'provider' | 'queues'> => ({
+/** The registry holds only the task's own upstream (`reseller`), not the configured first one. */
+const deps = (): Pick<Gateway, 'config' | 'store' | 'upstreams' | 'queues'> => ({
   config,
   store,
-  provider,
+  upstreams: { get: async (name) => (name === provider.name ? provider : Promise.reject(new Error(`asked for upstream ${name}`))) },
   queues: { archive: record('archive'), notify: record('notify'), poll: record('poll') },
 });
 
@@ -110,7 +111,7 @@ beforeEach(async () => {
 });
 
 async function submittedTask(overrides = {}) {
-  const task = taskRecord(t, { state: 'submitted', upstream_id: 'video_123', ...overrides });
+  const task = taskRecord(t, { state: 'submitted', upstream: 'reseller', upstream_id: 'video_123', ...overrides });
   await store.create(task);
   return task;
 }

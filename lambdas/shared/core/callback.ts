@@ -2,13 +2,21 @@ import { terminalStates, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
-import { UpstreamError, type UpstreamStatus } from '../providers/provider';
+import { UpstreamError, type UpstreamProvider, type UpstreamStatus } from '../providers/provider';
 import { ARCHIVE_LEASE_MS } from '../task-store';
-import { clientMessage } from '../white-label';
+import { clientMessage, upstreamIdentity } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 
-type CallbackNeeds = Needs<'config' | 'store' | 'provider' | 'upstreams' | 'queues' | 'callbackSecret'>;
+type CallbackNeeds = Needs<'config' | 'store' | 'upstreams' | 'queues' | 'callbackSecret'>;
+
+/**
+ * The adapter of the upstream that holds (or may hold) the task's job: the route that took
+ * it, read in that upstream's dialect. Older records name none: the first upstream then.
+ */
+export function taskUpstream(task: Pick<TaskRecord, 'upstream'>, d: Needs<'config' | 'upstreams'>): Promise<UpstreamProvider> {
+  return d.upstreams.get(task.upstream ?? d.config.catalog.upstreams[0]!.name);
+}
 
 /** `POST /callbacks/upstream/{id}?token=…`: the upstream's word on a task, answered at once; the video is fetched later. */
 export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promise<HttpResult> {
@@ -25,9 +33,10 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
   }
   const task = await d.store.get(id);
   if (!task) throw ApiError.notFound();
+  const provider = await taskUpstream(task, d);
   let status: UpstreamStatus;
   try {
-    status = await d.provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {}, upstreamId: task.upstream_id });
+    status = await provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {}, upstreamId: task.upstream_id });
   } catch (error) {
     if (error instanceof UpstreamError && error.kind !== 'rejected')
       throw new ApiError(503, 'upstream_unavailable', `the callback could not be confirmed with the upstream: ${error.message}`);
@@ -48,7 +57,7 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
 export async function applyUpstreamStatus(
   task: TaskRecord,
   status: UpstreamStatus,
-  d: Omit<CallbackNeeds, 'provider' | 'upstreams' | 'callbackSecret'>,
+  d: Omit<CallbackNeeds, 'upstreams' | 'callbackSecret'>,
 ): Promise<void> {
   if (terminalStates.includes(task.state)) return;
   const now = d.store.now();
@@ -67,7 +76,7 @@ export async function applyUpstreamStatus(
     }
     case 'failed': {
       const said = status.message || `the upstream failed the task (state ${status.state})`;
-      const message = clientMessage(said, { name: task.upstream, model: task.upstream_model, baseUrl: d.config.UPSTREAM_BASE_URL });
+      const message = clientMessage(said, upstreamIdentity(d.config.catalog.upstreams, task.upstream, task.upstream_model));
       logger.info('upstream failed task', { taskId: task.id, message });
       // Once the upstream has said "succeeded", the video is ours to archive: a later failure word changes nothing.
       await afterFinish(await d.store.markFailed(task, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);

@@ -5,7 +5,6 @@ import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamRegistry } from '../providers';
 import type { Resolver } from '../outbound';
-import type { UpstreamProvider } from '../providers/provider';
 import type { TaskStore } from '../task-store';
 import type { VideoLinks } from '../video-links';
 import type { VideoStore } from '../videos';
@@ -19,8 +18,6 @@ export interface Gateway {
   store: TaskStore;
   keys: ApiKeyStore;
   idempotency: IdempotencyStore;
-  /** The first configured upstream; callers move to `upstreams`. */
-  provider: UpstreamProvider;
   /** Each upstream's circuit breaker, shared by every Lambda. */
   circuits: Circuits;
   /** Every configured upstream by name, each built on first use. */

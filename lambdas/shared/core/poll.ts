@@ -2,11 +2,11 @@ import type { PollJob } from '../contracts/jobs';
 import type { TaskRecord } from '../contracts/task';
 import { logger } from '../logger';
 import type { UpstreamProvider } from '../providers/provider';
-import { applyUpstreamStatus } from './callback';
+import { applyUpstreamStatus, taskUpstream } from './callback';
 import type { Needs } from './deps';
 import { metric, record, unit } from '../metrics';
 
-type PollNeeds = Needs<'config' | 'store' | 'provider' | 'queues'>;
+type PollNeeds = Needs<'config' | 'store' | 'upstreams' | 'queues'>;
 
 /** The wait before the `attempt`-th poll: the first after POLL_FIRST_SECONDS, then doubling up to POLL_MAX_SECONDS. */
 export const pollDelaySeconds = (attempt: number, c: Pick<PollNeeds['config'], 'POLL_FIRST_SECONDS' | 'POLL_MAX_SECONDS'>) =>
@@ -33,10 +33,10 @@ export async function pollTask(job: PollJob, d: PollNeeds): Promise<void> {
   const task = await d.store.claimPoll(job.taskId, job.attempt);
   if (!task) return; // a duplicate message, or the task is no longer at its upstream
   if (d.store.now() >= task.deadline_at) return; // the reconciler fails it with `timeout`
-  const provider = d.provider;
   let finished = false;
   record(metric.polls, 1, unit.Count, { upstream: task.upstream });
   try {
+    const provider = await taskUpstream(task, d);
     const status = await provider.status(task.upstream_id ?? '');
     finished = status.phase === 'succeeded' || status.phase === 'failed';
     await applyUpstreamStatus(task, status, d);

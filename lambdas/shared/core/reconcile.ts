@@ -1,14 +1,15 @@
 import type { TaskRecord } from '../contracts/task';
 import { logger } from '../logger';
+import type { UpstreamProvider } from '../providers/provider';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS } from '../task-store';
-import { applyUpstreamStatus } from './callback';
+import { applyUpstreamStatus, taskUpstream } from './callback';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 import { metric, record, unit } from '../metrics';
 
-type ReconcileNeeds = Needs<'config' | 'store' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
+type ReconcileNeeds = Needs<'config' | 'store' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;
@@ -77,8 +78,10 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
     case 'in_progress': {
       // Ask the upstream before giving up: the task may have finished and its callback been lost.
       summary.polled++;
+      let provider: UpstreamProvider | undefined;
       try {
-        await applyUpstreamStatus(task, await d.provider.status(task.upstream_id ?? ''), d);
+        provider = await taskUpstream(task, d);
+        await applyUpstreamStatus(task, await provider.status(task.upstream_id ?? ''), d);
       } catch (error) {
         logger.warn('upstream poll failed', { taskId: task.id, reason: (error as Error).message });
       }
@@ -88,7 +91,7 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
       // No news: look again after the silence threshold (or at the deadline).
       if ((after.due_at ?? 0) <= now) await d.store.reschedule(task.id, after.state, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
       // A poll-only task this silent has lost its poll chain: start it again.
-      await startPolling(after, d.provider, d);
+      if (provider) await startPolling(after, provider, d);
       return;
     }
     case 'archiving': {

@@ -11,13 +11,13 @@ import { checkUrl, clientUrlPolicy, refusedResolution, systemResolver } from '..
 import { modelOf, type RouteConfig } from '../catalog';
 import type { UpstreamJob } from '../providers/provider';
 import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
-import { clientMessage } from '../white-label';
+import { clientMessage, upstreamIdentity } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'provider' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
+type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
@@ -204,7 +204,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
     case 'rejected': {
       const { upstream, route, message } = result;
       logger.info('upstream refused task', { taskId: task.id, upstream, reason: message });
-      const who = { name: upstream, model: routes[route]!.model, baseUrl: upstreamBaseUrl(d, upstream) };
+      const who = upstreamIdentity(d.config.catalog.upstreams, upstream, routes[route]!.model);
       const failed = await d.store.markRejected(task, clientMessage(message, who), {
         upstream,
         route,
@@ -233,8 +233,4 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
     case 'busy':
       return undefined;
   }
-}
-
-function upstreamBaseUrl(d: UpstreamNeeds, upstream: string): string | undefined {
-  return d.config.catalog.upstreams.find((u) => u.name === upstream)?.baseUrl;
 }

@@ -9,7 +9,7 @@ import {
 import type { ProviderKind } from '../catalog';
 import { bedrockOutputUri, bedrockVideoFile } from '../bedrock-output';
 import { bedrockModelInput } from './bedrock-models';
-import { UpstreamError, type UpstreamJob, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CreateProvider, type UpstreamJob, type UpstreamPhase, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 export interface BedrockOptions {
   /** The operator's name for this upstream. */
@@ -116,6 +116,14 @@ export class BedrockProvider implements UpstreamProvider {
     throw new UpstreamError('unavailable', `Bedrock lists more than ${FIND_MAX_PAGES} pages of invocations since the submit; the gateway could not make sure it holds none for ${job.taskId}`);
   }
 }
+
+/**
+ * Bedrock takes no key: the function's IAM role (locally, the embedded stack's credentials
+ * in the environment). The entry's `baseUrl`, when set, aims the client at another runtime
+ * endpoint (the simulator on loopback, a VPC endpoint).
+ */
+export const createProvider: CreateProvider = ({ upstream, timeoutMs, config }) =>
+  new BedrockProvider({ name: upstream.name, region: upstream.region!, bucket: config.BUCKET_NAME, timeoutMs, endpoint: upstream.baseUrl });
 
 /** Bedrock's idempotency token for a task (letters, digits and single dashes). */
 export const bedrockRequestToken = (taskId: string) => taskId.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 256);

@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import type { ProviderKind } from '../catalog';
 import type { TextResult } from '../outbound';
 import { falInput } from './fal-models';
-import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CallbackRequest, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 import { classifyAnswer, errorDetails, isOk, phaseOf, safeJson } from './common';
 import { callUpstream, type HttpUpstreamOptions } from './upstream-http';
 
@@ -43,6 +43,9 @@ export const falWebhookSchema = z.looseObject({
   status: z.string(),
 });
 
+
+export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) =>
+  new FalProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs });
 
 /** Endpoint ids under these namespaces have three leading segments (`workflows/{owner}/{app}`). */
 const namespaces = new Set(['workflows', 'comfy']);

@@ -1,4 +1,4 @@
-import { pollOnlyKinds, type ProviderKind, type UpstreamConfig } from '../catalog';
+import type { ProviderKind, UpstreamConfig } from '../catalog';
 import { ConfigError, type Config } from '../config';
 import { secretValue } from '../aws/secrets';
 import type { UpstreamRegistry } from '../router';
@@ -35,7 +35,7 @@ export function upstreamRegistry(config: Config): UpstreamRegistry {
   const build = async (upstream: UpstreamConfig): Promise<UpstreamProvider> => {
     const create = await loadKind(upstream.kind);
     const secretArn = config.UPSTREAM_SECRET_ARNS[upstream.name];
-    return create({
+    const provider = await create({
       upstream,
       apiKey: async () => {
         if (!secretArn && upstream.apiKey === undefined)
@@ -45,6 +45,7 @@ export function upstreamRegistry(config: Config): UpstreamRegistry {
       timeoutMs: upstream.timeoutMs ?? config.UPSTREAM_TIMEOUT_MS,
       config,
     });
+    return upstream.callsBack === false && provider.callsBack ? polled(provider) : provider;
   };
   return {
     get(name) {
@@ -62,19 +63,13 @@ export function upstreamRegistry(config: Config): UpstreamRegistry {
   };
 }
 
-/**
- * The first configured upstream as one provider, for the callers that predate the catalog
- * (each call goes through the registry, so its kind loads on first use too).
- */
-export function providerFor(config: Config, upstreams: UpstreamRegistry = upstreamRegistry(config)): UpstreamProvider {
-  const first = config.catalog.upstreams[0]!;
-  const provider = () => upstreams.get(first.name);
-  return {
-    name: first.name,
-    kind: first.kind,
-    callsBack: !pollOnlyKinds.includes(first.kind),
-    submit: async (job) => (await provider()).submit(job),
-    status: async (id) => (await provider()).status(id),
-    parseCallback: async (request) => (await provider()).parseCallback(request),
-  };
+/** An upstream whose entry says `callsBack: false`: the same adapter, its tasks polled by the poll worker. */
+function polled(provider: UpstreamProvider): UpstreamProvider {
+  return new Proxy(provider, {
+    get(target, property) {
+      if (property === 'callsBack') return false;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import type { ProviderKind } from '../catalog';
 import type { TextResult } from '../outbound';
-import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CallbackRequest, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 import { classifyAnswer, isOk, phaseOf, safeJson } from './common';
 import { callUpstream, type HttpUpstreamOptions } from './upstream-http';
 
@@ -33,6 +33,8 @@ export const openrouterWebhookSchema = z.looseObject({
   data: z.looseObject({ id: z.string().check(z.minLength(1)) }),
 });
 
+export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) =>
+  new OpenRouterProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs });
 
 export function openrouterBody(job: UpstreamJob): Record<string, unknown> {
   const image = job.imageUrls[0];

@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks';
 import * as z from 'zod/mini';
 import type { ProviderKind } from '../catalog';
 import type { TextResult } from '../outbound';
-import { UpstreamError, type CallbackRequest, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
+import { UpstreamError, type CallbackRequest, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 import { classifyAnswer, isOk, phaseOf, safeJson } from './common';
 import { callUpstream, type HttpUpstreamOptions } from './upstream-http';
 
@@ -33,6 +33,12 @@ export const replicatePredictionSchema = z.looseObject({
 });
 export type ReplicatePrediction = z.infer<typeof replicatePredictionSchema>;
 
+/**
+ * The webhook signing secret is the entry's `webhookSecret`. Without one, Replicate's
+ * webhooks are refused and the task is learnt of by polling once it has been silent.
+ */
+export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) =>
+  new ReplicateProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs, webhookSecret: async () => upstream.webhookSecret });
 
 /**
  * The prediction input: the fields Replicate's video models share (prompt, duration in
