@@ -4,7 +4,8 @@ import { startLocalGateway } from '../local/gateway';
 
 /**
  * `npm start`: the whole gateway on this machine. Settings (all optional): PORT,
- * LOCAL_API_KEY, SIM_RENDER_MS, DATA_DIR, RECONCILE_EVERY_MS; any gateway configuration
+ * LOCAL_API_KEY, SIM_RENDER_MS, DATA_DIR, RECONCILE_EVERY_MS (and, for crash drills,
+ * LOCAL_CRASH_AFTER_VIDEO_STORED=1); any gateway configuration
  * variable (e.g. TASK_DEADLINE_SECONDS) is passed through.
  */
 const port = Number(process.env.PORT ?? 3000);
@@ -25,6 +26,7 @@ const gateway = await startLocalGateway({
   apiKey: process.env.LOCAL_API_KEY || undefined,
   renderMs: process.env.SIM_RENDER_MS ? Number(process.env.SIM_RENDER_MS) : undefined,
   reconcileEveryMs: process.env.RECONCILE_EVERY_MS ? Number(process.env.RECONCILE_EVERY_MS) : undefined,
+  crashAfterVideoStored: process.env.LOCAL_CRASH_AFTER_VIDEO_STORED === '1',
   log,
 }).catch((error: unknown) => {
   // A problem the person can fix (a bad file, a data directory in use, a full disk) is told in words.

@@ -38,6 +38,11 @@ export interface LocalGatewayOptions {
   queueTimeScale?: number;
   /** How often the reconciler runs; the stack's schedule says every minute. */
   reconcileEveryMs?: number;
+  /**
+   * A crash drill for the restart tests: the process kills itself (SIGKILL) the moment a
+   * video is stored and its S3 event recorded, before the archive worker marks its task.
+   */
+  crashAfterVideoStored?: boolean;
   log?: (msg: string, fields?: object) => void;
 }
 
@@ -151,6 +156,7 @@ async function startWithin(
       log('s3 event not recorded', { file: eventsFile, error: explainFsError(error, eventsFile, 'append to').message });
     }
     log('s3 event', { event: record.eventName, key, bytes: record.s3.object.size });
+    if (options.crashAfterVideoStored) process.kill(process.pid, 'SIGKILL');
   });
 
   // Kept jobs resume once the gateway can take their callbacks: at the end of this start.

@@ -48,8 +48,8 @@ async function submit(prompt: string): Promise<string> {
 
 const view = async (id: string) => (await (await api(`/v1/videos/generations/${id}`)).json()) as any;
 
-async function start(): Promise<number> {
-  gateway = await startNpmStart(dataDir, { PORT: String(port), SIM_RENDER_MS: '300' });
+async function start(env: Record<string, string> = {}): Promise<number> {
+  gateway = await startNpmStart(dataDir, { PORT: String(port), SIM_RENDER_MS: '300', ...env });
   key = /Local API key: (\S+)/.exec(gateway.output())![1]!;
   return Date.now();
 }
@@ -105,9 +105,30 @@ describe('npm start killed and started again on the same data directory', () => 
     expect(video.length).toBe(20 * 2 ** 20);
   }, 180_000);
 
+  it('a task whose video was stored when the process died (object and S3 event there, task not yet marked) succeeds from the stored object', async () => {
+    await kill();
+    await start({ LOCAL_CRASH_AFTER_VIDEO_STORED: '1' });
+    let died = false;
+    void gateway!.exited.then(() => (died = true));
+    const id = await submit('stored, then the lights went out');
+    // The drill: the process kills itself right after the upload, before the task is marked.
+    await until('the process to die right after the upload', () => (died ? true : undefined), 60_000);
+    gateway = undefined;
+    const eventsOf = () => readFileSync(join(dataDir, 's3-events.jsonl'), 'utf8').split('\n').filter((l) => l.includes(`videos/${id}.mp4`));
+    expect(eventsOf()).toHaveLength(1);
+
+    const restarted = await start();
+    recovery.stored = await succeeded(id, restarted);
+    // Finished from the object it found, without a second download or a second S3 event.
+    await until('the archive worker to find the stored video', () => (/video found stored by an earlier attempt/.test(gateway!.output()) ? true : undefined), 30_000);
+    expect(gateway!.output()).not.toMatch(new RegExp(`"message":"video archived"[^\n]*${id}`));
+    expect(eventsOf()).toHaveLength(1);
+    expect((await view(id)).video.sha256).toMatch(/^[0-9a-f]{64}$/);
+  }, 180_000);
+
   it('each task succeeded once: one S3 event and one webhook delivery id per task, and no parts left', async () => {
     const list = (await (await api('/v1/videos/generations?limit=10')).json()) as { data: { id: string; status: string }[] };
-    expect(list.data).toHaveLength(2);
+    expect(list.data).toHaveLength(3);
     const events = readFileSync(join(dataDir, 's3-events.jsonl'), 'utf8')
       .trim()
       .split('\n')
