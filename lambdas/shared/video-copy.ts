@@ -14,7 +14,7 @@ import {
 import { bedrockOutputPrefix, parseS3Uri } from './bedrock-output';
 import { logger } from './logger';
 import type { VideoFacts } from './task-store';
-import { ArchiveError, VideoInspector } from './videos';
+import { ArchiveError, VideoInspector, type ArchiveOptions } from './videos';
 
 /** S3's limit for one CopyObject; above it the copy goes part by part. */
 export const SINGLE_COPY_MAX_BYTES = 5 * 1024 ** 3;
@@ -38,10 +38,12 @@ export interface VideoCopyOptions {
  * delete the original. Nothing is written before the checks pass, so `videos/` (and its
  * ObjectCreated event) never sees a file that is not a video.
  *
+ * `beforeStore` runs with the facts once the checks pass, right before the copy is made.
+ *
  * Resumable: should an earlier attempt have copied and deleted the original before it could
  * record the task, the copy already at `key` is checked the same way and its facts returned.
  */
-export async function copyVideo(o: VideoCopyOptions, sourceUri: string, key: string): Promise<VideoFacts> {
+export async function copyVideo(o: VideoCopyOptions, sourceUri: string, key: string, options: Pick<ArchiveOptions, 'beforeStore'> = {}): Promise<VideoFacts> {
   const source = parseS3Uri(sourceUri);
   if (!source || source.bucket !== o.bucket || !source.key.startsWith(bedrockOutputPrefix) || source.key.includes('..'))
     throw new ArchiveError(`the upstream reported its video at ${sourceUri}, outside the gateway's ${bedrockOutputPrefix} prefix`);
@@ -51,9 +53,12 @@ export async function copyVideo(o: VideoCopyOptions, sourceUri: string, key: str
     const copied = await open(o, key);
     if (!copied) throw new ArchiveError(`the upstream's video is not in the bucket (${sourceUri})`);
     logger.info('video copy resumed: the original is gone and the copy is in place', { key });
-    return inspect(o, copied, key);
+    const resumed = await inspect(o, copied, key);
+    await options.beforeStore?.(resumed);
+    return resumed;
   }
   const facts = await inspect(o, original, key);
+  await options.beforeStore?.(facts);
   const etag = original.ETag!;
   try {
     if (facts.bytes > (o.singleCopyMaxBytes ?? SINGLE_COPY_MAX_BYTES)) await copyInParts(o, source.key, key, facts.bytes, etag);

@@ -40,6 +40,11 @@ export interface ArchiveOptions {
    * abandons the upload, and is what `archive` throws.
    */
   beforeStore?: (video: VideoFacts) => Promise<void>;
+  /**
+   * Sent with the download (an upstream's key for its content endpoint). The caller gives them
+   * only for a URL on the upstream's own host; a redirect to another host drops them (`openGet`).
+   */
+  headers?: Record<string, string>;
 }
 
 /** Writes videos into the bucket (the archive worker's half; links are `VideoLinks`). */
@@ -53,7 +58,7 @@ export class VideoStore {
    * A failure reports its first cause, from whichever side it came: the download or the bucket.
    */
   async archive(sourceUrl: string, key: string, options: ArchiveOptions = {}): Promise<VideoFacts> {
-    const response = await openGet(sourceUrl, { policy: this.o.policy, timeoutMs: this.o.timeoutMs });
+    const response = await openGet(sourceUrl, { policy: this.o.policy, timeoutMs: this.o.timeoutMs, headers: options.headers });
     const { status, headers, body } = response;
     const contentType = String(headers['content-type'] ?? 'application/octet-stream').split(';')[0]!.trim();
     const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
@@ -101,6 +106,15 @@ export class VideoStore {
       throw first;
     }
     return facts();
+  }
+
+  /**
+   * Archive a video an upstream wrote into our own bucket (`s3://…`, Bedrock) by server-side
+   * copy, with the same checks and `beforeStore` (see `copyVideo`). Its code loads on first use.
+   */
+  async copy(sourceUri: string, key: string, options: Pick<ArchiveOptions, 'beforeStore'> = {}): Promise<VideoFacts> {
+    const { copyVideo } = await import('./video-copy');
+    return copyVideo({ s3: this.o.s3, bucket: this.o.bucket, maxBytes: this.o.maxBytes }, sourceUri, key, options);
   }
 
   /**

@@ -176,7 +176,7 @@ interface Harness extends Gateway {
   resolve: Mock<Resolver>;
   provider: UpstreamProvider & { submit: Mock<UpstreamProvider['submit']>; status: Mock<UpstreamProvider['status']> };
   queues: { archive: Mock<Queues['archive']>; notify: Mock<Queues['notify']>; poll: Mock<Queues['poll']> };
-  archiver: VideoStore & { archive: Mock<VideoStore['archive']>; findStored: Mock<VideoStore['findStored']> };
+  archiver: VideoStore & { archive: Mock<VideoStore['archive']>; findStored: Mock<VideoStore['findStored']>; copy: Mock<VideoStore['copy']> };
   clock: FakeClock;
 }
 
@@ -203,6 +203,7 @@ function gateway(env: Record<string, string> = {}): Harness {
   const archiver = {
     archive: vi.fn<VideoStore['archive']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 2048, sha256: 'ab'.repeat(32), contentType: 'video/mp4' })),
     findStored: vi.fn<VideoStore['findStored']>(async () => undefined),
+    copy: vi.fn<VideoStore['copy']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 4096, sha256: 'ef'.repeat(32), contentType: 'video/mp4' })),
   } as unknown as Harness['archiver'];
   return {
     config,
@@ -882,6 +883,32 @@ describe('archiving a video', () => {
     expect(g.archiver.archive).toHaveBeenCalledWith('https://cdn.duomi.example/v.mp4', `videos/${task.id}.mp4`, { beforeStore: expect.any(Function) });
     expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', video_key: `videos/${task.id}.mp4`, video_bytes: 2048 });
     expect(g.queues.notify).toHaveBeenCalledExactlyOnceWith({ taskId: task.id, attempt: 1 });
+  });
+
+  it('sends the upstream\'s video headers (its key) only to a URL on that upstream\'s configured origin', async () => {
+    const g = gateway();
+    g.provider.videoHeaders = async () => ({ authorization: 'Bearer sk-upstream' });
+    const own = seedTask(g, { state: 'archiving', upstream: 'duomi', upstream_video_url: 'https://upstream.example.com/v1/videos/up-1/content' });
+    await archiveTask({ taskId: own.id, attempt: 1 }, g);
+    expect(g.archiver.archive).toHaveBeenLastCalledWith(own.upstream_video_url, `videos/${own.id}.mp4`, {
+      beforeStore: expect.any(Function),
+      headers: { authorization: 'Bearer sk-upstream' },
+    });
+    for (const elsewhere of ['https://cdn.upstream.example.com/v.mp4', 'http://upstream.example.com/v.mp4', 'https://upstream.example.com:8443/v.mp4']) {
+      const task = seedTask(g, { state: 'archiving', upstream: 'duomi', upstream_video_url: elsewhere });
+      await archiveTask({ taskId: task.id, attempt: 1 }, g);
+      expect(g.archiver.archive.mock.lastCall![2]).toEqual({ beforeStore: expect.any(Function), headers: undefined });
+    }
+  });
+
+  it('copies a video the upstream wrote into the bucket (s3://) server-side, downloading nothing', async () => {
+    const g = gateway();
+    const source = `s3://${g.config.BUCKET_NAME}/bedrock/t/inv/output.mp4`;
+    const task = seedTask(g, { state: 'archiving', upstream: 'duomi', upstream_video_url: source });
+    await archiveTask({ taskId: task.id, attempt: 1 }, g);
+    expect(g.archiver.copy).toHaveBeenCalledExactlyOnceWith(source, `videos/${task.id}.mp4`, { beforeStore: expect.any(Function) });
+    expect(g.archiver.archive).not.toHaveBeenCalled();
+    expect(taskItem(task.id)).toMatchObject({ state: 'succeeded', video_key: `videos/${task.id}.mp4`, video_bytes: 4096 });
   });
 
   it('that an earlier attempt stored (facts recorded, object found) finishes from the object, fetching nothing', async () => {

@@ -60,6 +60,24 @@ describe('archiving a video Bedrock wrote into the bucket (server-side copy)', (
     expect(await s3.read('bedrock/task_b/inv/output.mp4')).toBeDefined();
   });
 
+  it('hands the facts to beforeStore before the copy appears; a throw there leaves the original and no copy', async () => {
+    await put('bedrock/task_h/inv/output.mp4', sampleVideo());
+    const seen: { bytes: number; copyThere: boolean }[] = [];
+    const lost = new Error('another worker took the task over');
+    const source = `s3://${s3.bucket}/bedrock/task_h/inv/output.mp4`;
+    await expect(
+      copyVideo(options(), source, 'videos/task_h.mp4', {
+        beforeStore: async (facts) => {
+          seen.push({ bytes: facts.bytes, copyThere: (await s3.read('videos/task_h.mp4')) !== undefined });
+          throw lost;
+        },
+      }),
+    ).rejects.toBe(lost);
+    expect(seen).toEqual([{ bytes: sampleVideo().length, copyThere: false }]);
+    expect(await s3.read('videos/task_h.mp4')).toBeUndefined();
+    expect(await s3.read('bedrock/task_h/inv/output.mp4')).toBeDefined();
+  });
+
   it('refuses a video over the size cap', async () => {
     await put('bedrock/task_c/inv/output.mp4', sampleVideo());
     await expect(copyVideo(options(1000), `s3://${s3.bucket}/bedrock/task_c/inv/output.mp4`, 'videos/task_c.mp4')).rejects.toThrow(

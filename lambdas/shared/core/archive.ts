@@ -1,13 +1,14 @@
 import type { ArchiveJob } from '../contracts/jobs';
+import type { TaskRecord } from '../contracts/task';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
-import { isShortVideo, recordedVideo } from '../task-store';
+import { isShortVideo, recordedVideo, type VideoFacts } from '../task-store';
 import { videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
 import { metric, record, unit } from '../metrics';
 
-type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues'>;
+type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues' | 'upstreams'>;
 
 /** Another worker took the task over (this attempt outlived its lease): it is theirs to finish. */
 class ArchiveLeaseLost extends Error {}
@@ -27,14 +28,17 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
   try {
     const started = Date.now();
     const stored = recorded && (await d.archiver.findStored(recorded));
+    const source = task.upstream_video_url!;
+    const beforeStore = async (facts: VideoFacts) => {
+      if (!(await d.store.recordVideo(task.id, facts, task.archive_lease_until!)))
+        throw new ArchiveLeaseLost('another worker took the task over');
+    };
+    // An object the upstream wrote into our bucket is copied inside S3; anything else is downloaded.
     const facts =
       stored ??
-      (await d.archiver.archive(task.upstream_video_url!, videoKey(task.id), {
-        beforeStore: async (facts) => {
-          if (!(await d.store.recordVideo(task.id, facts, task.archive_lease_until!)))
-            throw new ArchiveLeaseLost('another worker took the task over');
-        },
-      }));
+      (source.startsWith('s3://')
+        ? await d.archiver.copy(source, videoKey(task.id), { beforeStore })
+        : await d.archiver.archive(source, videoKey(task.id), { beforeStore, headers: await downloadHeaders(task, source, d) }));
     const video = { ...facts, short: isShortVideo(task.duration, facts.durationSeconds) };
     if (!stored) {
       const seconds = Math.max(0.001, (Date.now() - started) / 1000);
@@ -65,5 +69,25 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
     // The reconciler re-sends the job should this message be lost.
     await d.store.releaseArchive(task.id, d.store.now() + (delay + 120) * 1000, reason);
     await d.queues.archive({ taskId: task.id, attempt: job.attempt + 1 }, delay);
+  }
+}
+
+/**
+ * The headers the task's upstream wants for its video URLs (its key, for a content endpoint),
+ * only when the URL is on the origin of that upstream's configured `baseUrl`: a URL on any
+ * other host (a CDN's, or one an upstream names to have our key sent there) is fetched bare.
+ */
+async function downloadHeaders(task: TaskRecord, url: string, d: Needs<'config' | 'upstreams'>): Promise<Record<string, string> | undefined> {
+  const entry = d.config.catalog.upstreams.find((u) => u.name === task.upstream);
+  if (!entry?.baseUrl || !sameOrigin(url, entry.baseUrl)) return undefined;
+  const provider = await d.upstreams.get(entry.name);
+  return provider.videoHeaders?.();
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
   }
 }
