@@ -27,6 +27,8 @@ const gateway = await startLocalGateway({
   renderMs: process.env.SIM_RENDER_MS ? Number(process.env.SIM_RENDER_MS) : undefined,
   reconcileEveryMs: process.env.RECONCILE_EVERY_MS ? Number(process.env.RECONCILE_EVERY_MS) : undefined,
   crashAfterVideoStored: process.env.LOCAL_CRASH_AFTER_VIDEO_STORED === '1',
+  // With no catalog of the operator's, every dialect's simulator runs, each with a demo model.
+  demo: !['UPSTREAMS', 'MODELS', 'MODEL_MAP', 'DISABLED_MODELS'].some((name) => process.env[name]),
   log,
 }).catch((error: unknown) => {
   // A problem the person can fix (a bad file, a data directory in use, a full disk) is told in words.
@@ -60,11 +62,20 @@ const body = JSON.stringify({
   aspect_ratio: '16:9',
   duration: 15,
 });
+/** Each model and the dialects of its routes, in order of preference (the operator's view: clients never see routes). */
+const kindOf = new Map(gateway.catalog.upstreams.map((u) => [u.name, u.kind]));
+const models = Object.values(gateway.catalog.models);
+const width = Math.max(...models.map((m) => m.id.length));
+const catalog = models.map((m) => `  ${m.id.padEnd(width)}  ${m.routes.map((r) => `${kindOf.get(r.upstream)} (${r.upstream})`).join(' → ')}`).join('\n');
+
 console.log(`
 Video Task Gateway is running on ${gateway.url}
   data:          ${gateway.dataDir} (tasks, videos, keys; kept across restarts)
   S3 events:     ${gateway.dataDir}/s3-events.jsonl
-  upstream:      simulated, on ${gateway.upstream.url}
+  upstream:      simulated, on ${gateway.upstream.url}${gateway.demo ? ' (and a simulator of every other dialect)' : ''}
+
+Models, each with its routes in order: dialect (upstream name):
+${catalog}
 
 ${
   gateway.localKey.status === 'revoked'

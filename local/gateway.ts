@@ -6,10 +6,12 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { hashKey, keyId } from '../lambdas/shared/api-keys';
+import type { Catalog } from '../lambdas/shared/catalog';
 import type { ConfigEnvironment } from '../lambdas/shared/config';
 import { buildConsole } from '../lib/console-assets';
 import { projectRoot } from '../lib/gateway-stack';
 import { synthesizeTemplate } from '../lib/synthesize-template';
+import { startDemoUpstreams, type DemoSimulators } from './demo-upstreams';
 import { DataDirError, explainFsError, lockDataDir, makePrivateDir, readDataFile, readOrCreateDataFile, token, writeDataFile } from './data-dir';
 import { startEmbeddedAws, stackDefinitions, localCredentials, type S3EventRecord } from './embedded-aws';
 import { ENDPOINTS_FILE, INSTANCE_TAG, type LocalEndpoints } from './endpoints';
@@ -32,6 +34,12 @@ export interface LocalGatewayOptions {
   renderMs?: number;
   /** More settings for the simulated upstream (faults, failure shares). */
   upstream?: Omit<SimulatedUpstreamOptions, 'apiKey' | 'renderMs' | 'host' | 'port'>;
+  /**
+   * Also run a simulator of every other dialect (OpenAI-compatible, Bedrock, fal, Replicate,
+   * OpenRouter) and add one demo model routed to each (`local/demo-upstreams.ts`); for
+   * `npm start` with no catalog of the operator's. Ignored when `env` sets UPSTREAMS or MODELS.
+   */
+  demo?: boolean;
   /** Configuration on top of the local defaults (the same variables as in AWS). */
   env?: ConfigEnvironment;
   /** Scales queue delays and visibility timeouts (0.01: a 30 s retry wait takes 300 ms); for tests. */
@@ -58,6 +66,10 @@ export interface LocalGateway {
   localKey: { status: 'active' } | { status: 'replaced'; revokedId: string } | { status: 'revoked'; id: string };
   dataDir: string;
   upstream: SimulatedUpstream;
+  /** The other dialects' simulators, with `demo`. */
+  demo: DemoSimulators | undefined;
+  /** The upstreams and models this gateway serves (what `npm start` prints). */
+  catalog: Catalog;
   sqs: LocalSqs;
   tableName: string;
   bucketName: string;
@@ -173,6 +185,20 @@ async function startWithin(
   });
   started.push(() => upstream.close());
 
+  const demo =
+    options.demo && !options.env?.UPSTREAMS && !options.env?.MODELS
+      ? await startDemoUpstreams({
+          host,
+          simulated: { name: 'simulated', url: upstream.url },
+          apiKey: secrets.upstreamKey,
+          renderMs: options.renderMs,
+          s3Endpoint: aws.s3Endpoint,
+          region: 'us-east-1',
+          log,
+        })
+      : undefined;
+  if (demo) started.push(() => demo.close());
+
   // Handlers are loaded once the environment below is complete; until then nothing calls them.
   let lambdas: Record<'submit' | 'query' | 'callback' | 'archive' | 'notify' | 'reconcile' | 'poll' | 'console', (event: any, context: any) => Promise<any>>;
   // Messages kept from the last run are delivered at once; their handlers wait for the end of
@@ -236,6 +262,7 @@ async function startWithin(
     DYNAMODB_ENDPOINT: aws.dynamodbEndpoint,
     S3_ENDPOINT: aws.s3Endpoint,
     SQS_ENDPOINT: sqs.endpoint,
+    ...(demo ? { UPSTREAMS: JSON.stringify(demo.upstreams), MODELS: JSON.stringify(demo.models) } : {}),
     ...options.env,
   };
   Object.assign(process.env, definedOnly(env), {
@@ -323,6 +350,8 @@ async function startWithin(
     localKey,
     dataDir,
     upstream,
+    demo: demo?.sims,
+    catalog: config().catalog,
     sqs,
     tableName: LOCAL_TABLE,
     bucketName: LOCAL_BUCKET,
@@ -336,6 +365,7 @@ async function startWithin(
       await http.close();
       await sqs.close();
       await upstream.close();
+      await demo?.close();
       const { closeIdleConnections } = await import('../lambdas/shared/outbound');
       closeIdleConnections();
       db.destroy();

@@ -63,6 +63,11 @@ describe('npm start', () => {
     const curl = printed.split('\n').find((l) => l.trim().startsWith('curl -s http') && l.includes('-d '))!.trim();
     expect(curl).toContain(`http://127.0.0.1:${port}/v1/videos/generations`);
 
+    // With no catalog of the operator's, every dialect has a demo model, listed with its route.
+    expect(printed).toMatch(/^ {2}sora-2 +simulated \(simulated\)$/m);
+    for (const [model, kind] of [['seedance-2.0', 'openai'], ['luma-ray-2', 'bedrock'], ['kling-2.1', 'fal'], ['wan-2.5', 'replicate'], ['veo-3.1', 'openrouter']] as const)
+      expect(printed).toMatch(new RegExp(`^ {2}${model.replace('.', '\\.')} +${kind} \\(demo-${kind}\\)$`, 'm'));
+
     const { stdout } = await run('bash', ['-c', curl]);
     const { id } = JSON.parse(stdout) as { id: string };
     expect(id).toMatch(/^task_/);
@@ -75,6 +80,23 @@ describe('npm start', () => {
       view = await read();
     }
     expect(view.status).toBe('succeeded');
+
+    // A demo model of a poll-only dialect (OpenAI-compatible): no callback, the poll queue finds it done.
+    const demo = await fetch(`http://127.0.0.1:${port}/v1/videos/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'seedance-2.0', prompt: 'a paper boat on a pond', duration: 5, aspect_ratio: '1:1' }),
+    });
+    const demoId = ((await demo.json()) as { id: string }).id;
+    expect(demo.status).toBe(200);
+    const readDemo = async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/v1/videos/generations/${demoId}`, { headers: { authorization: `Bearer ${key}` } })).json()) as any;
+    let demoView = await readDemo();
+    for (let i = 0; i < 300 && demoView.status !== 'succeeded'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      demoView = await readDemo();
+    }
+    expect(demoView).toMatchObject({ status: 'succeeded', model: 'seedance-2.0', duration: 5, aspect_ratio: '1:1', video: { content_type: 'video/mp4' } });
 
     expect(await stop(first.proc)).toBe(0);
     expect(first.output()).toContain('stopped; tasks and videos are kept');
