@@ -36,7 +36,7 @@ async function renderedVideo(upstream: SimulatedUpstream, bytes: number): Promis
   for (let i = 0; i < 500; i++) {
     const task = upstream.tasks.get(id);
     if (task?.state === 'succeeded') {
-      if (task.videoBytes !== bytes) throw new Error(`asked for ${bytes} bytes, the upstream made ${task.videoBytes}`);
+      if (task.video.bytes !== bytes) throw new Error(`asked for ${bytes} bytes, the upstream made ${task.video.bytes}`);
       return task.videoUrl;
     }
     await new Promise((r) => setTimeout(r, 10));

@@ -388,7 +388,7 @@ async function loadAndCheck(
       const bytes = Buffer.from(await response.arrayBuffer());
       const sha = createHash('sha256').update(bytes).digest('hex');
       const upstream = task.upstream_id ? gw.upstream.tasks.get(task.upstream_id) : undefined;
-      const rendered = upstream ? videoSha256({ taskId: upstream.id, bytes: upstream.videoBytes }) : undefined;
+      const rendered = upstream ? videoSha256({ taskId: upstream.id, ...upstream.video }) : undefined;
       if (response.status !== 200) videoProblems.push(`${task.id}: download answered ${response.status}`);
       else if (sha !== view.video.sha256 || sha !== task.video_sha256) videoProblems.push(`${task.id}: sha256 ${sha} but the task says ${view.video.sha256}`);
       else if (sha !== rendered) videoProblems.push(`${task.id}: sha256 ${sha} is not the upstream's video (${rendered ?? 'unknown upstream task'})`);

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { constants, createServer, type Http2ServerRequest as IncomingMessage, type Http2ServerResponse as ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { minimumVideoBytes, videoSha256, videoStream } from './mp4';
-import { parseFaultTokens, type SimFaults } from './simulated-upstream';
+import { videoSha256, videoStream, type VideoShape } from './mp4';
+import { jobVideo, parseFaultTokens, type SimFaults } from './simulated-upstream';
 
 /**
  * A simulated Amazon Bedrock runtime on loopback, speaking the REST protocol the real
@@ -72,7 +72,7 @@ export interface SimInvocation {
   failureMessage: string | undefined;
   faults: SimFaults;
   renderMs: number;
-  videoBytes: number;
+  video: VideoShape;
   submitTime: Date;
   lastModifiedTime: Date;
   endTime: Date | undefined;
@@ -104,7 +104,6 @@ export interface SimulatedBedrock {
 }
 
 const DEFAULT_RENDER_MS = 3000;
-const DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024;
 const MAX_BODY_BYTES = 1024 * 1024;
 const RETIRED_MODELS = new Set(['amazon.nova-reel-v1:0', 'amazon.nova-reel-v1:1']);
 const TOKEN_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9])*$/;
@@ -217,7 +216,7 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
       length = body.length;
       contentType = 'text/html';
     } else {
-      const video = videoStream({ taskId: inv.invocationId, bytes: inv.videoBytes });
+      const video = videoStream({ taskId: inv.invocationId, ...inv.video });
       length = mode === 'truncated' ? Math.max(1, Math.floor(video.size / 2)) : video.size;
       body = video.stream({ start: 0, end: length - 1 });
     }
@@ -284,8 +283,6 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
 
     const region = signedRegion(req.headers.authorization) ?? 'us-east-1';
     const invocationId = randomBytes(6).toString('hex');
-    const minimum = minimumVideoBytes(invocationId);
-    const requested = faults.bytes ?? (faults.video === 'oversized' ? (options.oversizedBytes ?? DEFAULT_OVERSIZED_BYTES) : minimum);
     const now = new Date();
     const inv: SimInvocation = {
       invocationArn: `arn:aws:bedrock:${region}:${accountId}:async-invoke/${invocationId}`,
@@ -300,7 +297,7 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
       failureMessage: undefined,
       faults,
       renderMs: faults.renderMs ?? defaultRenderMs,
-      videoBytes: Math.max(minimum, requested),
+      video: jobVideo(invocationId, { seconds: input.duration, aspectRatio: input.aspect_ratio }, faults, options.oversizedBytes),
       submitTime: now,
       lastModifiedTime: now,
       endTime: undefined,
@@ -411,7 +408,7 @@ export async function startSimulatedBedrock(options: SimulatedBedrockOptions): P
     expectedSha256(invocationArn: string) {
       const inv = invocations.get(invocationArn);
       if (!inv) throw new Error(`no invocation ${invocationArn}`);
-      return videoSha256({ taskId: inv.invocationId, bytes: inv.videoBytes });
+      return videoSha256({ taskId: inv.invocationId, ...inv.video });
     },
     close() {
       closed ??= new Promise<void>((resolve) => {

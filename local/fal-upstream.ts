@@ -50,7 +50,7 @@ function statusBody(sim: JobSim, job: SimJob) {
 }
 
 const result = (job: SimJob) => ({
-  video: { url: job.videoUrl, content_type: 'video/mp4', file_name: `${job.id}.mp4`, file_size: job.videoBytes },
+  video: { url: job.videoUrl, content_type: 'video/mp4', file_name: `${job.id}.mp4`, file_size: job.video.bytes },
   seed: 42,
 });
 
@@ -60,7 +60,11 @@ async function submit(req: IncomingMessage, res: ServerResponse, path: URL, sim:
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(422, 'invalid_input', 'the input must be a JSON object');
   const prompt = (body as { prompt?: unknown }).prompt;
   if (typeof prompt !== 'string' || !prompt.trim()) throw new HttpError(422, 'invalid_input', 'field required: prompt');
-  const job = sim.accept(req, { model, prompt, body: body as Record<string, unknown>, callbackUrl: path.searchParams.get('fal_webhook') ?? undefined });
+  const { duration, num_frames: frames, aspect_ratio: aspectRatio } = body as Record<string, unknown>;
+  // Wan 2.2 asks for frames at 16 a second rather than a duration.
+  const seconds = duration ?? (typeof frames === 'number' ? (frames - 1) / 16 : undefined);
+  const callbackUrl = path.searchParams.get('fal_webhook') ?? undefined;
+  const job = sim.accept(req, { model, prompt, body: body as Record<string, unknown>, callbackUrl, video: { seconds, aspectRatio } });
   if (!job) return; // a stalled submit is never answered
   sim.answerAccepted(res, job, 200, { request_id: job.id, gateway_request_id: job.id, status: 'IN_QUEUE', queue_position: 0, ...requestUrls(sim, job) });
 }

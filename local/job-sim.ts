@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { minimumVideoBytes } from './mp4';
+import type { requestedVideo, VideoShape } from './mp4';
 import { HttpError, presentedKey, sendJson, startHttpServer, type HttpServer } from './sim-kit';
-import { parseFaultTokens, sendAccepted, serveVideo, type SimFaults } from './simulated-upstream';
+import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, type SimFaults } from './simulated-upstream';
 
 /**
  * The job life cycle of the simulated upstreams that call back once a job ends (fal,
@@ -31,7 +31,7 @@ export interface SimJob {
   phase: SimPhase;
   message: string;
   renderMs: number;
-  videoBytes: number;
+  video: VideoShape;
   videoUrl: string;
   createdAt: number;
   startedAt: number | undefined;
@@ -77,7 +77,6 @@ export interface JobSimDialect {
 }
 
 const DEFAULT_RENDER_MS = 3000;
-const DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024;
 
 /** A simulated upstream of one dialect, with the shared job life cycle and faults. */
 export class JobSim {
@@ -131,7 +130,7 @@ export class JobSim {
   }
 
   /** A submit: the key, then the faults of the prompt and the server; the new job, or `undefined` when the fault is a stall. */
-  accept(req: IncomingMessage, fields: { model: string; prompt: string; body: Record<string, unknown>; callbackUrl: string | undefined }): SimJob | undefined {
+  accept(req: IncomingMessage, fields: { model: string; prompt: string; body: Record<string, unknown>; callbackUrl: string | undefined; video: Parameters<typeof requestedVideo>[0] }): SimJob | undefined {
     this.stats.submitsReceived++;
     this.checkKey(req);
     const faults: SimFaults = { ...this.serverFaults, ...parseFaultTokens(fields.prompt).faults };
@@ -149,8 +148,6 @@ export class JobSim {
         return undefined;
     }
     const id = `${this.dialect.idPrefix}${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
-    const minimum = minimumVideoBytes(id);
-    const requested = faults.bytes ?? (faults.video === 'oversized' ? (this.options.oversizedBytes ?? DEFAULT_OVERSIZED_BYTES) : minimum);
     const job: SimJob = {
       id,
       model: fields.model,
@@ -162,7 +159,7 @@ export class JobSim {
       phase: 'queued',
       message: '',
       renderMs: faults.renderMs ?? this.options.renderMs ?? DEFAULT_RENDER_MS,
-      videoBytes: Math.max(minimum, requested),
+      video: jobVideo(id, fields.video, faults, this.options.oversizedBytes),
       videoUrl: `${this.url}/files/${id}.mp4`,
       createdAt: Date.now(),
       startedAt: undefined,
@@ -277,7 +274,7 @@ export class JobSim {
     const job = this.jobs.get(id);
     if (!job || job.phase !== 'succeeded') throw new HttpError(404, 'not_found', `video ${id} not found`);
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} not allowed`);
-    await serveVideo(req, res, { id, bytes: job.videoBytes, mode: job.faults.video ?? 'ok' }, { log: this.log });
+    await serveVideo(req, res, { id, video: job.video, mode: job.faults.video ?? 'ok' }, { log: this.log });
   }
 
   close(): Promise<void> {

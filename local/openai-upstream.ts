@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import busboy from 'busboy';
-import { minimumVideoBytes } from './mp4';
-import { parseFaultTokens, sendAccepted, serveVideo, type SimFaults } from './simulated-upstream';
+import type { VideoShape } from './mp4';
+import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, type SimFaults } from './simulated-upstream';
 
 /**
  * A real HTTP server speaking the OpenAI Videos API on loopback (the dialect of the `openai`
@@ -59,7 +59,7 @@ export interface OpenAISimJob {
   authorization: string | undefined;
   faults: SimFaults;
   renderMs: number;
-  videoBytes: number;
+  video: VideoShape;
   createdAt: number;
   finishedAt: number | undefined;
 }
@@ -100,7 +100,6 @@ export interface OpenAIUpstream {
 }
 
 const DEFAULT_RENDER_MS = 3000;
-const DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024;
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
 
 class ApiError extends Error {
@@ -289,8 +288,6 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
     }
 
     const id = `video_${Date.now().toString(36)}${randomBytes(8).toString('hex')}`;
-    const minimum = minimumVideoBytes(id);
-    const requested = faults.bytes ?? (faults.video === 'oversized' ? (options.oversizedBytes ?? DEFAULT_OVERSIZED_BYTES) : minimum);
     const job: OpenAISimJob = {
       id,
       status: 'queued',
@@ -308,7 +305,7 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
       authorization: req.headers.authorization,
       faults,
       renderMs: faults.renderMs ?? defaultRenderMs,
-      videoBytes: Math.max(minimum, requested),
+      video: jobVideo(id, { seconds, size }, faults, options.oversizedBytes),
       createdAt: Date.now(),
       finishedAt: undefined,
     };
@@ -383,7 +380,7 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
       if (variant !== 'video') throw invalid(`Variant '${variant}' is not available for this video.`, 'variant');
       if (job.status !== 'completed') throw new ApiError(404, 'invalid_request_error', 'video_not_ready', `Video '${id}' is not ready: it is ${job.status}.`);
       if (job.faults.video === 'gone') throw new ApiError(404, 'invalid_request_error', 'video_expired', `The assets of video '${id}' have expired.`);
-      return serveVideo(req, res, { id, bytes: job.videoBytes, mode: job.faults.video ?? 'ok' }, {
+      return serveVideo(req, res, { id, video: job.video, mode: job.faults.video ?? 'ok' }, {
         log,
         started: () => stats.videoDownloadsStarted++,
         completed: () => stats.videoDownloadsCompleted++,

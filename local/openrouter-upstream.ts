@@ -65,7 +65,7 @@ async function submit(req: IncomingMessage, res: ServerResponse, sim: JobSim, pe
   if (typeof model !== 'string' || !model) throw new HttpError(400, 'invalid_request', 'model is required');
   if (typeof prompt !== 'string' || !prompt.trim()) throw new HttpError(400, 'invalid_request', 'prompt is required');
   const callbackUrl = typeof body.callback_url === 'string' ? body.callback_url : undefined;
-  const job = sim.accept(req, { model, prompt, body, callbackUrl });
+  const job = sim.accept(req, { model, prompt, body, callbackUrl, video: { seconds: body.duration, aspectRatio: body.aspect_ratio, size: body.size } });
   if (!job) return;
   sim.answerAccepted(res, job, 202, view(sim, job, perSecond));
 }
@@ -85,7 +85,7 @@ function dialect(perSecond: number): JobSimDialect {
         const job = sim.polled(req, decodeURIComponent(one[1]!));
         if (!one[2]) return sendJson(res, 200, view(sim, job, perSecond));
         if (job.phase !== 'succeeded') throw new HttpError(404, 'not_found', 'the video is not ready');
-        await serveVideo(req, res, { id: job.id, bytes: job.videoBytes, mode: job.faults.video ?? 'ok' }, { log: sim.log });
+        await serveVideo(req, res, { id: job.id, video: job.video, mode: job.faults.video ?? 'ok' }, { log: sim.log });
       })();
     },
     finalCallback(job, sim) {

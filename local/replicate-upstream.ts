@@ -67,10 +67,10 @@ async function create(req: IncomingMessage, res: ServerResponse, sim: JobSim, mo
   if (typeof body !== 'object' || body === null) throw new HttpError(422, 'invalid', 'the body must be a JSON object');
   const version = typeof body.version === 'string' ? body.version : undefined;
   if (!model && !version) throw new HttpError(422, 'invalid', 'version is required');
-  const input = body.input as { prompt?: unknown } | undefined;
+  const input = body.input as { prompt?: unknown; duration?: unknown; aspect_ratio?: unknown } | undefined;
   if (typeof input?.prompt !== 'string' || !input.prompt.trim()) throw new HttpError(422, 'invalid', '- input: prompt is required');
   const webhook = typeof body.webhook === 'string' ? body.webhook : undefined;
-  const job = sim.accept(req, { model: model ?? `unknown/model:${version}`, prompt: input.prompt, body, callbackUrl: webhook });
+  const job = sim.accept(req, { model: model ?? `unknown/model:${version}`, prompt: input.prompt, body, callbackUrl: webhook, video: { seconds: input.duration, aspectRatio: input.aspect_ratio } });
   if (!job) return;
   sim.answerAccepted(res, job, 201, prediction(sim, job));
 }

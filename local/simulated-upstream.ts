@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as z from 'zod/mini';
-import { minimumVideoBytes, videoStream, type GrownVideo } from './mp4';
+import { minimumVideoBytes, requestedVideo, videoStream, type GrownVideo, type VideoShape } from './mp4';
 import { listenRemembered, openSimState, type SimState } from './sim-state';
 
 /**
@@ -33,6 +33,7 @@ import { listenRemembered, openSimState, type SimState } from './sim-state';
  *                                           (no-moov: a whole file whose movie header is blanked out)
  *                                           (shortcuts sim:truncated, sim:not-video, sim:oversized)
  *   sim:bytes=<n>[K|M|G]                    video size (binary units); default the smallest
+ *   sim:seconds=<n>                         the video lasts n seconds, whatever the duration asked
  *   sim:rate=<n>[K|M|G]                     the video is sent at n bytes per second
  *   sim:state=weird|<word>                  while rendering, report an unknown state word
  *                                           (weird -> "queued_for_gpu") instead of "running"
@@ -58,6 +59,8 @@ export interface SimFaults {
   video?: VideoFault;
   /** Video size in bytes. */
   bytes?: number;
+  /** Video length in seconds, instead of the one asked for. */
+  seconds?: number;
   /** Bytes per second the video is sent at; unset, as fast as the reader takes it. */
   rate?: number;
   /** State word reported while rendering instead of `running`. */
@@ -91,7 +94,7 @@ export interface SimTaskRecord {
   /** The faults in force for this task (server-wide merged with prompt tokens). */
   faults: SimFaults;
   renderMs: number;
-  videoBytes: number;
+  video: VideoShape;
   videoUrl: string;
   createdAt: number;
   finishedAt?: number;
@@ -101,6 +104,8 @@ export interface SimTaskRecord {
   finalCallbackDelivered?: boolean;
 }
 
+const videoShapeSchema = z.object({ seconds: z.number(), width: z.number(), height: z.number(), bytes: z.number() });
+
 const simFaultsSchema = z.object({
   submit: z.optional(z.enum(['ok', 'reject', '429', '500', '503', 'stall'])),
   retryAfter: z.optional(z.number()),
@@ -109,6 +114,7 @@ const simFaultsSchema = z.object({
   callback: z.optional(z.enum(['ok', 'drop', 'duplicate'])),
   video: z.optional(z.enum(['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall'])),
   bytes: z.optional(z.number()),
+  seconds: z.optional(z.number()),
   rate: z.optional(z.number()),
   state: z.optional(z.string()),
   poll: z.optional(z.enum(['ok', '500', '404'])),
@@ -135,7 +141,7 @@ export const simTaskRecordSchema: z.ZodMiniType<SimTaskRecord> = z.object({
   authorization: z.optional(z.string()),
   faults: simFaultsSchema,
   renderMs: z.number(),
-  videoBytes: z.number(),
+  video: videoShapeSchema,
   videoUrl: z.string(),
   createdAt: z.number(),
   finishedAt: z.optional(z.number()),
@@ -198,6 +204,22 @@ export interface SimulatedUpstream {
 
 const DEFAULT_RENDER_MS = 3000;
 const DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A new job's video, as every simulator plans it: the duration and picture its submit asked
+ * for, at the size its `bytes=` fault names, or large for `oversized`, or the smallest.
+ */
+export function jobVideo(
+  id: string,
+  asked: Parameters<typeof requestedVideo>[0],
+  faults: SimFaults,
+  oversizedBytes = DEFAULT_OVERSIZED_BYTES,
+): VideoShape {
+  const shape = requestedVideo({ ...asked, ...(faults.seconds !== undefined ? { seconds: faults.seconds } : {}) });
+  const minimum = minimumVideoBytes({ taskId: id, ...shape });
+  const bytes = faults.bytes ?? (faults.video === 'oversized' ? oversizedBytes : minimum);
+  return { ...shape, bytes: Math.max(minimum, bytes) };
+}
 const DEFAULT_CALLBACK_TIMEOUT_MS = 5000;
 const MAX_BODY_BYTES = 1024 * 1024;
 const WEIRD_STATE = 'queued_for_gpu';
@@ -275,6 +297,12 @@ export function parseFaultTokens(prompt: string): { faults: SimFaults; unknown: 
       case 'duplicate':
         faults.callback = name;
         break;
+      case 'seconds': {
+        const n = value !== undefined && /^\d+(\.\d+)?$/.test(value) ? Number(value) : 0;
+        if (n > 0 && n <= 3600) faults.seconds = n;
+        else known = false;
+        break;
+      }
       case 'video': {
         const f = oneOf(VIDEO_FAULTS, value);
         if (f) faults.video = f;
@@ -448,7 +476,7 @@ async function sendTruncated(res: ServerResponse, video: GrownVideo): Promise<vo
 export async function serveVideo(
   req: IncomingMessage,
   res: ServerResponse,
-  job: { id: string; bytes: number; mode: VideoFault; /** `sim:rate=`: bytes per second. */ rate?: number },
+  job: { id: string; video: VideoShape; mode: VideoFault; /** `sim:rate=`: bytes per second. */ rate?: number },
   hooks: { log: (msg: string, fields?: object) => void; started?: () => void; completed?: () => void },
 ): Promise<void> {
   const { id, mode } = job;
@@ -458,7 +486,7 @@ export async function serveVideo(
     res.end(NOT_VIDEO_PAGE);
     return;
   }
-  const video = videoStream({ taskId: id, bytes: job.bytes });
+  const video = videoStream({ taskId: id, ...job.video });
   if (req.method === 'HEAD') {
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.size, 'accept-ranges': 'bytes' });
     res.end();
@@ -680,8 +708,6 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     if (faults.render === undefined && options.failRenderRate && random() < options.failRenderRate) faults.render = 'fail';
 
     const id = `sim_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
-    const minimum = minimumVideoBytes(id);
-    const requested = faults.bytes ?? (faults.video === 'oversized' ? (options.oversizedBytes ?? DEFAULT_OVERSIZED_BYTES) : minimum);
     const task: SimTaskRecord = {
       id,
       state: 'pending',
@@ -694,7 +720,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
       ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
       faults,
       renderMs: faults.renderMs ?? defaultRenderMs,
-      videoBytes: Math.max(minimum, requested),
+      video: jobVideo(id, { seconds: fields.duration, aspectRatio: fields.aspect_ratio }, faults, options.oversizedBytes),
       videoUrl: `${baseUrl}/files/${id}.mp4`,
       createdAt: Date.now(),
       callbacks: [],
@@ -721,7 +747,7 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     if (!task || task.state !== 'succeeded' || task.faults.video === 'gone') {
       throw new HttpError(404, 'not_found', `video ${id} not found`);
     }
-    await serveVideo(req, res, { id, bytes: task.videoBytes, mode: task.faults.video ?? 'ok', rate: task.faults.rate }, {
+    await serveVideo(req, res, { id, video: task.video, mode: task.faults.video ?? 'ok', rate: task.faults.rate }, {
       log,
       started: () => stats.videoDownloadsStarted++,
       completed: () => stats.videoDownloadsCompleted++,

@@ -22,7 +22,7 @@ function underTest(url: string, sim: JobSim, upstreamIdOf: (job: SimJob) => stri
     expectedSha256(upstreamId) {
       const job = jobOf(upstreamId);
       if (!job) throw new Error(`the simulator holds no job ${upstreamId}`);
-      return videoSha256({ taskId: job.id, bytes: job.videoBytes });
+      return videoSha256({ taskId: job.id, ...job.video });
     },
     close: () => sim.close(),
   };

@@ -29,7 +29,7 @@ export const subjects: ConformanceSubject[] = [
         expectedSha256(id: string) {
           const task = up.tasks.get(id);
           if (!task) throw new Error(`the simulator has no job ${id}`);
-          return videoSha256({ taskId: id, bytes: task.videoBytes });
+          return videoSha256({ taskId: id, ...task.video });
         },
         close: up.close,
       };
@@ -50,7 +50,7 @@ export const subjects: ConformanceSubject[] = [
         expectedSha256(id: string) {
           const job = up.jobs.get(id);
           if (!job) throw new Error(`the simulator has no job ${id}`);
-          return videoSha256({ taskId: id, bytes: job.videoBytes });
+          return videoSha256({ taskId: id, ...job.video });
         },
         close: up.close,
       };

@@ -40,7 +40,7 @@ describe('large videos', () => {
     const id = await submitOk(h, { prompt: 'a long pan over mountains sim:bytes=64M' });
     const sim = upstreamTask(h, (await ops.item(id)).upstream_id);
     const done = await h.waitForStatus(id, 'succeeded', 40_000);
-    const sha256 = videoSha256({ taskId: sim.id, bytes });
+    const sha256 = videoSha256({ taskId: sim.id, ...sim.video });
     expect(done.video).toMatchObject({ bytes, sha256, content_type: 'video/mp4' });
     expect(await ops.objectDigest(`videos/${id}.mp4`)).toEqual({ sha256, bytes });
     const events = videoEventsFor(h, id);

@@ -110,7 +110,7 @@ describe('an archive worker that dies after storing the video', () => {
   it('leaves the video facts recorded on the archiving task, and the retry finishes from the stored object without downloading again (multipart, 9 MiB)', async () => {
     const store = new DiesAfterStoring(dynamo(), config().TABLE_NAME);
     const { id, sim, before } = await firstAttemptDies('a glacier calving sim:bytes=9M', store);
-    const expected = { sha256: videoSha256({ taskId: sim.id, bytes: sim.videoBytes }), bytes: sim.videoBytes };
+    const expected = { sha256: videoSha256({ taskId: sim.id, ...sim.video }), bytes: sim.video.bytes };
     await eventually('the S3 event of the first attempt', () => videoEventsFor(h, id)[0]);
     const crashed = await ops.item(id);
     expect(crashed).toMatchObject({ state: 'archiving', video_key: `videos/${id}.mp4`, video_bytes: expected.bytes, video_sha256: expected.sha256 });
@@ -125,7 +125,7 @@ describe('an archive worker that dies after storing the video', () => {
   it('finishes the task from the stored object even when the upstream URL is gone by then', async () => {
     const store = new DiesAfterStoring(dynamo(), config().TABLE_NAME);
     const { id, sim, before } = await firstAttemptDies('a tide pool at noon', store);
-    const expected = { sha256: videoSha256({ taskId: sim.id, bytes: sim.videoBytes }), bytes: sim.videoBytes };
+    const expected = { sha256: videoSha256({ taskId: sim.id, ...sim.video }), bytes: sim.video.bytes };
     await eventually('the S3 event of the first attempt', () => videoEventsFor(h, id)[0]);
     (sim.faults as SimFaults).video = 'gone';
     expect((await fetch(sim.videoUrl)).status).toBe(404);
@@ -140,7 +140,7 @@ describe('an archive worker that dies after recording the video, before storing 
   it('leaves no object; the retry downloads again and stores the video once', async () => {
     const store = new DiesBeforeStoring(dynamo(), config().TABLE_NAME);
     const { id, sim, before } = await firstAttemptDies('a moth at a window sim:bytes=9M', store);
-    const expected = { sha256: videoSha256({ taskId: sim.id, bytes: sim.videoBytes }), bytes: sim.videoBytes };
+    const expected = { sha256: videoSha256({ taskId: sim.id, ...sim.video }), bytes: sim.video.bytes };
     await eventually('the video facts to be recorded', async () => ((await ops.item(id)).video_sha256 ? true : undefined));
     expect(store.recorded).toMatchObject({ key: `videos/${id}.mp4`, ...expected });
     expect(await ops.objectKeys(`videos/${id}`)).toEqual([]);

@@ -105,9 +105,9 @@ describe('downloads that go wrong', () => {
     (sim.faults as SimFaults).video = 'ok';
 
     const done = await h.waitForStatus(id, 'succeeded');
-    expect(done.video).toMatchObject({ bytes: sim.videoBytes, sha256: videoSha256({ taskId: sim.id, bytes: sim.videoBytes }) });
+    expect(done.video).toMatchObject({ bytes: sim.video.bytes, sha256: videoSha256({ taskId: sim.id, ...sim.video }) });
     expect(await ops.item(id)).toMatchObject({ archive_attempts: 2 });
-    expect(await ops.objectDigest(`videos/${id}.mp4`)).toEqual({ sha256: done.video.sha256, bytes: sim.videoBytes });
+    expect(await ops.objectDigest(`videos/${id}.mp4`)).toEqual({ sha256: done.video.sha256, bytes: sim.video.bytes });
     expect(videoEventsFor(h, id)).toHaveLength(1);
     expect(h.gw.upstream.stats.videoDownloadsStarted - before.videoDownloadsStarted).toBe(2);
     expect(h.gw.upstream.stats.submitsAccepted - before.submitsAccepted).toBe(1);
@@ -117,7 +117,7 @@ describe('downloads that go wrong', () => {
     const id = await submitOk(h, { prompt: 'a folding map sim:video=chunked sim:bytes=700K' });
     const sim = upstreamTask(h, (await ops.item(id)).upstream_id);
     const done = await h.waitForStatus(id, 'succeeded');
-    const sha256 = videoSha256({ taskId: sim.id, bytes: 700 * 1024 });
+    const sha256 = videoSha256({ taskId: sim.id, ...sim.video });
     expect(done.video).toMatchObject({ bytes: 700 * 1024, sha256, content_type: 'video/mp4' });
     expect(await ops.objectDigest(`videos/${id}.mp4`)).toEqual({ sha256, bytes: 700 * 1024 });
     expect(videoEventsFor(h, id)).toHaveLength(1);
@@ -127,6 +127,6 @@ describe('downloads that go wrong', () => {
     const id = await submitOk(h, { prompt: 'a brimming cup sim:bytes=1M' });
     const sim = upstreamTask(h, (await ops.item(id)).upstream_id);
     const done = await h.waitForStatus(id, 'succeeded');
-    expect(done.video).toMatchObject({ bytes: MAX_BYTES, sha256: videoSha256({ taskId: sim.id, bytes: MAX_BYTES }) });
+    expect(done.video).toMatchObject({ bytes: MAX_BYTES, sha256: videoSha256({ taskId: sim.id, ...sim.video }) });
   });
 });

@@ -68,7 +68,7 @@ describe('lost and repeated callbacks', () => {
 
     const done = await reconcileUntil(h, `task ${id} to succeed`, viewWhen(h, id, 'succeeded'));
     expect(h.gw.upstream.stats.statusRequests).toBeGreaterThan(before.statusRequests);
-    expect(done.video.bytes).toBe(sim.videoBytes);
+    expect(done.video.bytes).toBe(sim.video.bytes);
     expect(await ops.objectKeys(`videos/${id}`)).toEqual([`videos/${id}.mp4`]);
     const delivery = await h.waitFor('the webhook', async () => deliveriesFor(hooks.deliveries, id)[0]);
     expect(verifiedPayload(h.gw.webhookSecret, delivery)).toMatchObject({ id, status: 'succeeded' });

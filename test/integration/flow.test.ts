@@ -53,7 +53,7 @@ describe('the seed flow, end to end through the local gateway', () => {
       const download = await fetch(done.data.videos[0].url);
       expect(download.status).toBe(200);
       const bytes = Buffer.from(await download.arrayBuffer());
-      const upstreamTask = [...h.gw.upstream.tasks.values()].find((t) => t.prompt === example.prompt && t.callbacks.length > 0 && bytes.length === t.videoBytes);
+      const upstreamTask = [...h.gw.upstream.tasks.values()].find((t) => t.prompt === example.prompt && t.callbacks.length > 0 && bytes.length === t.video.bytes);
       expect(upstreamTask).toBeDefined();
       const sha = createHash('sha256').update(bytes).digest('hex');
       expect(sha).toBe(done.video.sha256);
@@ -102,15 +102,21 @@ describe('the seed flow, end to end through the local gateway', () => {
     const { id } = (await res.json()) as { id: string };
     const done = await h.waitForStatus(id, 'succeeded');
     const upstream = [...h.gw.upstream.tasks.values()].find((t) => t.prompt === 'a quiet lake')!;
-    expect(done.video.sha256).toBe(videoSha256({ taskId: upstream.id, bytes: upstream.videoBytes }));
+    expect(done.video.sha256).toBe(videoSha256({ taskId: upstream.id, ...upstream.video }));
   });
 
-  it('the task view shows what the archived MP4 measures, and marks a video shorter than asked', async () => {
-    const res = await h.submit({ model: 'sora-2', prompt: 'a measured lake', duration: 10 });
-    const { id } = (await res.json()) as { id: string };
-    const done = await h.waitForStatus(id, 'succeeded');
-    // The simulator's video is its 2-second, 320x180 H.264 fixture, whatever the duration asked.
-    expect(done.video).toMatchObject({ duration_seconds: 2, width: 320, height: 180, codec: 'avc1', short: true });
+  it('the task view shows what the archived MP4 measures: the duration and aspect ratio asked for', async () => {
+    const landscape = (await (await h.submit({ model: 'sora-2', prompt: 'a measured lake', duration: 10 })).json()) as { id: string };
+    const portrait = (await (await h.submit({ model: 'sora-2', prompt: 'a measured tower', duration: 15, aspect_ratio: '9:16' })).json()) as { id: string };
+    expect((await h.waitForStatus(landscape.id, 'succeeded')).video).toMatchObject({ duration_seconds: 10, width: 320, height: 180, codec: 'avc1', short: false });
+    expect((await h.waitForStatus(portrait.id, 'succeeded')).video).toMatchObject({ duration_seconds: 15, width: 180, height: 320, codec: 'avc1', short: false });
+  });
+
+  it('marks a video more than half a second shorter than asked', async () => {
+    const { id } = (await (await h.submit({ model: 'sora-2', prompt: 'a cut-short lake sim:seconds=9.4', duration: 10 })).json()) as { id: string };
+    expect((await h.waitForStatus(id, 'succeeded')).video).toMatchObject({ duration_seconds: 9.4, short: true });
+    const { id: close } = (await (await h.submit({ model: 'sora-2', prompt: 'a nearly whole lake sim:seconds=9.5', duration: 10 })).json()) as { id: string };
+    expect((await h.waitForStatus(close, 'succeeded')).video).toMatchObject({ duration_seconds: 9.5, short: false });
   });
 
   it('lists the caller\'s tasks newest first, page by page with a cursor', async () => {

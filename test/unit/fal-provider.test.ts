@@ -55,7 +55,7 @@ describe('FalProvider against the simulated queue', () => {
     const video = await fetch(done.videoUrl!);
     expect(video.headers.get('content-type')).toBe('video/mp4');
     const { createHash } = await import('node:crypto');
-    expect(createHash('sha256').update(Buffer.from(await video.arrayBuffer())).digest('hex')).toBe(videoSha256({ taskId: record.id, bytes: record.videoBytes }));
+    expect(createHash('sha256').update(Buffer.from(await video.arrayBuffer())).digest('hex')).toBe(videoSha256({ taskId: record.id, ...record.video }));
   });
 
   it('accepts a webhook only as a name: the status endpoint says what happened', async () => {

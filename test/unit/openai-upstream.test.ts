@@ -64,7 +64,7 @@ describe('the OpenAI-compatible simulator, through the official SDK', () => {
     const response = await client.videos.downloadContent(id);
     expect(response.headers.get('content-type')).toBe('video/mp4');
     const bytes = Buffer.from(await response.arrayBuffer());
-    expect(createHash('sha256').update(bytes).digest('hex')).toBe(videoSha256({ taskId: id, bytes: up.jobs.get(id)!.videoBytes }));
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(videoSha256({ taskId: id, ...up.jobs.get(id)!.video }));
   });
 
   it('remixes a completed job into a new one that remembers its source', async () => {

@@ -151,7 +151,7 @@ describe('simulated upstream: the happy path', () => {
     const video = await rawGet(done.data.videos[0]!.url);
     expect(video.status).toBe(200);
     expect(video.headers['content-type']).toBe('video/mp4');
-    expect(Number(video.headers['content-length'])).toBe(minimumVideoBytes(id));
+    expect(Number(video.headers['content-length'])).toBe(minimumVideoBytes({ taskId: id }));
     expect(video.complete).toBe(true);
     expect(video.body.toString('latin1', 4, 8)).toBe('ftyp');
     expect(createHash('sha256').update(video.body).digest('hex')).toBe(videoSha256({ taskId: id }));
@@ -409,7 +409,7 @@ describe('simulated upstream: video faults', () => {
     const { id, url } = await finishedVideo(up, 'x sim:bytes=123456');
     const res = await rawGet(url);
     expect(res.body.length).toBe(123_456);
-    expect(up.tasks.get(id)!.videoBytes).toBe(123_456);
+    expect(up.tasks.get(id)!.video.bytes).toBe(123_456);
   });
 
   it('streams a video without Content-Length with sim:video=chunked', async () => {

@@ -30,19 +30,20 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('archiving a video Bedrock wrote into the bucket (server-side copy)', () => {
   it('copies it to videos/{id}.mp4 byte for byte, records bytes and sha256, and removes the original', async () => {
-    const video = videoStream({ taskId: 'inv-1', bytes: 300_000 });
+    const spec = { taskId: 'inv-1', seconds: 9, width: 180, height: 320, bytes: 300_000 };
+    const video = videoStream(spec);
     const bytes = video.slice(0, video.size - 1);
     await put('bedrock/task_a/inv1/output.mp4', bytes);
     const facts = await copyVideo(options(), `s3://${s3.bucket}/bedrock/task_a/inv1/output.mp4`, 'videos/task_a.mp4');
     expect(facts).toEqual({
       key: 'videos/task_a.mp4',
       bytes: 300_000,
-      sha256: videoSha256({ taskId: 'inv-1', bytes: 300_000 }),
+      sha256: videoSha256(spec),
       contentType: 'video/mp4',
-      // Measured from the copied MP4 itself: the simulators' 2-second 320x180 H.264 fixture.
-      durationSeconds: 2,
-      width: 320,
-      height: 180,
+      // Measured from the copied MP4 itself.
+      durationSeconds: 9,
+      width: 180,
+      height: 320,
       codec: 'avc1',
     });
     const copied = await s3.read('videos/task_a.mp4');

@@ -140,8 +140,8 @@ describe('before the object appears', () => {
       bytes: TWO_PARTS,
       sha256: videoSha256({ taskId: 'task_unit', bytes: TWO_PARTS }),
       contentType: 'video/mp4',
-      // Measured in the same pass, so a resumed archive keeps them too.
-      durationSeconds: 2,
+      // Measured in the same pass, so a resumed archive keeps them too (the simulators' default video).
+      durationSeconds: 5,
       width: 320,
       height: 180,
       codec: 'avc1',
