@@ -41,7 +41,9 @@ const profilePrefix = /^(us|eu|apac|global)\./;
 /**
  * What Bedrock upstreams need: `bedrock:InvokeModel` (which StartAsyncInvoke requires) on
  * the configured models only, reading and listing invocations, and S3 writes only under
- * `bedrock/` — Bedrock writes the output with the caller's own permissions. The archive
+ * `bedrock/` — Bedrock writes the output with the caller's own permissions (a forward
+ * access session), so the bucket needs no policy for Bedrock, and its SSE-S3 encryption
+ * no KMS grant. The archive
  * function may read and delete under that prefix, nothing else of Bedrock's. No model
  * configured: nothing is granted.
  */
@@ -57,8 +59,11 @@ export class BedrockAccess extends Construct {
     const output = props.bucket.arnForObjects(`${bedrockOutputPrefix}*`);
 
     const statements = [
-      new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: modelArns }),
-      new iam.PolicyStatement({ actions: ['bedrock:GetAsyncInvoke'], resources: invocations }),
+      // StartAsyncInvoke is authorized as bedrock:InvokeModel on the model (the API reference's
+      // words); the action of its own name is granted with it, on the same models.
+      new iam.PolicyStatement({ actions: ['bedrock:InvokeModel', 'bedrock:StartAsyncInvoke'], resources: modelArns }),
+      // The invocation a start creates, and reading it: this account's, in the configured regions only.
+      new iam.PolicyStatement({ actions: ['bedrock:StartAsyncInvoke', 'bedrock:GetAsyncInvoke'], resources: invocations }),
       new iam.PolicyStatement({ actions: ['bedrock:ListAsyncInvokes'], resources: ['*'] }),
       new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [output] }),
     ];

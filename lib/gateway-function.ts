@@ -21,6 +21,8 @@ export interface GatewayFunctionProps {
   readonly logRetention: logs.RetentionDays;
   /** Retries of asynchronous invocations (the schedule); Lambda's default is 2. */
   readonly retryAttempts?: number;
+  /** Compile-time constants for esbuild (`bundledKindDefines`: which provider kinds to bundle). */
+  readonly define?: Record<string, string>;
   /** Shell commands that add files beside the bundle (the console's static files). */
   readonly afterBundling?: (outputDir: string) => string[];
 }
@@ -86,6 +88,7 @@ export class GatewayFunction extends Construct {
         // Bundle the pinned AWS SDK instead of the runtime's copy, so cloud and local run the same code.
         externalModules: [],
         banner: esmRequireBanner,
+        define: props.define,
         commandHooks: props.afterBundling
           ? {
               beforeBundling: () => [],

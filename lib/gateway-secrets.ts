@@ -2,23 +2,47 @@ import { Validations } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 
-export interface GatewaySecretsProps {
-  /** Complete ARN of an upstream key secret the operator already has; else the stack creates one. */
-  readonly upstreamKeySecretArn?: string;
+export interface KeyedUpstream {
+  /** The operator's name for the upstream (UPSTREAMS). */
+  readonly name: string;
+  /** Complete ARN of a secret the operator already has; else the stack creates one. */
+  readonly existingSecretArn?: string;
 }
 
+export interface GatewaySecretsProps {
+  /** The upstreams that sign in with an API key: one secret each. */
+  readonly keyedUpstreams: readonly KeyedUpstream[];
+  /**
+   * The one upstream of the single-upstream shorthand: its secret keeps the construct id it
+   * had before the catalog (`UpstreamKey`), so a deployed stack keeps its key on upgrade.
+   */
+  readonly shorthand?: boolean;
+}
+
+/** `reseller-a` → `ResellerA`: upstream names in construct ids and output names. */
+export const pascalName = (name: string) =>
+  name
+    .split('-')
+    .filter(Boolean)
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+
 /**
- * The two secrets of the gateway. Lambdas get only their ARNs and read the values at run
- * time, so no value ever appears in a template or a function's configuration.
+ * The gateway's secrets: the callback HMAC key, and one secret per keyed upstream. Lambdas
+ * get only their ARNs and read the values at run time, so no value ever appears in a
+ * template or a function's configuration.
  */
 export class GatewaySecrets extends Construct {
   /** HMAC key of the callback tokens (`?token=`) that we hand to the upstream. */
   readonly callbackSecret: secretsmanager.ISecret;
-  /** The upstream provider's API key. */
-  readonly upstreamKey: secretsmanager.ISecret;
+  /** Each keyed upstream's API key, by upstream name. */
+  readonly upstreamKeys: ReadonlyMap<string, secretsmanager.ISecret>;
+  /** True for the single-upstream shorthand, whose one secret keeps its earlier names. */
+  readonly shorthand: boolean;
 
-  constructor(scope: Construct, id: string, props: GatewaySecretsProps = {}) {
+  constructor(scope: Construct, id: string, props: GatewaySecretsProps) {
     super(scope, id);
+    this.shorthand = props.shorthand ?? false;
 
     const callbackSecret = new secretsmanager.Secret(this, 'CallbackSecret', {
       description: 'Video Task Gateway: HMAC key of the upstream callback tokens',
@@ -31,20 +55,30 @@ export class GatewaySecrets extends Construct {
     });
     this.callbackSecret = callbackSecret;
 
-    if (props.upstreamKeySecretArn) {
-      this.upstreamKey = secretsmanager.Secret.fromSecretCompleteArn(this, 'UpstreamKey', props.upstreamKeySecretArn);
-    } else {
+    const keys = new Map<string, secretsmanager.ISecret>();
+    const ids = new Map<string, string>();
+    for (const upstream of props.keyedUpstreams) {
+      const keyId = props.shorthand ? 'UpstreamKey' : `UpstreamKey${pascalName(upstream.name)}`;
+      // `a-b` and `a--b` would share an id (and an output name): say so rather than fail obscurely.
+      const clash = ids.get(keyId);
+      if (clash) throw new Error(`upstreams ${clash} and ${upstream.name} would share the secret id ${keyId}: rename one`);
+      ids.set(keyId, upstream.name);
+      if (upstream.existingSecretArn) {
+        keys.set(upstream.name, secretsmanager.Secret.fromSecretCompleteArn(this, keyId, upstream.existingSecretArn));
+        continue;
+      }
       // CloudFormation fills the new secret with a random placeholder; the operator replaces it:
-      // aws secretsmanager put-secret-value --secret-id <UpstreamKeySecretArn> --secret-string <key>
-      const upstreamKey = new secretsmanager.Secret(this, 'UpstreamKey', {
-        description: 'Video Task Gateway: API key of the upstream video provider (set it with put-secret-value)',
+      // aws secretsmanager put-secret-value --secret-id <its ARN output> --secret-string <key>
+      const secret = new secretsmanager.Secret(this, keyId, {
+        description: `Video Task Gateway: API key of the upstream ${upstream.name} (set it with put-secret-value)`,
       });
-      Validations.of(upstreamKey).acknowledge({
+      Validations.of(secret).acknowledge({
         id: 'AwsSolutions-SMG4',
         reason:
-          'The upstream API key is issued by the provider; Secrets Manager cannot rotate it, the operator replaces it with put-secret-value.',
+          'An upstream API key is issued by the provider; Secrets Manager cannot rotate it, the operator replaces it with put-secret-value.',
       });
-      this.upstreamKey = upstreamKey;
+      keys.set(upstream.name, secret);
     }
+    this.upstreamKeys = keys;
   }
 }

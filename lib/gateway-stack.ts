@@ -12,10 +12,11 @@ import { configuredLambdaNames, defaultRouteLambda, lambdaNames, routes, type La
 import { buildConsole } from './console-assets';
 import { GatewayFunction } from './gateway-function';
 import { GatewayMonitoring } from './monitoring';
-import { seedCatalogModels } from '../lambdas/shared/catalog';
+import { BedrockAccess, bedrockModelGrants } from './bedrock-access';
+import { bundledKindDefines } from './bundled-kinds';
 import { GatewayHttpApi } from './gateway-http-api';
-import { GatewaySecrets } from './gateway-secrets';
-import type { StageConfig } from './stage-config';
+import { GatewaySecrets, pascalName } from './gateway-secrets';
+import { keyedUpstream, type StageConfig } from './stage-config';
 import { GatewayStorage, videoKeyPrefix } from './storage';
 import { WorkQueue } from './work-queue';
 
@@ -40,6 +41,8 @@ const notifyBatchSize = 10;
 const pollBatchSize = 5;
 
 function functionSettings(config: StageConfig): Record<LambdaName, FunctionSettings> {
+  // The slowest upstream sets how long one poll may take.
+  const upstreamTimeoutMs = Math.max(config.upstreamTimeoutMs, ...config.catalog.upstreams.map((u) => u.timeoutMs ?? 0));
   return {
     // Calls the upstream (UPSTREAM_TIMEOUT_MS) inside the HTTP API's 30 s integration limit.
     submit: { timeout: Duration.seconds(29), memorySize: 512, description: 'records a task and submits it upstream' },
@@ -58,7 +61,7 @@ function functionSettings(config: StageConfig): Record<LambdaName, FunctionSetti
     reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
     // A batch's polls run one after another: each may take the whole upstream timeout.
     poll: {
-      timeout: Duration.seconds(Math.max(30, Math.ceil((pollBatchSize * config.upstreamTimeoutMs) / 1000) + 15)),
+      timeout: Duration.seconds(Math.max(30, Math.ceil((pollBatchSize * upstreamTimeoutMs) / 1000) + 15)),
       memorySize: 256,
       description: 'polls upstreams that never call back',
     },
@@ -105,7 +108,15 @@ export class GatewayStack extends Stack {
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
     this.storage = new GatewayStorage(this, 'Storage');
-    this.secrets = new GatewaySecrets(this, 'Secrets', { upstreamKeySecretArn: config.upstreamKeySecretArn });
+    // The single-upstream shorthand (no `upstreams` in the context) keeps its one secret as it was.
+    const shorthand = config.upstreams === undefined;
+    this.secrets = new GatewaySecrets(this, 'Secrets', {
+      shorthand,
+      keyedUpstreams: config.catalog.upstreams.filter(keyedUpstream).map((u) => ({
+        name: u.name,
+        existingSecretArn: shorthand ? config.upstreamKeySecretArn : config.upstreamSecretArns[u.name],
+      })),
+    });
     this.archiveQueue = new WorkQueue(this, 'ArchiveQueue', {
       visibilityTimeout: visibilityFor(settings.archive),
       // The handlers' own bound (ARCHIVE_MAX_ATTEMPTS): a job that keeps killing its Lambda
@@ -133,11 +144,13 @@ export class GatewayStack extends Stack {
       NOTIFY_QUEUE_URL: this.notifyQueue.queue.queueUrl,
       POLL_QUEUE_URL: this.pollQueue.queue.queueUrl,
       PUBLIC_BASE_URL: this.httpApi.url,
-      UPSTREAM_PROVIDER: config.upstreamProvider,
-      UPSTREAM_BASE_URL: config.upstreamBaseUrl,
+      // The catalog as the stage config resolved it (no key is ever in it: the context refuses apiKey).
+      UPSTREAMS: JSON.stringify(config.catalog.upstreams),
+      ...(config.models === undefined ? {} : { MODELS: JSON.stringify(JSON.parse(config.models)) }),
       // ARNs only: the values are read from Secrets Manager at run time.
-      UPSTREAM_KEY_SECRET_ARN: this.secrets.upstreamKey.secretArn,
+      UPSTREAM_SECRET_ARNS: this.toJsonString(Object.fromEntries([...this.secrets.upstreamKeys].map(([name, key]) => [name, key.secretArn]))),
       CALLBACK_SECRET_ARN: this.secrets.callbackSecret.secretArn,
+      // The seed catalog's shorthand settings; empty whenever `models` is set (the stage config refuses both).
       MODEL_MAP: config.modelMap,
       DISABLED_MODELS: config.disabledModels,
       PRESIGN_TTL_SECONDS: String(config.presignTtlSeconds),
@@ -158,6 +171,9 @@ export class GatewayStack extends Stack {
       CIRCUIT_FAILURES: String(config.circuitFailures),
       CIRCUIT_COOL_DOWN_SECONDS: String(config.circuitCoolDownSeconds),
     } satisfies ConfigEnvironment;
+    checkEnvironmentSize(this, environment);
+    // Only the provider kinds the stage configures are bundled (lib/bundled-kinds.ts).
+    const define = bundledKindDefines([...new Set(config.catalog.upstreams.map((u) => u.kind))]);
 
     // The console serves files built here, beside its bundle; its page plays videos from the bucket.
     const consoleAssets = join(Stage.of(this)!.outdir, `${this.stackName}.console`);
@@ -170,6 +186,7 @@ export class GatewayStack extends Stack {
         name,
         projectRoot: root,
         environment: name === 'console' ? consoleEnvironment : environment,
+        define: name === 'console' ? undefined : define,
         afterBundling: name === 'console' ? (outputDir) => [`cp -r "${consoleAssets}" "${outputDir}/console"`] : undefined,
         ...settings[name],
         description: `Video Task Gateway: ${settings[name].description}`,
@@ -181,6 +198,15 @@ export class GatewayStack extends Stack {
     this.functions = functions;
 
     this.grantAccess();
+
+    // Bedrock upstreams: the Lambdas that start and read invocations, and the archive that
+    // moves what Bedrock wrote; nothing at all when no route goes to Bedrock.
+    new BedrockAccess(this, 'BedrockAccess', {
+      bucket: this.storage.bucket,
+      models: bedrockModelGrants(config.catalog),
+      callers: [functions.submit, functions.reconcile, functions.poll],
+      archiver: functions.archive,
+    });
 
     this.httpApi.addRoutes(routes, defaultRouteLambda, mapValues(functions, (f) => f.function));
 
@@ -197,8 +223,8 @@ export class GatewayStack extends Stack {
         { name: 'Poll', queue: this.pollQueue.queue, deadLetterQueue: this.pollQueue.deadLetterQueue },
       ],
       api: this.httpApi.api,
-      models: Object.keys(seedCatalogModels(config.upstreamProvider, {}, config.disabledModels.split(',').filter(Boolean))),
-      upstreams: [config.upstreamProvider],
+      models: Object.keys(config.catalog.models),
+      upstreams: config.catalog.upstreams.map((u) => u.name),
       failedRatioThreshold: config.failedRatioAlarm,
     });
 
@@ -211,7 +237,8 @@ export class GatewayStack extends Stack {
    */
   private grantAccess() {
     const { table, bucket } = this.storage;
-    const { upstreamKey, callbackSecret } = this.secrets;
+    const { upstreamKeys, callbackSecret } = this.secrets;
+    const upstreamKey = { grantRead: (fn: iam.IGrantable) => upstreamKeys.forEach((key) => key.grantRead(fn)) };
     const archiveQueue = this.archiveQueue.queue;
     const notifyQueue = this.notifyQueue.queue;
     const pollQueue = this.pollQueue.queue;
@@ -235,8 +262,10 @@ export class GatewayStack extends Stack {
     table.grantReadData(query.function);
     query.role.addToPrincipalPolicy(readVideos);
 
-    // callback: checks the token, moves the task on, queues the archive job, or the webhook of a failed task.
+    // callback: checks the token, moves the task on, queues the archive job, or the webhook of a
+    // failed task; some dialects (fal) confirm a callback by asking the upstream, with its key.
     table.grantReadWriteData(callback.function);
+    upstreamKey.grantRead(callback.function);
     callbackSecret.grantRead(callback.function);
     archiveQueue.grantSendMessages(callback.function);
     notifyQueue.grantSendMessages(callback.function);
@@ -246,6 +275,8 @@ export class GatewayStack extends Stack {
       new SqsEventSource(archiveQueue, { batchSize: 1, reportBatchItemFailures: true }),
     );
     table.grantReadWriteData(archive.function);
+    // Authenticated content endpoints (the openai dialect's /videos/{id}/content) take the upstream's key.
+    upstreamKey.grantRead(archive.function);
     // What @aws-sdk/lib-storage needs for a multipart upload (create/upload/complete are s3:PutObject).
     archive.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -326,11 +357,12 @@ export class GatewayStack extends Stack {
     output('VideoEventsTopicArn', this.storage.videoEvents.topicArn, 'Subscribe here to hear about each archived video');
     output('AlarmTopicArn', this.monitoring.alarmTopic.topicArn, 'Subscribe here (e.g. an email address) to hear of every alarm');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'The CloudWatch dashboard of this gateway');
-    output(
-      'UpstreamKeySecretArn',
-      this.secrets.upstreamKey.secretArn,
-      'Set the upstream API key: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string <key>',
-    );
+    for (const [name, key] of this.secrets.upstreamKeys)
+      output(
+        upstreamKeyOutputName(this.secrets.shorthand ? undefined : name),
+        key.secretArn,
+        `Set the API key of upstream ${name}: aws secretsmanager put-secret-value --secret-id <this ARN> --secret-string <key>`,
+      );
     output('CallbackSecretArn', this.secrets.callbackSecret.secretArn, 'HMAC key of the upstream callback tokens');
     output('ArchiveQueueUrl', this.archiveQueue.queue.queueUrl, 'Archive jobs');
     output('ArchiveDeadLetterQueueUrl', this.archiveQueue.deadLetterQueue.queueUrl, 'Archive jobs that ran out of attempts');
@@ -339,6 +371,36 @@ export class GatewayStack extends Stack {
     output('PollQueueUrl', this.pollQueue.queue.queueUrl, 'Polls of upstreams that never call back');
     output('PollDeadLetterQueueUrl', this.pollQueue.deadLetterQueue.queueUrl, 'Poll jobs the gateway kept failing on');
   }
+}
+
+/** `UpstreamKeySecretArn` for the shorthand's one upstream, `UpstreamKeyResellerASecretArn` for `reseller-a`. */
+export const upstreamKeyOutputName = (name?: string) => `UpstreamKey${name === undefined ? '' : pascalName(name)}SecretArn`;
+
+/** Lambda holds 4 KB of environment per function, names and values together; a large catalog must fail at synth, not at deploy. */
+const environmentLimitBytes = 4096;
+/** What a deploy-time value (an ARN, a queue URL) may take once resolved. */
+const tokenBytes = 128;
+
+/** Bytes of a resolved CloudFormation value: literal strings as they are, each reference as `tokenBytes`. */
+function resolvedBytes(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + resolvedBytes(v), 0);
+  if (value && typeof value === 'object') {
+    const join = (value as Record<string, unknown>)['Fn::Join'] as [string, unknown[]] | undefined;
+    if (join) return resolvedBytes(join[1]) + Buffer.byteLength(join[0]) * Math.max(0, join[1].length - 1);
+    return tokenBytes;
+  }
+  return Buffer.byteLength(String(value));
+}
+
+function checkEnvironmentSize(stack: Stack, environment: Record<string, string>) {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(environment)) bytes += Buffer.byteLength(name) + resolvedBytes(stack.resolve(value));
+  if (bytes > environmentLimitBytes)
+    throw new Error(
+      `the Lambdas' environment would take about ${bytes} bytes, beyond Lambda's ${environmentLimitBytes}: ` +
+        `UPSTREAMS and MODELS take ${Buffer.byteLength((environment.UPSTREAMS ?? '') + (environment.MODELS ?? ''))}; shorten the catalog (fewer models, or leave out fields that keep their defaults)`,
+    );
 }
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

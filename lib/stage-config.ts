@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ZodMiniType, output as zOutput } from 'zod/mini';
-import { configSchema } from '../lambdas/shared/config';
+import { CatalogError, type Catalog } from '../lambdas/shared/catalog';
+import { catalogOf, configSchema } from '../lambdas/shared/config';
 
 /**
  * What one deployment (stage) of the gateway may choose. `bin/app.ts` reads it from CDK
@@ -27,6 +28,41 @@ const modelMap = z
     if (!result.success) ctx.addIssue({ code: 'custom', message: result.error.issues.map((i) => i.message).join('; ') });
   });
 
+/** The submit Lambda calls an upstream inside the HTTP API's 30 s integration limit. */
+const maxUpstreamTimeoutMs = 20_000;
+
+/** `upstreams` and `models`: JSON text (`-c`, environment) or the value itself (cdk.json), kept as text for the Lambdas. */
+const catalogJson = z
+  .union([z.string(), z.array(z.unknown()), z.record(z.string(), z.unknown())])
+  .transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+  .optional();
+
+/** A secret the operator already has (complete ARN, with its 6-character suffix). */
+const secretArn = z
+  .string()
+  .regex(
+    /^arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
+    'must be the complete ARN of a Secrets Manager secret (ending in -XXXXXX)',
+  );
+
+/** `upstreamSecretArns`: `{"<upstream name>": "<secret ARN>"}`, as JSON text or an object. */
+const upstreamSecretArns = z
+  .union([z.string(), z.record(z.string(), z.unknown())])
+  .default({})
+  .transform((v, ctx) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: upstream name -> secret ARN' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string(), secretArn));
+
+/** Upstream kinds that sign in with an API key, kept in a Secrets Manager secret of their own in AWS; Bedrock uses the Lambda's role. */
+export const keyedUpstream = (u: { kind: string }) => u.kind !== 'bedrock' && u.kind !== 'simulated';
+
 /** `disabledModels` may come as a comma-separated string or a list. */
 const disabledModels = z
   .union([z.string(), z.array(z.string())])
@@ -37,7 +73,7 @@ const disabledModels = z
     if (!result.success) ctx.addIssue({ code: 'custom', message: 'unknown model name' });
   });
 
-export const stageConfigSchema = z
+const stageSettingsSchema = z
   .object({
     /** Suffixes the stack name, so several stages can live in one account. */
     stage: z
@@ -53,14 +89,13 @@ export const stageConfigSchema = z
     upstreamBaseUrl: z
       .url({ protocol: /^https$/, error: 'must be an https URL (the upstream key travels in a header)' })
       .default('https://duomiapi.com'),
-    /** A secret the operator already has (complete ARN, with its 6-character suffix). */
-    upstreamKeySecretArn: z
-      .string()
-      .regex(
-        /^arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/,
-        'must be the complete ARN of a Secrets Manager secret (ending in -XXXXXX)',
-      )
-      .optional(),
+    /** The shorthand upstream's key: a secret the operator already has. */
+    upstreamKeySecretArn: secretArn.optional(),
+    /** The operator's upstreams and model catalog: the JSON of UPSTREAMS and MODELS (lambdas/shared/catalog.ts). */
+    upstreams: catalogJson,
+    models: catalogJson,
+    /** Keyed upstreams whose key is in a secret the operator already has; the others get a new secret each. */
+    upstreamSecretArns,
     modelMap,
     disabledModels,
     presignTtlSeconds: count(runtimeDefault(runtime.PRESIGN_TTL_SECONDS)),
@@ -72,9 +107,8 @@ export const stageConfigSchema = z
     notifyRetrySeconds: count(runtimeDefault(runtime.NOTIFY_RETRY_SECONDS)),
     taskRetentionDays: count(runtimeDefault(runtime.TASK_RETENTION_DAYS)),
     maxVideoBytes: count(runtimeDefault(runtime.MAX_VIDEO_BYTES)),
-    // The submit Lambda calls the upstream inside the HTTP API's 30 s integration limit.
     upstreamTimeoutMs: count(runtimeDefault(runtime.UPSTREAM_TIMEOUT_MS)).pipe(
-      z.number().max(20_000, 'at most 20000: submit must answer within the 30 s API limit'),
+      z.number().max(maxUpstreamTimeoutMs, `at most ${maxUpstreamTimeoutMs}: submit must answer within the 30 s API limit`),
     ),
     // The notify Lambda's timeout grows with this (ten webhooks per batch, one after another).
     webhookTimeoutMs: count(runtimeDefault(runtime.WEBHOOK_TIMEOUT_MS)).pipe(
@@ -98,6 +132,55 @@ export const stageConfigSchema = z
     message: 'must be at least throttleRateLimit',
     path: ['throttleBurstLimit'],
   });
+type StageSettings = z.infer<typeof stageSettingsSchema>;
+
+/** The settings and the catalog they make; a bad catalog entry is one problem, named by its message. */
+export const stageConfigSchema = stageSettingsSchema.transform((c, ctx) => {
+  try {
+    return { ...c, catalog: cloudCatalog(c) };
+  } catch (error) {
+    if (!(error instanceof CatalogError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * The catalog the Lambdas will read, resolved by the runtime's own code (config.ts), then
+ * held to what the cloud allows: no key in the template, no loopback upstream, https only.
+ */
+function cloudCatalog(c: StageSettings): Catalog {
+  const { catalog } = catalogOf({
+    UPSTREAMS: c.upstreams,
+    MODELS: c.models,
+    UPSTREAM_PROVIDER: c.upstreamProvider,
+    UPSTREAM_BASE_URL: c.upstreamBaseUrl,
+    UPSTREAM_KEY: undefined,
+    UPSTREAM_KEY_SECRET_ARN: undefined,
+    UPSTREAM_SECRET_ARNS: {},
+    MODEL_MAP: runtime.MODEL_MAP.parse(c.modelMap),
+    DISABLED_MODELS: runtime.DISABLED_MODELS.parse(c.disabledModels),
+  });
+  if (c.upstreams && c.upstreamKeySecretArn)
+    throw new CatalogError('upstreamKeySecretArn is the shorthand upstream\'s secret: with upstreams set, name each existing secret in upstreamSecretArns {"<upstream>": "<ARN>"}');
+  for (const [i, u] of catalog.upstreams.entries()) {
+    const at = c.upstreams ? `upstreams[${i}] (${u.name})` : 'upstreamProvider';
+    if (u.kind === 'simulated') throw new CatalogError(`${at}: the simulated upstream only runs on loopback, next to \`npm start\``);
+    if (u.apiKey !== undefined)
+      throw new CatalogError(`${at}: apiKey is for local use; in AWS the key goes in the upstream's own secret (aws secretsmanager put-secret-value, see the stack outputs)`);
+    if (u.webhookSecret !== undefined) throw new CatalogError(`${at}: webhookSecret is for local use; the stack does not carry it into AWS`);
+    if (u.timeoutMs !== undefined && u.timeoutMs > maxUpstreamTimeoutMs)
+      throw new CatalogError(`${at}: timeoutMs at most ${maxUpstreamTimeoutMs}: submit must answer within the 30 s API limit`);
+    if (u.baseUrl !== undefined && !u.baseUrl.startsWith('https://'))
+      throw new CatalogError(`${at}: baseUrl must be an https URL (the upstream key travels in a header)`);
+  }
+  for (const name of Object.keys(c.upstreamSecretArns)) {
+    const upstream = catalog.upstreams.find((u) => u.name === name);
+    if (!upstream) throw new CatalogError(`upstreamSecretArns.${name}: no upstream is named ${name}`);
+    if (!keyedUpstream(upstream)) throw new CatalogError(`upstreamSecretArns.${name}: a ${upstream.kind} upstream takes no key`);
+  }
+  return catalog;
+}
 
 export type StageConfig = z.infer<typeof stageConfigSchema>;
 export type StageConfigInput = z.input<typeof stageConfigSchema>;
@@ -107,6 +190,9 @@ export const stageConfigEnvironmentNames = {
   upstreamProvider: 'UPSTREAM_PROVIDER',
   upstreamBaseUrl: 'UPSTREAM_BASE_URL',
   upstreamKeySecretArn: 'UPSTREAM_KEY_SECRET_ARN',
+  upstreams: 'UPSTREAMS',
+  models: 'MODELS',
+  upstreamSecretArns: 'UPSTREAM_SECRET_ARNS',
   modelMap: 'MODEL_MAP',
   disabledModels: 'DISABLED_MODELS',
   presignTtlSeconds: 'PRESIGN_TTL_SECONDS',
@@ -137,7 +223,7 @@ export class StageConfigError extends Error {}
 export function parseStageConfig(input: Record<string, unknown>): StageConfig {
   const result = stageConfigSchema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'stage config'}: ${i.message}`);
+    const problems = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
     throw new StageConfigError(`invalid stage configuration:\n  ${problems.join('\n  ')}`);
   }
   return result.data;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
+import { cdkJsonContext } from './cdk-context';
 import { GatewayStack } from './gateway-stack';
 import { parseStageConfig, stackName, type StageConfigInput } from './stage-config';
 
@@ -21,7 +22,7 @@ export function synthesizeTemplate(config: StageConfigInput = {}): Record<string
   try {
     const app = new App({
       outdir,
-      context: skipBundlingContext,
+      context: { ...cdkJsonContext(), ...skipBundlingContext },
       // The template is only read here; CloudFormation schema validation would cost seconds.
       builtinCloudFormationValidation: false,
     });

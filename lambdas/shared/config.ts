@@ -138,6 +138,11 @@ export type Config = z.infer<typeof configSchema> & {
   /** The upstreams and the model catalog, from UPSTREAMS and MODELS or the single-upstream settings. */
   catalog: Catalog;
 };
+/** The variables that make the catalog. */
+export type CatalogSettings = Pick<
+  z.infer<typeof configSchema>,
+  'UPSTREAMS' | 'MODELS' | 'UPSTREAM_PROVIDER' | 'UPSTREAM_BASE_URL' | 'UPSTREAM_KEY' | 'UPSTREAM_KEY_SECRET_ARN' | 'UPSTREAM_SECRET_ARNS' | 'MODEL_MAP' | 'DISABLED_MODELS'
+>;
 export type ConfigEnvironment = Partial<Record<keyof z.input<typeof configSchema>, string>>;
 
 export class ConfigError extends Error {}
@@ -160,9 +165,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 /**
  * UPSTREAMS and MODELS when set; else the older settings: one upstream named after
  * UPSTREAM_PROVIDER carrying the seed's models (MODEL_MAP, DISABLED_MODELS), its key
- * UPSTREAM_KEY or the secret UPSTREAM_KEY_SECRET_ARN.
+ * UPSTREAM_KEY or the secret UPSTREAM_KEY_SECRET_ARN. The CDK stage config (lib/stage-config.ts)
+ * resolves its context the same way, so `cdk synth` and the Lambdas agree on the catalog.
  */
-function catalogOf(c: z.infer<typeof configSchema>): Pick<Config, 'catalog' | 'UPSTREAM_SECRET_ARNS'> {
+export function catalogOf(c: CatalogSettings): Pick<Config, 'catalog' | 'UPSTREAM_SECRET_ARNS'> {
   let upstreams: UpstreamConfig[];
   const secretArns = { ...c.UPSTREAM_SECRET_ARNS };
   if (c.UPSTREAMS) upstreams = parseUpstreams(c.UPSTREAMS);

@@ -78,6 +78,8 @@ describe('Bedrock access (lib/bedrock-access.ts)', { timeout: 90_000 }, () => {
       expect(grantsOf(caller)).toEqual(
         [
           'bedrock:InvokeModel arn:<AWS::Partition>:bedrock:us-west-2::foundation-model/luma.ray-v2:0',
+          'bedrock:StartAsyncInvoke arn:<AWS::Partition>:bedrock:us-west-2::foundation-model/luma.ray-v2:0',
+          'bedrock:StartAsyncInvoke arn:<AWS::Partition>:bedrock:us-west-2:123456789012:async-invoke/*',
           'bedrock:GetAsyncInvoke arn:<AWS::Partition>:bedrock:us-west-2:123456789012:async-invoke/*',
           'bedrock:ListAsyncInvokes *',
           's3:PutObject videoBucket/bedrock/*',

@@ -6,24 +6,28 @@ import { pathToFileURL } from 'node:url';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { providerKinds, type ProviderKind } from '../../lambdas/shared/catalog';
+import { bundledKindDefines } from '../../lib/bundled-kinds';
 import { esmRequireBanner, GatewayFunction } from '../../lib/gateway-function';
 import { projectRoot } from '../../lib/gateway-stack';
 
 /**
- * One real bundle, built the way `cdk synth` builds all six (local esbuild, no Docker, no
- * network): the rest of the infra tests skip bundling to stay fast.
+ * Real bundles, built the way `cdk synth` builds them (local esbuild, no Docker, no
+ * network): the rest of the infra tests skip bundling to stay fast. One for a stage whose
+ * upstreams are duomi and openai, one whose upstreams add Bedrock.
  */
-let outdir: string;
-let bundleDir: string;
+const outdirs: string[] = [];
 
-beforeAll(() => {
-  outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtg-bundle-'));
+function bundleSubmit(kinds: ProviderKind[]): string {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtg-bundle-'));
+  outdirs.push(outdir);
   const app = new App({ outdir, builtinCloudFormationValidation: false });
   const stack = new Stack(app, 'Bundling');
   new GatewayFunction(stack, 'Submit', {
     name: 'submit',
     projectRoot,
     environment: {},
+    define: bundledKindDefines(kinds),
     timeout: Duration.seconds(29),
     memorySize: 512,
     description: 'bundling test',
@@ -32,12 +36,36 @@ beforeAll(() => {
   const assembly = app.synth();
   const assets = fs.readdirSync(assembly.directory).filter((f) => f.startsWith('asset.'));
   expect(assets).toHaveLength(1);
-  bundleDir = path.join(assembly.directory, assets[0]!);
-}, 120_000);
+  return path.join(assembly.directory, assets[0]!);
+}
 
-afterAll(() => fs.rmSync(outdir, { recursive: true, force: true }));
+let bundleDir: string;
+let withBedrock: string;
+beforeAll(() => {
+  bundleDir = bundleSubmit(['duomi', 'openai']);
+  withBedrock = bundleSubmit(['duomi', 'openai', 'bedrock']);
+}, 240_000);
+
+afterAll(() => outdirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+const sourcesOf = (dir: string) =>
+  (JSON.parse(fs.readFileSync(path.join(dir, 'index.mjs.map'), 'utf8')) as { sources: string[] }).sources;
 
 describe('Lambda bundles', () => {
+  it('hold the provider kinds the stage configures, and no other kind or its SDK', () => {
+    const providers = (dir: string) =>
+      sourcesOf(dir)
+        .map((s) => /lambdas\/shared\/providers\/([\w-]+)\.ts$/.exec(s)?.[1])
+        .filter((k): k is string => k !== undefined && (providerKinds as readonly string[]).includes(k))
+        .sort();
+    const bedrockSdk = (dir: string) => sourcesOf(dir).some((s) => s.includes('node_modules/@aws-sdk/client-bedrock-runtime/'));
+    expect(providers(bundleDir)).toEqual(['duomi', 'openai']);
+    expect(bedrockSdk(bundleDir)).toBe(false);
+    expect(providers(withBedrock)).toEqual(['bedrock', 'duomi', 'openai']);
+    expect(bedrockSdk(withBedrock)).toBe(true);
+    expect(fs.statSync(path.join(withBedrock, 'index.mjs')).size - fs.statSync(path.join(bundleDir, 'index.mjs')).size).toBeGreaterThan(50_000);
+  });
+
   it('are one ESM file and its source map', () => {
     expect(fs.readdirSync(bundleDir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
   });

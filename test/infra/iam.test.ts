@@ -16,7 +16,7 @@ beforeAll(() => {
   names = {
     [s.id(s.stack.storage.table)]: 'table',
     [s.id(s.stack.storage.bucket)]: 'videoBucket',
-    [s.id(s.stack.secrets.upstreamKey)]: 'upstreamKey',
+    [s.id(s.stack.secrets.upstreamKeys.get('duomi')!)]: 'upstreamKey',
     [s.id(s.stack.secrets.callbackSecret)]: 'callbackSecret',
     [s.id(s.stack.archiveQueue.queue)]: 'archiveQueue',
     [s.id(s.stack.notifyQueue.queue)]: 'notifyQueue',
@@ -66,30 +66,47 @@ const wildcardExceptions: { resource: string; actions: RegExp; reason: string }[
   },
 ];
 
-/** What a statement lets a function do, in words: `read table`, `send archiveQueue`, ... */
+/**
+ * What a statement lets a function do, in words: `read table`, `send archiveQueue`, ...
+ * One statement may say several things: CDK's minimizePolicies merges the statements on one
+ * resource (sending and consuming one queue, reading and uploading one prefix).
+ */
 function capabilities(statement: Statement): string[] {
   const actions = asArray(statement.Action);
   const targets = [...new Set(resourcesOf(statement).map((r) => r.replace(/\/index\/\*$/, '')))];
   const has = (a: string) => actions.includes(a);
-  let verb: string;
-  if (actions.every((a) => a.startsWith('logs:'))) verb = 'log';
-  else if (actions.every((a) => a.startsWith('xray:'))) verb = 'trace';
-  else if (actions.every((a) => a.startsWith('dynamodb:')))
-    verb = has('dynamodb:PutItem') || has('dynamodb:UpdateItem') ? 'write' : 'read';
-  else if (has('secretsmanager:GetSecretValue')) verb = 'read';
-  else if (has('sqs:ReceiveMessage')) verb = 'consume';
-  else if (has('sqs:SendMessage')) verb = 'send';
-  else if (has('s3:PutObject')) verb = 'upload';
-  else if (actions.length === 1 && has('s3:GetObject')) verb = 'read';
-  else throw new Error(`unclassified statement: ${JSON.stringify(statement)}`);
-  return targets.map((t) => (verb === 'trace' ? 'trace' : `${verb} ${t}`));
+  const verbs: string[] = [];
+  const classified = new Set<string>();
+  const verb = (name: string, matches: (a: string) => boolean) => {
+    const hit = actions.filter(matches);
+    if (hit.length) verbs.push(name);
+    hit.forEach((a) => classified.add(a));
+  };
+  verb('log', (a) => a.startsWith('logs:'));
+  verb('trace', (a) => a.startsWith('xray:'));
+  if (actions.some((a) => a.startsWith('dynamodb:')))
+    verb(has('dynamodb:PutItem') || has('dynamodb:UpdateItem') ? 'write' : 'read', (a) => a.startsWith('dynamodb:'));
+  verb('read', (a) => a === 'secretsmanager:GetSecretValue' || a === 'secretsmanager:DescribeSecret');
+  verb('consume', (a) => ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage'].includes(a));
+  verb('send', (a) => a === 'sqs:SendMessage');
+  // Both queue grants include these lookups.
+  actions.filter((a) => a === 'sqs:GetQueueUrl' || a === 'sqs:GetQueueAttributes').forEach((a) => classified.add(a));
+  verb('upload', (a) => ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'].includes(a));
+  verb('read', (a) => a === 's3:GetObject');
+  verb('delete', (a) => a === 's3:DeleteObject');
+  verb('invoke', (a) => a === 'bedrock:InvokeModel' || a === 'bedrock:StartAsyncInvoke');
+  verb('readInvocations', (a) => a === 'bedrock:GetAsyncInvoke');
+  verb('listInvocations', (a) => a === 'bedrock:ListAsyncInvokes');
+  const unclassified = actions.filter((a) => !classified.has(a));
+  if (unclassified.length) throw new Error(`unclassified actions ${unclassified.join(', ')}: ${JSON.stringify(statement)}`);
+  return [...new Set(verbs.flatMap((v) => (v === 'trace' ? ['trace'] : targets.map((t) => `${v} ${t}`))))];
 }
 
 const expectedAccess: Record<LambdaName, string[]> = {
   submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue', 'send pollQueue'],
   query: ['read table', 'read videoBucket/videos/*'],
-  callback: ['write table', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
-  archive: ['consume archiveQueue', 'write table', 'upload videoBucket/videos/*', 'read videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
+  callback: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
+  archive: ['consume archiveQueue', 'write table', 'read upstreamKey', 'upload videoBucket/videos/*', 'read videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
   notify: ['consume notifyQueue', 'write table', 'read videoBucket/videos/*', 'send notifyQueue'],
   reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
   poll: ['consume pollQueue', 'write table', 'read upstreamKey', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],

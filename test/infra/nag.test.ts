@@ -7,6 +7,7 @@ import { AwsSolutionsChecks, NagPack } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GatewayStack } from '../../lib/gateway-stack';
 import { parseStageConfig } from '../../lib/stage-config';
+import { cdkJsonContext } from '../../lib/cdk-context';
 import { skipBundlingContext } from '../../lib/synthesize-template';
 
 /**
@@ -21,7 +22,7 @@ afterAll(() => outdirs.forEach((d) => fs.rmSync(d, { recursive: true, force: tru
 function appWithChecks(): App {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtg-nag-'));
   outdirs.push(outdir);
-  const app = new App({ outdir, context: skipBundlingContext, builtinCloudFormationValidation: false });
+  const app = new App({ outdir, context: { ...cdkJsonContext(), ...skipBundlingContext }, builtinCloudFormationValidation: false });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return app;
 }
@@ -71,7 +72,7 @@ describe('cdk-nag AwsSolutions', () => {
   });
 
   it('every acknowledgement answers a finding that is really there, and says why', () => {
-    const app = new App({ context: skipBundlingContext });
+    const app = new App({ context: { ...cdkJsonContext(), ...skipBundlingContext } });
     const stack = new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig({}) });
 
     // The raw findings, as if nothing were acknowledged.

@@ -7,7 +7,7 @@ import { tableSchema } from '../../lambdas/shared/table-schema';
 import { videoKey } from '../../lambdas/shared/video-links';
 import { accessLogFields } from '../../lib/gateway-http-api';
 import { videoKeyPrefix, videoKeySuffix } from '../../lib/storage';
-import { onlyResourceOfType, render, resourcesOfType, synthesizeGateway, type Synthesized } from './support';
+import { deployTimeEnvironment, onlyResourceOfType, render, resourcesOfType, synthesizeGateway, type Synthesized } from './support';
 
 let s: Synthesized;
 beforeAll(() => {
@@ -248,12 +248,12 @@ describe('secrets', () => {
     const other = synthesizeGateway({ upstreamKeySecretArn: arn });
     other.template.resourceCountIs('AWS::SecretsManager::Secret', 1);
     for (const name of configuredLambdaNames)
-      expect(other.json.Resources[other.functionIds[name]]!.Properties!.Environment.Variables.UPSTREAM_KEY_SECRET_ARN).toBe(arn);
+      expect(other.json.Resources[other.functionIds[name]]!.Properties!.Environment.Variables.UPSTREAM_SECRET_ARNS).toBe(JSON.stringify({ duomi: arn }));
     other.template.hasOutput('UpstreamKeySecretArn', { Value: arn });
     other.template.hasResourceProperties('AWS::IAM::Policy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: arn }),
+          Match.objectLike({ Action: Match.arrayWith(['secretsmanager:GetSecretValue']), Resource: arn }),
         ]),
       },
     });
@@ -269,9 +269,8 @@ describe('functions', () => {
     'NOTIFY_QUEUE_URL',
     'POLL_QUEUE_URL',
     'PUBLIC_BASE_URL',
-    'UPSTREAM_PROVIDER',
-    'UPSTREAM_BASE_URL',
-    'UPSTREAM_KEY_SECRET_ARN',
+    'UPSTREAMS',
+    'UPSTREAM_SECRET_ARNS',
     'CALLBACK_SECRET_ARN',
     'MODEL_MAP',
     'DISABLED_MODELS',
@@ -346,8 +345,8 @@ describe('functions', () => {
     // The console serves files: it knows only where its page may play videos from.
     expect(Object.keys(props('console').Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'VIDEO_ORIGIN']);
     expect(first).toMatchObject({
-      UPSTREAM_PROVIDER: 'duomi',
-      UPSTREAM_BASE_URL: 'https://duomiapi.com',
+      // The single-upstream shorthand, as one named upstream.
+      UPSTREAMS: '[{"name":"duomi","kind":"duomi","baseUrl":"https://duomiapi.com"}]',
       MODEL_MAP: '{}',
       DISABLED_MODELS: '',
       ARCHIVE_MAX_ATTEMPTS: '5',
@@ -362,15 +361,11 @@ describe('functions', () => {
 
   it('the environment passes the handlers’ own config schema', () => {
     const variables = props('submit').Environment.Variables as Record<string, unknown>;
-    // Deploy-time values (Refs, joins) stand in as plausible strings.
-    const env = Object.fromEntries(
-      Object.entries(variables).map(([k, v]) => [
-        k,
-        typeof v === 'string' ? v : k.endsWith('_URL') ? 'https://deploy-time.example' : `resolved:${render(v)}`,
-      ]),
-    );
-    const config = parseConfig(env);
-    expect(config).toMatchObject({ UPSTREAM_PROVIDER: 'duomi', LOCAL_MODE: false, ARCHIVE_MAX_ATTEMPTS: 5 });
+    const config = parseConfig(deployTimeEnvironment(variables));
+    expect(config).toMatchObject({ LOCAL_MODE: false, ARCHIVE_MAX_ATTEMPTS: 5 });
+    expect(config.catalog.upstreams).toEqual([{ name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com' }]);
+    expect(Object.keys(config.catalog.models)).toEqual(['sora-2', 'sora-2-pro', 'sora-2-temporary']);
+    expect(Object.keys(config.UPSTREAM_SECRET_ARNS)).toEqual(['duomi']);
     expect(config.UPSTREAM_KEY).toBeUndefined();
     expect(config.CALLBACK_SECRET).toBeUndefined();
   });
@@ -379,7 +374,9 @@ describe('functions', () => {
     const variables = props('submit').Environment.Variables as Record<string, unknown>;
     expect(variables).not.toHaveProperty('UPSTREAM_KEY');
     expect(variables).not.toHaveProperty('CALLBACK_SECRET');
-    expect(variables.UPSTREAM_KEY_SECRET_ARN).toEqual({ Ref: s.id(s.stack.secrets.upstreamKey) });
+    expect(s.stack.resolve(variables.UPSTREAM_SECRET_ARNS)).toEqual({
+      'Fn::Join': ['', ['{"duomi":"', { Ref: s.id(s.stack.secrets.upstreamKeys.get('duomi')!) }, '"}']],
+    });
     expect(variables.CALLBACK_SECRET_ARN).toEqual({ Ref: s.id(s.stack.secrets.callbackSecret) });
     const functions = JSON.stringify(lambdaNames.map((n) => props(n)));
     expect(functions).not.toMatch(/resolve:secretsmanager|SecretString|GetSecretValue/);
@@ -400,7 +397,7 @@ describe('functions', () => {
       maxVideoBytes: 1024,
     });
     expect(other.json.Resources[other.functionIds.query]!.Properties!.Environment.Variables).toMatchObject({
-      UPSTREAM_BASE_URL: 'https://upstream.example/api',
+      UPSTREAMS: '[{"name":"duomi","kind":"duomi","baseUrl":"https://upstream.example/api"}]',
       MODEL_MAP: '{"sora-2":"sora-2-hd"}',
       DISABLED_MODELS: 'sora-2-temporary',
       PRESIGN_TTL_SECONDS: '600',
@@ -525,7 +522,7 @@ describe('outputs', () => {
     expect(s.json.Outputs.BucketName!.Value).toEqual({ Ref: s.id(s.stack.storage.bucket) });
     expect(s.json.Outputs.TableName!.Value).toEqual({ Ref: s.id(s.stack.storage.table) });
     expect(s.json.Outputs.VideoEventsTopicArn!.Value).toEqual({ Ref: s.id(s.stack.storage.videoEvents) });
-    expect(s.json.Outputs.UpstreamKeySecretArn!.Value).toEqual({ Ref: s.id(s.stack.secrets.upstreamKey) });
+    expect(s.json.Outputs.UpstreamKeySecretArn!.Value).toEqual({ Ref: s.id(s.stack.secrets.upstreamKeys.get('duomi')!) });
     expect(s.json.Outputs.ArchiveQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.archiveQueue.queue) });
     expect(s.json.Outputs.NotifyQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.notifyQueue.queue) });
     expect(s.json.Outputs.PollQueueUrl!.Value).toEqual({ Ref: s.id(s.stack.pollQueue.queue) });

@@ -1,5 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../lambdas/shared/config';
+import { projectRoot } from '../../lib/gateway-stack';
 import { parseStageConfig, readStageConfig, StageConfigError, stackName } from '../../lib/stage-config';
 
 const noContext = () => undefined;
@@ -75,4 +80,74 @@ describe('stage configuration', () => {
     expect(() => parseStageConfig(input)).toThrow(StageConfigError);
     expect(() => parseStageConfig(input)).toThrow(message);
   });
+});
+
+describe('the catalog in CDK context (-c upstreams=…, -c models=…, or cdk.json)', () => {
+  const upstreams = [
+    { name: 'reseller-a', kind: 'openai', baseUrl: 'https://api.reseller-a.example/v1/' },
+    { name: 'aws', kind: 'bedrock', region: 'us-west-2' },
+  ];
+  const models = { 'ray-2': { durations: [5, 9], maxImages: 0, routes: [{ upstream: 'aws', model: 'luma.ray-v2:0' }, { upstream: 'reseller-a', model: 'luma-ray-2' }] } };
+
+  it('reads JSON text (the CLI) and objects (cdk.json) alike, with the runtime catalog parser', () => {
+    for (const input of [{ upstreams, models }, { upstreams: JSON.stringify(upstreams), models: JSON.stringify(models) }]) {
+      const config = readStageConfig(context(input), {});
+      expect(config.catalog.upstreams).toEqual([
+        { name: 'reseller-a', kind: 'openai', baseUrl: 'https://api.reseller-a.example/v1' },
+        { name: 'aws', kind: 'bedrock', region: 'us-west-2' },
+      ]);
+      expect(config.catalog.models['ray-2']).toMatchObject({ durations: [5, 9], defaultDuration: 5, maxImages: 0, aspectRatios: ['16:9', '9:16'] });
+    }
+  });
+
+  it('upstreams alone carry the seed models on the first upstream; neither gives the duomi shorthand', () => {
+    expect(Object.keys(parseStageConfig({ upstreams }).catalog.models)).toEqual(['sora-2', 'sora-2-pro', 'sora-2-temporary']);
+    expect(parseStageConfig({}).catalog.upstreams).toEqual([{ name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com' }]);
+  });
+
+  it('reads UPSTREAMS and MODELS from the environment too', () => {
+    const config = readStageConfig(noContext, { UPSTREAMS: JSON.stringify(upstreams), MODELS: JSON.stringify(models) });
+    expect(Object.keys(config.catalog.models)).toEqual(['ray-2']);
+  });
+
+  it.each([
+    [{ upstreams: '[{"name": "a"' }, 'UPSTREAMS is not valid JSON'],
+    [{ upstreams: [{ name: 'reseller-a', kind: 'openai' }] }, 'UPSTREAMS[0] (reseller-a): a openai upstream needs baseUrl'],
+    [{ upstreams: [{ name: 'Reseller', kind: 'openai', baseUrl: 'https://x.example/v1' }] }, 'UPSTREAMS[0].name: an upstream name is lower-case'],
+    [{ upstreams: [...upstreams, { name: 'aws', kind: 'bedrock', region: 'us-east-1' }] }, 'UPSTREAMS[2] (aws): the name aws is used twice'],
+    [{ upstreams, models: { 'ray-2': { durations: [5], routes: [{ upstream: 'azure', model: 'x' }] } } }, 'MODELS.ray-2.routes[0].upstream: no upstream is named azure'],
+    [{ upstreams, models: { 'ray-2': { durations: [5], defaultDuration: 9, routes: [{ upstream: 'aws', model: 'x' }] } } }, 'MODELS.ray-2.defaultDuration: 9 is not one of its durations'],
+    [{ upstreams, models: { seedance: { routes: [{ upstream: 'aws', model: 'x' }] } } }, 'MODELS.seedance.durations: required'],
+    [{ upstreams: [{ ...upstreams[0], apiKey: 'sk-live' }] }, 'upstreams[0] (reseller-a): apiKey is for local use'],
+    [{ upstreams: [{ name: 'sim', kind: 'simulated', baseUrl: 'http://127.0.0.1:4010' }] }, 'upstreams[0] (sim): the simulated upstream only runs on loopback'],
+    [{ upstreams: [{ name: 'plain', kind: 'openai', baseUrl: 'http://api.example/v1' }] }, 'upstreams[0] (plain): baseUrl must be an https URL'],
+    [{ upstreams: [{ ...upstreams[0], timeoutMs: 25_000 }] }, 'upstreams[0] (reseller-a): timeoutMs at most 20000'],
+    [{ upstreams, models, modelMap: { 'sora-2': 'x' } }, 'MODEL_MAP and DISABLED_MODELS shape the seed catalog'],
+    [{ upstreams, upstreamKeySecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbC123' }, 'with upstreams set, name each existing secret in upstreamSecretArns'],
+    [{ upstreams, upstreamSecretArns: { aws: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbC123' } }, 'upstreamSecretArns.aws: a bedrock upstream takes no key'],
+    [{ upstreams, upstreamSecretArns: { azure: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbC123' } }, 'upstreamSecretArns.azure: no upstream is named azure'],
+    [{ upstreams, upstreamSecretArns: { 'reseller-a': 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k' } }, 'upstreamSecretArns.reseller-a: must be the complete ARN'],
+  ])('refuses %j, naming the bad entry', (input, message) => {
+    expect(() => parseStageConfig(input)).toThrow(StageConfigError);
+    expect(() => parseStageConfig(input)).toThrow(message);
+  });
+
+  it('`cdk synth` stops before building anything, with the message naming the bad entry', () => {
+    // What the CDK CLI does with -c: the app gets the context as CDK_CONTEXT_JSON.
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtg-badsynth-'));
+    try {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+        cwd: projectRoot,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify({ upstreams: JSON.stringify([{ name: 'reseller-a', kind: 'openai' }]) }) },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('invalid stage configuration');
+      expect(result.stderr).toContain('UPSTREAMS[0] (reseller-a): a openai upstream needs baseUrl');
+      expect(fs.readdirSync(outdir)).toEqual([]);
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -4,6 +4,7 @@ import type { IConstruct } from 'constructs';
 import { lambdaNames, type LambdaName } from '../../lambdas/shared/routes';
 import { GatewayStack } from '../../lib/gateway-stack';
 import { parseStageConfig, type StageConfigInput } from '../../lib/stage-config';
+import { cdkJsonContext } from '../../lib/cdk-context';
 import { skipBundlingContext } from '../../lib/synthesize-template';
 
 export interface Synthesized {
@@ -26,7 +27,7 @@ export interface Resource {
 
 /** The gateway stack, synthesized without bundling (fast, offline) and without CloudFormation schema checks. */
 export function synthesizeGateway(config: StageConfigInput = {}): Synthesized {
-  const app = new App({ context: skipBundlingContext, builtinCloudFormationValidation: false });
+  const app = new App({ context: { ...cdkJsonContext(), ...skipBundlingContext }, builtinCloudFormationValidation: false });
   const stack = new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig(config) });
   const template = Template.fromStack(stack);
   const id = (construct: IConstruct) =>
@@ -59,6 +60,19 @@ export function render(value: unknown): string {
     }
   }
   return JSON.stringify(value);
+}
+
+/**
+ * A function's environment as the Lambda will see it: deploy-time values (Refs, joins)
+ * stand in as plausible strings, URLs for `*_URL`, `resolved-<LogicalId>` for the rest.
+ */
+export function deployTimeEnvironment(variables: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(variables).map(([k, v]) => [
+      k,
+      typeof v === 'string' ? v : k.endsWith('_URL') ? 'https://deploy-time.example' : render(v).replace(/<([\w.]+)>/g, 'resolved-$1'),
+    ]),
+  );
 }
 
 /** The one resource of a type; fails when there are none or several. */

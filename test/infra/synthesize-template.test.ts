@@ -47,7 +47,7 @@ describe('synthesizeTemplate (for the local runtime)', () => {
     process.env.UPSTREAM_BASE_URL = 'https://elsewhere.example';
     try {
       const [fn] = ofType(synthesizeTemplate(), 'AWS::Lambda::Function').filter((f) => f.Properties.Environment);
-      expect(fn.Properties.Environment.Variables.UPSTREAM_BASE_URL).toBe('https://duomiapi.com');
+      expect(JSON.parse(fn.Properties.Environment.Variables.UPSTREAMS)).toEqual([{ name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com' }]);
     } finally {
       if (saved === undefined) delete process.env.UPSTREAM_BASE_URL;
       else process.env.UPSTREAM_BASE_URL = saved;

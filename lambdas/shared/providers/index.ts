@@ -7,23 +7,25 @@ import type { CreateProvider, UpstreamProvider } from './provider';
 export type { UpstreamRegistry };
 
 /**
- * A kind's code (and its SDK) is loaded only when an upstream of that kind is first used.
- * The bundler packs every `providers/<kind>.ts` behind this one import and evaluates a file
- * only when it is imported; adding a kind is adding its file.
+ * Each kind's file (and its SDK), imported when an upstream of that kind is first used.
+ * The stack's bundler replaces each `process.env.VTG_BUNDLE_<KIND>` with "1" or "0"
+ * (lib/bundled-kinds.ts): a kind the stage does not configure is folded to `undefined` and
+ * its file never enters a Lambda's bundle. Unbundled (npm start, tests) every kind is here.
  */
+const kindLoaders: Record<ProviderKind, (() => Promise<{ createProvider: CreateProvider }>) | undefined> = {
+  simulated: process.env.VTG_BUNDLE_SIMULATED !== '0' ? () => import('./simulated') : undefined,
+  duomi: process.env.VTG_BUNDLE_DUOMI !== '0' ? () => import('./duomi') : undefined,
+  openai: process.env.VTG_BUNDLE_OPENAI !== '0' ? () => import('./openai') : undefined,
+  bedrock: process.env.VTG_BUNDLE_BEDROCK !== '0' ? () => import('./bedrock') : undefined,
+  fal: process.env.VTG_BUNDLE_FAL !== '0' ? () => import('./fal') : undefined,
+  replicate: process.env.VTG_BUNDLE_REPLICATE !== '0' ? () => import('./replicate') : undefined,
+  openrouter: process.env.VTG_BUNDLE_OPENROUTER !== '0' ? () => import('./openrouter') : undefined,
+};
+
 async function loadKind(kind: ProviderKind): Promise<CreateProvider> {
-  let module: { createProvider?: CreateProvider };
-  try {
-    module = (await import(`./${kind}.ts`)) as typeof module;
-  } catch (error) {
-    // Only the kind's own file missing is a configuration problem; a broken file is a bug.
-    const missing = new RegExp(`(Cannot find module|Failed to load url|Module not found in bundle:) '?[^ ']*\\b${kind}\\.ts`);
-    if (missing.test((error as Error).message ?? ''))
-      throw new ConfigError(`upstream kind ${kind} is not available in this build (no lambdas/shared/providers/${kind}.ts)`);
-    throw error;
-  }
-  if (typeof module.createProvider !== 'function') throw new ConfigError(`providers/${kind}.ts exports no createProvider`);
-  return module.createProvider;
+  const load = kindLoaders[kind];
+  if (!load) throw new ConfigError(`upstream kind ${kind} is not in this build: the stack bundles only the kinds its upstreams name`);
+  return (await load()).createProvider;
 }
 
 /**
