@@ -224,12 +224,14 @@ export interface FaultStage {
 
 /**
  * A local gateway tuned for fault tests: queue delays scaled by 0.01, silent tasks polled after
- * 1 s (unless `env` says otherwise), direct access to its table and bucket, and a webhook receiver.
+ * 1 s (unless `env` says otherwise), direct access to its table and bucket, and a webhook receiver;
+ * with `demo`, every dialect's simulator and its demo model, as `npm start` has them.
  */
-export async function startFaultStage(options: { renderMs: number; env: Record<string, string> }): Promise<FaultStage> {
+export async function startFaultStage(options: { renderMs: number; env: Record<string, string>; demo?: boolean }): Promise<FaultStage> {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
   const h = await startHarness({
     renderMs: options.renderMs,
+    demo: options.demo,
     queueTimeScale: 0.01,
     env: { SILENT_AFTER_SECONDS: '1', ...options.env },
   });

@@ -72,13 +72,19 @@ describe('npm start', () => {
     const { id } = JSON.parse(stdout) as { id: string };
     expect(id).toMatch(/^task_/);
 
-    const read = async () =>
-      (await (await fetch(`http://127.0.0.1:${port}/v1/videos/generations/${id}`, { headers: { authorization: `Bearer ${key}` } })).json()) as any;
-    let view = await read();
-    for (let i = 0; i < 100 && view.status !== 'succeeded'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      view = await read();
-    }
+    const readTask = async (taskId: string) =>
+      (await (await fetch(`http://127.0.0.1:${port}/v1/videos/generations/${taskId}`, { headers: { authorization: `Bearer ${key}` } })).json()) as any;
+    /** The task's view once it succeeded, or as it is after `seconds`. */
+    const settled = async (taskId: string, seconds: number) => {
+      let seen = await readTask(taskId);
+      for (let i = 0; i < seconds * 10 && seen.status !== 'succeeded'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await readTask(taskId);
+      }
+      return seen;
+    };
+    const read = () => readTask(id);
+    const view = await settled(id, 10);
     expect(view.status).toBe('succeeded');
 
     // A demo model of a poll-only dialect (OpenAI-compatible): no callback, the poll queue finds it done.
@@ -89,14 +95,7 @@ describe('npm start', () => {
     });
     const demoId = ((await demo.json()) as { id: string }).id;
     expect(demo.status).toBe(200);
-    const readDemo = async () =>
-      (await (await fetch(`http://127.0.0.1:${port}/v1/videos/generations/${demoId}`, { headers: { authorization: `Bearer ${key}` } })).json()) as any;
-    let demoView = await readDemo();
-    for (let i = 0; i < 300 && demoView.status !== 'succeeded'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      demoView = await readDemo();
-    }
-    expect(demoView).toMatchObject({ status: 'succeeded', model: 'seedance-2.0', duration: 5, aspect_ratio: '1:1', video: { content_type: 'video/mp4' } });
+    expect(await settled(demoId, 30)).toMatchObject({ status: 'succeeded', model: 'seedance-2.0', duration: 5, aspect_ratio: '1:1', video: { content_type: 'video/mp4' } });
 
     expect(await stop(first.proc)).toBe(0);
     expect(first.output()).toContain('stopped; tasks and videos are kept');
