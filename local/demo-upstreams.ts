@@ -79,7 +79,8 @@ export async function startDemoUpstreams(o: DemoOptions): Promise<DemoUpstreams>
       // The runtime client signs with the embedded stack's credentials, read from the environment.
       { name: demoUpstreamName('bedrock'), kind: 'bedrock', region: o.region, baseUrl: sims.bedrock.url },
       { name: demoUpstreamName('fal'), kind: 'fal', baseUrl: sims.fal.url, apiKey: o.apiKey },
-      { name: demoUpstreamName('replicate'), kind: 'replicate', baseUrl: sims.replicate.url, apiKey: o.apiKey, webhookSecret: sims.replicate.webhookSecret },
+      // No webhookSecret: the account's signing secret is asked of the API, as in AWS.
+      { name: demoUpstreamName('replicate'), kind: 'replicate', baseUrl: sims.replicate.url, apiKey: o.apiKey },
       { name: demoUpstreamName('openrouter'), kind: 'openrouter', baseUrl: sims.openrouter.url, apiKey: o.apiKey },
     ];
     const models: Record<string, ModelEntry> = Object.fromEntries(seedModelIds.map((id) => [id, { routes: [{ upstream: o.simulated.name, model: id }] }]));

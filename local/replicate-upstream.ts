@@ -12,6 +12,7 @@ import { HttpError, readJson, sendJson } from './sim-kit';
  *   POST /v1/predictions                         {version, input, webhook, …}             -> 201 prediction
  *   GET  /v1/predictions/{id}                    -> prediction
  *   POST /v1/predictions/{id}/cancel             -> prediction
+ *   GET  /v1/webhooks/default/secret             -> {key: the signing secret}
  *   GET  /files/{id}.mp4                         -> the rendered video (the prediction's output)
  *
  * `Authorization: Bearer <key>`. The "completed" webhook carries the prediction, signed per
@@ -87,6 +88,11 @@ function dialect(secret: string): JobSimDialect {
       const byModel = /^\/v1\/models\/([^/]+)\/([^/]+)\/predictions$/.exec(p);
       if (byModel && req.method === 'POST') return create(req, res, sim, `${decodeURIComponent(byModel[1]!)}/${decodeURIComponent(byModel[2]!)}`);
       if (p === '/v1/predictions' && req.method === 'POST') return create(req, res, sim, undefined);
+      if (p === '/v1/webhooks/default/secret' && req.method === 'GET')
+        return (async () => {
+          sim.checkKey(req);
+          sendJson(res, 200, { key: secret });
+        })();
       const one = /^\/v1\/predictions\/([^/]+)(\/cancel)?$/.exec(p);
       if (!one) return undefined;
       return (async () => {

@@ -67,6 +67,19 @@ describe('ReplicateProvider against the simulated predictions API', () => {
     );
   });
 
+  it('with no signing secret configured, reads the account\'s from the API with the key', async () => {
+    const p = new ReplicateProvider({ baseUrl: rep.url, apiKey: async () => 'r8_key', timeoutMs: 2000 });
+    const { upstreamId } = await p.submit(job({ model: 'bytedance/seedance-1-pro', callbackUrl: sink.callbackUrl('t3') }));
+    const [hook] = await sink.waitFor('t3');
+    expect(await p.parseCallback(asCallbackRequest(hook!, upstreamId))).toMatchObject({ upstreamId, phase: 'succeeded' });
+    expect(await p.parseCallback(asCallbackRequest(hook!, upstreamId))).toMatchObject({ phase: 'succeeded' });
+    const tampered = { ...asCallbackRequest(hook!), rawBody: hook!.rawBody.replace('succeeded', 'failed') };
+    expect((await failure(p.parseCallback(tampered))).message).toMatch(/^replicate webhook signature refused/);
+
+    const wrongKey = new ReplicateProvider({ baseUrl: rep.url, apiKey: async () => 'r8_wrong', timeoutMs: 2000 });
+    expect(await failure(wrongKey.parseCallback(asCallbackRequest(hook!, upstreamId)))).toMatchObject({ kind: 'unavailable', status: 401 });
+  });
+
   it('maps failed and canceled predictions to failures with their reason, and cancels', async () => {
     const p = provider();
     const failed = await p.submit(job({ model: 'wan-video/wan-2.5-t2v', prompt: 'x sim:fail' }));
@@ -112,5 +125,6 @@ describe('the simulator, checked by the replicate client', () => {
     const stalled = await client.predictions.create({ version: 'v1', input: { prompt: 'sim:render=stall slow' } });
     const canceled = await client.predictions.cancel(stalled.id);
     expect(canceled.status).toBe('canceled');
+    expect(await client.webhooks.default.secret.get()).toEqual({ key: rep.webhookSecret });
   });
 });

@@ -21,9 +21,14 @@ import { callUpstream, type HttpUpstreamOptions } from './upstream-http';
  */
 
 export interface ReplicateOptions extends HttpUpstreamOptions {
-  /** The account's webhook signing secret (`whsec_…`), resolved lazily like the key. */
-  webhookSecret: () => Promise<string | undefined>;
+  /**
+   * The account's webhook signing secret (`whsec_…`), resolved lazily like the key. Absent:
+   * read from the API with the key (`GET /webhooks/default/secret`), once per process.
+   */
+  webhookSecret?: () => Promise<string | undefined>;
 }
+
+export const replicateSecretSchema = z.looseObject({ key: z.string().check(z.minLength(1)) });
 
 export const replicatePredictionSchema = z.looseObject({
   id: z.string().check(z.minLength(1)),
@@ -33,12 +38,15 @@ export const replicatePredictionSchema = z.looseObject({
 });
 export type ReplicatePrediction = z.infer<typeof replicatePredictionSchema>;
 
-/**
- * The webhook signing secret is the entry's `webhookSecret`. Without one, Replicate's
- * webhooks are refused and the task is learnt of by polling once it has been silent.
- */
+/** The webhook signing secret is the entry's `webhookSecret` (local use), else the account's, asked of the API. */
 export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) =>
-  new ReplicateProvider({ name: upstream.name, baseUrl: upstream.baseUrl!, apiKey, timeoutMs, webhookSecret: async () => upstream.webhookSecret });
+  new ReplicateProvider({
+    name: upstream.name,
+    baseUrl: upstream.baseUrl!,
+    apiKey,
+    timeoutMs,
+    webhookSecret: upstream.webhookSecret === undefined ? undefined : async () => upstream.webhookSecret,
+  });
 
 /**
  * The prediction input: the fields Replicate's video models share (prompt, duration in
@@ -64,6 +72,7 @@ export class ReplicateProvider implements UpstreamProvider {
   readonly name: string;
   readonly kind: ProviderKind = 'replicate';
   readonly callsBack = true;
+  private signingSecret: Promise<string> | undefined;
 
   constructor(private readonly options: ReplicateOptions) {
     this.name = options.name ?? 'replicate';
@@ -90,7 +99,7 @@ export class ReplicateProvider implements UpstreamProvider {
   }
 
   async parseCallback(request: CallbackRequest): Promise<UpstreamStatus> {
-    const secret = await this.options.webhookSecret();
+    const secret = await (this.options.webhookSecret ?? (() => this.accountSecret()))();
     if (!secret) throw new UpstreamError('rejected', 'replicate webhooks need the upstream webhookSecret to be verified');
     try {
       new Webhook(secret).verify(request.rawBody, {
@@ -107,6 +116,19 @@ export class ReplicateProvider implements UpstreamProvider {
   async cancel(upstreamId: string): Promise<void> {
     const response = await this.call('POST', `${this.options.baseUrl}/predictions/${encodeURIComponent(upstreamId)}/cancel`);
     if (!isOk(response)) throw classifyAnswer(response, 'poll');
+  }
+
+  /** The account's signing secret, from the API; a failed read is tried again on the next webhook. */
+  private accountSecret(): Promise<string> {
+    this.signingSecret ??= (async () => {
+      const response = await this.call('GET', `${this.options.baseUrl}/webhooks/default/secret`);
+      if (!isOk(response)) throw classifyAnswer(response, 'poll');
+      const parsed = replicateSecretSchema.safeParse(safeJson(response.bodyText));
+      if (!parsed.success) throw new UpstreamError('unavailable', 'replicate sent no webhook signing secret');
+      return parsed.data.key;
+    })();
+    this.signingSecret.catch(() => (this.signingSecret = undefined));
+    return this.signingSecret;
   }
 
   parsePrediction(body: unknown, unreadable: 'rejected' | 'unavailable'): UpstreamStatus {
