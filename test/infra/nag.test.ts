@@ -9,6 +9,7 @@ import { GatewayStack } from '../../lib/gateway-stack';
 import { parseStageConfig } from '../../lib/stage-config';
 import { cdkJsonContext } from '../../lib/cdk-context';
 import { skipBundlingContext } from '../../lib/synthesize-template';
+import { readmeWorkedExample } from './support';
 
 /**
  * cdk-nag 3 runs as a CDK validation plugin: `app.synth()` writes its findings (what the
@@ -71,9 +72,18 @@ describe('cdk-nag AwsSolutions', () => {
     expect(message).not.toMatch(/VideoTaskGateway\//);
   });
 
-  it('every acknowledgement answers a finding that is really there, and says why', () => {
+  it('also with the README’s worked example (resellers, duomi, Bedrock)', () => {
+    const app = appWithChecks();
+    new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig(readmeWorkedExample().context) });
+    expect(() => app.synth()).not.toThrow();
+  });
+
+  it.each([
+    ['the default stage', {}],
+    ['the worked example', readmeWorkedExample().context],
+  ])('every acknowledgement answers a finding that is really there, and says why: %s', (_, stageConfig) => {
     const app = new App({ context: { ...cdkJsonContext(), ...skipBundlingContext } });
-    const stack = new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig({}) });
+    const stack = new GatewayStack(app, 'VideoTaskGateway', { config: parseStageConfig(stageConfig) });
 
     // The raw findings, as if nothing were acknowledged.
     const proto = NagPack.prototype as unknown as { isAcknowledged: unknown };

@@ -1,8 +1,10 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { lambdaNames, type LambdaName } from '../../lambdas/shared/routes';
-import { GatewayStack } from '../../lib/gateway-stack';
+import { GatewayStack, projectRoot } from '../../lib/gateway-stack';
 import { parseStageConfig, type StageConfigInput } from '../../lib/stage-config';
 import { cdkJsonContext } from '../../lib/cdk-context';
 import { skipBundlingContext } from '../../lib/synthesize-template';
@@ -37,6 +39,13 @@ export function synthesizeGateway(config: StageConfigInput = {}): Synthesized {
     string
   >;
   return { app, stack, template, json: template.toJSON() as Synthesized['json'], id, functionIds };
+}
+
+/** The README's worked example (its Configuration section): the context `cdk synth` gets. */
+export function readmeWorkedExample(): { section: string; context: { upstreams: unknown[]; models: Record<string, unknown> } } {
+  const readme = fs.readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('#### Worked example'));
+  return { section, context: JSON.parse(/```json\n([\s\S]*?)```/.exec(section)![1]!) as never };
 }
 
 /** Resources of one type, by logical id. */
