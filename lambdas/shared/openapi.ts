@@ -77,6 +77,13 @@ export function openApiDocument(models: Catalog['models']): object {
       '/v1/videos/tasks/{id}': {
         get: { summary: "A task (the seed provider's path)", parameters: [taskId], responses: { '200': ok('Task'), ...errors(401, 404) } },
       },
+      '/v1/videos/generations/{id}/cancel': {
+        post: {
+          summary: 'Cancel a task: at once while queued; while rendering, where its model can be stopped',
+          parameters: [taskId],
+          responses: { '200': ok('Task'), ...errors(401, 404, 409, 503) },
+        },
+      },
       '/v1/videos/generations/{id}/content': {
         get: {
           summary: 'Redirect to a fresh presigned URL of the video',

@@ -19,6 +19,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/generations', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/generations/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/generations/{id}/content', lambda: 'query' },
+  { method: 'POST', path: '/v1/videos/generations/{id}/cancel', lambda: 'submit' },
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },

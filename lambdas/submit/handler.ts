@@ -1,12 +1,18 @@
 import { config } from '../shared/config';
+import { cancelTask } from '../shared/core/cancel';
 import { submitTask } from '../shared/core/submit';
+import type { HttpEvent } from '../shared/http';
 import { httpHandler } from '../shared/handler-kit';
 import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
 
-export const handler = httpHandler(submitTask, {
+/** The write side of the task API: submit, and cancel (which may ask the upstream to stop). */
+const writes = (event: HttpEvent, deps: Parameters<typeof submitTask>[1]) =>
+  event.routeKey === 'POST /v1/videos/generations/{id}/cancel' ? cancelTask(event, deps) : submitTask(event, deps);
+
+export const handler = httpHandler(writes, {
   config: c,
   store: taskStore(c),
   keys: keyStore(c),

@@ -361,6 +361,52 @@ describe('fal, then Replicate, then OpenRouter', () => {
   });
 });
 
+describe('cancel', () => {
+  const cancel = (id: string, key?: string) => client(`/v1/videos/generations/${id}/cancel`, { method: 'POST', ...(key ? { headers: { authorization: `Bearer ${key}` } } : {}) });
+
+  it('a queued task is cancelled at once: failed with cancelled, its webhook sent, and no upstream takes it later', async () => {
+    const [one, two] = [sims['down-one']!, sims['down-two']!];
+    one.setFaults({ submit: '503' });
+    two.setFaults({ submit: '503' });
+    const prompt = 'cancelled while every route is down';
+    const { id } = await submitted('patient', prompt);
+    expect((await view(id)).status).toBe('queued');
+    expect(await cancel(id, await h.gw.createKey('someone else'))).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+
+    const res = await cancel(id);
+    expect(res).toMatchObject({ status: 200, body: { id, status: 'failed', error: { code: 'cancelled', message: 'cancelled by the client' } } });
+    one.setFaults({});
+    two.setFaults({});
+    await ops.setAttributes(id, { due_at: Date.now() - 1 });
+    await h.gw.reconcileNow();
+    expect(simJobs(one, prompt).length + simJobs(two, prompt).length).toBe(0);
+    const [delivery] = await eventually('the cancelled task\'s webhook', () => {
+      const found = stage.hooks.deliveries.filter((d) => (JSON.parse(d.body) as { id: string }).id === id);
+      return found.length ? found : undefined;
+    });
+    expect(verifiedPayload(h.gw.webhookSecret, delivery!)).toMatchObject({ id, status: 'failed', error: { code: 'cancelled' } });
+    expect(await cancel(id)).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'the task cannot be cancelled: it has failed' } } });
+  });
+
+  it('a rendering task reaches its upstream where the dialect can stop a job (fal), and is 409 where it cannot', async () => {
+    const prompt = 'stopped while rendering sim:render=stall';
+    const { id } = await submitted('chain', prompt);
+    const [job] = jobSimJobs(fal.sim, prompt);
+    expect(job).toBeDefined();
+    const res = await cancel(id);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.status).toBe('failed');
+    expect(job!.phase).toBe('canceled');
+    expect(fal.sim.stats.cancels).toBe(1);
+
+    const polledPrompt = 'cannot be stopped sim:render=stall';
+    const rendering = (await submitted('polled', polledPrompt)).id;
+    const refused = await cancel(rendering);
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
+    expect((await view(rendering)).status).toBe('in_progress');
+  });
+});
+
 describe('white label', () => {
   it('no upstream name, host, model id or job id in any client answer or webhook', async () => {
     const models = await client('/v1/models');

@@ -1,0 +1,58 @@
+import type { TaskRecord } from '../contracts/task';
+import { ApiError, json, type HttpEvent, type HttpResult } from '../http';
+import { logger } from '../logger';
+import { UpstreamError } from '../providers/provider';
+import { taskUpstream } from './callback';
+import type { Needs } from './deps';
+import { afterFinish } from './finish';
+import { taskView } from './view';
+
+type CancelNeeds = Needs<'config' | 'store' | 'keys' | 'upstreams' | 'queues'>;
+
+/** A cancelled task has no video: its view never needs a link. */
+const noVideos = { presign: async (): Promise<never> => Promise.reject(new Error('a cancelled task has no video')) };
+
+/**
+ * `POST /v1/videos/generations/{id}/cancel`. A queued task is cancelled at once (no upstream
+ * holds a job, or one may after an ambiguous answer, and its word no longer changes the task).
+ * A task an upstream is rendering is cancelled once that upstream has stopped the job, where
+ * its dialect can (fal, Replicate); elsewhere it is 409 and the task finishes. The task fails
+ * with `cancelled`, and its webhook is sent.
+ */
+export async function cancelTask(event: HttpEvent, d: CancelNeeds): Promise<HttpResult> {
+  const key = await d.keys.authenticate(event);
+  const task = await d.store.getOwned(event.pathParameters?.id ?? '', key.key_hash);
+  if (!task) throw ApiError.notFound();
+  if (task.state === 'submitted' || task.state === 'in_progress') await stopUpstreamJob(task, d);
+  else if (task.state !== 'queued') throw finished(task);
+  const cancelled = await d.store.markFailed(task, 'cancelled', 'cancelled by the client', [task.state]);
+  if (!cancelled) {
+    const now = await d.store.get(task.id);
+    // The upstream's own word on the stopped job got there first: the task has ended as asked.
+    if (now?.state === 'failed' && task.state !== 'queued') return json(200, await taskView(now, noVideos));
+    // It moved on meanwhile (taken by an upstream, finished): say where it is now.
+    throw now && now.state !== task.state ? finished(now) : new ApiError(409, 'conflict', 'the task changed while it was being cancelled; try again');
+  }
+  logger.info('task cancelled by the client', { taskId: task.id, from: task.state, upstream: task.upstream });
+  await afterFinish(cancelled, d);
+  return json(200, await taskView(cancelled, noVideos));
+}
+
+async function stopUpstreamJob(task: TaskRecord, d: CancelNeeds): Promise<void> {
+  const provider = await taskUpstream(task, d);
+  if (!provider.cancel)
+    throw new ApiError(409, 'conflict', 'this task is already rendering and its model cannot be stopped; it will finish');
+  try {
+    await provider.cancel(task.upstream_id ?? '');
+  } catch (error) {
+    logger.warn('upstream cancel failed', { taskId: task.id, upstream: task.upstream, reason: (error as Error).message });
+    if (error instanceof UpstreamError && error.kind === 'rejected')
+      throw new ApiError(409, 'conflict', 'this task is already rendering and could not be stopped; it will finish');
+    throw new ApiError(503, 'upstream_unavailable', 'the rendering could not be stopped just now; try again');
+  }
+}
+
+function finished(task: TaskRecord): ApiError {
+  const where = task.state === 'archiving' ? 'its video is being stored' : `it has ${task.state}`;
+  return new ApiError(409, 'conflict', `the task cannot be cancelled: ${where}`);
+}
