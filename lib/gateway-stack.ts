@@ -13,7 +13,7 @@ import { buildConsole } from './console-assets';
 import { GatewayFunction } from './gateway-function';
 import { GatewayMonitoring } from './monitoring';
 import { BedrockAccess, bedrockModelGrants } from './bedrock-access';
-import { bundledKindDefines } from './bundled-kinds';
+import { bundledKindDefines, kindsFor } from './bundled-kinds';
 import { GatewayHttpApi } from './gateway-http-api';
 import { GatewaySecrets, pascalName } from './gateway-secrets';
 import { keyedUpstream, type StageConfig } from './stage-config';
@@ -172,8 +172,8 @@ export class GatewayStack extends Stack {
       CIRCUIT_COOL_DOWN_SECONDS: String(config.circuitCoolDownSeconds),
     } satisfies ConfigEnvironment;
     checkEnvironmentSize(this, environment);
-    // Only the provider kinds the stage configures are bundled (lib/bundled-kinds.ts).
-    const define = bundledKindDefines([...new Set(config.catalog.upstreams.map((u) => u.kind))]);
+    // Each Lambda bundles the provider kinds its work may load, of those the stage configures (lib/bundled-kinds.ts).
+    const configuredKinds = [...new Set(config.catalog.upstreams.map((u) => u.kind))];
 
     // The console serves files built here, beside its bundle; its page plays videos from the bucket.
     const consoleAssets = join(Stage.of(this)!.outdir, `${this.stackName}.console`);
@@ -186,7 +186,7 @@ export class GatewayStack extends Stack {
         name,
         projectRoot: root,
         environment: name === 'console' ? consoleEnvironment : environment,
-        define: name === 'console' ? undefined : define,
+        define: bundledKindDefines(kindsFor(name, configuredKinds)),
         afterBundling: name === 'console' ? (outputDir) => [`cp -r "${consoleAssets}" "${outputDir}/console"`] : undefined,
         ...settings[name],
         description: `Video Task Gateway: ${settings[name].description}`,

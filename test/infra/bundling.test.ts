@@ -7,7 +7,9 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { providerKinds, type ProviderKind } from '../../lambdas/shared/catalog';
-import { bundledKindDefines } from '../../lib/bundled-kinds';
+import { parseConfig } from '../../lambdas/shared/config';
+import { upstreamRegistry } from '../../lambdas/shared/providers';
+import { bundledKindDefines, kindsFor, neverCallBack } from '../../lib/bundled-kinds';
 import { esmRequireBanner, GatewayFunction } from '../../lib/gateway-function';
 import { projectRoot } from '../../lib/gateway-stack';
 
@@ -109,5 +111,33 @@ describe('Lambda bundles', () => {
       { env, encoding: 'utf8' },
     );
     expect(out.trim()).toBe('function');
+  });
+});
+
+describe('which kinds each Lambda bundles (lib/bundled-kinds.ts)', () => {
+  it('callbacks leave out exactly the kinds whose adapters never call back', async () => {
+    const config = parseConfig({
+      TABLE_NAME: 't',
+      BUCKET_NAME: 'b',
+      ARCHIVE_QUEUE_URL: 'https://sqs.example/a',
+      NOTIFY_QUEUE_URL: 'https://sqs.example/n',
+      POLL_QUEUE_URL: 'https://sqs.example/p',
+      PUBLIC_BASE_URL: 'https://api.example',
+      CALLBACK_SECRET: 'c',
+      UPSTREAMS: JSON.stringify(
+        providerKinds.map((kind) => ({ name: kind, kind, ...(kind === 'bedrock' ? { region: 'us-west-2' } : { baseUrl: 'https://upstream.example' }), apiKey: 'k' })),
+      ),
+    });
+    const registry = upstreamRegistry(config);
+    const silent: ProviderKind[] = [];
+    for (const kind of providerKinds) if (!(await registry.get(kind)).callsBack) silent.push(kind);
+    expect(silent.sort()).toEqual([...neverCallBack].sort());
+    expect(kindsFor('callback', providerKinds)).toEqual(providerKinds.filter((k) => !silent.includes(k)));
+  });
+
+  it('the archive leaves out Bedrock only; query, notify and the console bundle no adapter', () => {
+    expect(kindsFor('archive', providerKinds)).toEqual(providerKinds.filter((k) => k !== 'bedrock'));
+    for (const name of ['submit', 'reconcile', 'poll'] as const) expect(kindsFor(name, providerKinds)).toEqual([...providerKinds]);
+    for (const name of ['query', 'notify', 'console'] as const) expect(kindsFor(name, providerKinds)).toEqual([]);
   });
 });

@@ -61,7 +61,7 @@ describe('the README’s worked example', { timeout: 60_000 }, () => {
     expect(fs.existsSync(path.join(outdir, 'VideoTaskGateway.template.json'))).toBe(true);
   });
 
-  it('bundles the duomi, openai and bedrock adapters where upstreams are called, and no other kind', () => {
+  it('bundles in each Lambda the adapters its work may load, of duomi, openai and bedrock, and no other kind', () => {
     const template = JSON.parse(fs.readFileSync(path.join(outdir, 'VideoTaskGateway.template.json'), 'utf8')) as { Resources: Record<string, any> };
     const kindsIn = (description: string) => {
       const fn = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Description === description)!;
@@ -70,8 +70,11 @@ describe('the README’s worked example', { timeout: 60_000 }, () => {
       const kinds = providerKinds.filter((k) => sources.some((src) => src.endsWith(`lambdas/shared/providers/${k}.ts`)));
       return { kinds, bedrockSdk: sources.some((src) => src.includes('node_modules/@aws-sdk/client-bedrock-runtime/')) };
     };
-    for (const name of ['submit', 'callback', 'archive', 'reconcile', 'poll'] as const)
+    for (const name of ['submit', 'reconcile', 'poll'] as const)
       expect(kindsIn(descriptionOf(name)), name).toEqual({ kinds: ['duomi', 'openai', 'bedrock'], bedrockSdk: true });
+    // Callbacks come only from kinds given our callback URL; the archive copies Bedrock's output without its client.
+    expect(kindsIn(descriptionOf('callback'))).toEqual({ kinds: ['duomi'], bedrockSdk: false });
+    expect(kindsIn(descriptionOf('archive'))).toEqual({ kinds: ['duomi', 'openai'], bedrockSdk: false });
     for (const name of ['query', 'notify', 'console'] as const) expect(kindsIn(descriptionOf(name)), name).toEqual({ kinds: [], bedrockSdk: false });
   });
 
