@@ -285,11 +285,18 @@ export class TaskStore {
     });
   }
 
-  /** The upstream finished: the video at `videoUrl` is to be archived. */
-  startArchiving(id: string, videoUrl: string, upstreamId: string | undefined, retryAt: number) {
+  /** The upstream finished: the video at `videoUrl` is to be archived; `cost` is what the upstream says the job cost, where it says. */
+  startArchiving(id: string, videoUrl: string, upstreamId: string | undefined, retryAt: number, cost?: number) {
     return this.change(id, {
       from: ['queued', 'submitted', 'in_progress'],
-      set: { state: 'archiving', upstream_video_url: videoUrl, heard_at: this.now(), due_at: retryAt, archive_attempts: 0 },
+      set: {
+        state: 'archiving',
+        upstream_video_url: videoUrl,
+        heard_at: this.now(),
+        due_at: retryAt,
+        archive_attempts: 0,
+        ...(cost === undefined ? {} : { upstream_cost: cost }),
+      },
       setIfMissing: upstreamId ? { upstream_id: upstreamId } : undefined,
     });
   }

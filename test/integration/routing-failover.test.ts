@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main as tasksCli } from '../../bin/tasks';
 import { circuitKey } from '../../lambdas/shared/circuit-breaker';
 import { falApp } from '../../lambdas/shared/providers/fal';
 import { startFalUpstream, type FalUpstream } from '../../local/fal-upstream';
 import type { JobSim } from '../../local/job-sim';
 import { videoSha256 } from '../../local/mp4';
 import { startOpenAIUpstream, type OpenAIUpstream } from '../../local/openai-upstream';
-import { startOpenRouterUpstream, type OpenRouterUpstream } from '../../local/openrouter-upstream';
+import { openrouterCost, startOpenRouterUpstream, type OpenRouterUpstream } from '../../local/openrouter-upstream';
 import { startReplicateUpstream, type ReplicateUpstream } from '../../local/replicate-upstream';
 import { startSimulatedUpstream, type SimulatedUpstream } from '../../local/simulated-upstream';
 import { deadEndpoint, eventually, reconcileUntil, sleep, startFaultStage, verifiedPayload, type Backstage, type FaultStage } from './fault-helpers';
@@ -142,6 +143,14 @@ const succeeded = (id: string, timeoutMs = 15_000) =>
     if (v.status === 'failed') throw new Error(`task ${id} failed: ${JSON.stringify(v.error)}`);
     return v.status === 'succeeded' ? v : undefined;
   }, timeoutMs);
+
+/** `npm run tasks -- show ID` against this gateway: what the operator sees. */
+async function operatorShow(id: string): Promise<string> {
+  let out = '';
+  const code = await tasksCli(['show', id, '--data-dir', h.dataDir], { out: (t) => void (out += t), err: (t) => void (out += t) });
+  expect(code, out).toBe(0);
+  return out;
+}
 
 /** The task's attempts as `upstream outcome` words, oldest first. */
 const attemptsOf = async (id: string): Promise<string[]> => ((await ops.item(id)).attempts as { upstream: string; outcome: string }[]).map((a) => `${a.upstream} ${a.outcome}`);
@@ -349,6 +358,12 @@ describe('fal, then Replicate, then OpenRouter', () => {
     await archivedExactly(toReplicate, videoSha256({ taskId: repJob.id, ...repJob.video }));
     await archivedExactly(toFal, videoSha256({ taskId: falJob.id, ...falJob.video }));
     expect((await ops.item(toFal)).upstream_id).toBe(`${falApp(falJob.model)}/requests/${falJob.id}`);
+    // OpenRouter reports what the job cost (its simulator: 0.05 USD per second asked); it is kept for the usage records.
+    expect((await ops.item(toOpenRouter)).upstream_cost).toBe(openrouterCost(orJob, 0.05));
+    expect((await ops.item(toFal)).upstream_cost).toBeUndefined();
+    const shown = await operatorShow(toOpenRouter);
+    expect(shown).toMatch(/upstream +orouter \(route 2\)/);
+    expect(shown).toContain(`upstream cost   ${openrouterCost(orJob, 0.05)} USD`);
 
     // One job per task in all: no upstream was paid twice.
     expect([fal.sim, replicate.sim, openrouter.sim].map((s) => [s.stats.submitsReceived, s.stats.submitsAccepted])).toEqual([

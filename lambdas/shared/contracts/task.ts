@@ -60,6 +60,8 @@ export const taskRecordSchema = z.object({
   upstream_id: z.optional(z.string()),
   upstream_message: z.optional(z.string()),
   upstream_video_url: z.optional(z.string()),
+  /** The upstream's own reported cost in USD for the job (OpenRouter's `usage.cost`), for the usage records. */
+  upstream_cost: z.optional(z.number()),
   /** Polls of a poll-only upstream's job so far: the poll chain's position, so a duplicate message is dropped. */
   poll_count: z.optional(z.number()),
   archive_attempts: z.optional(z.number()),

@@ -67,7 +67,7 @@ export async function applyUpstreamStatus(
         await afterFinish(await d.store.markFailed(task, 'upstream_failed', 'the upstream reported success without a video'), d);
         return;
       }
-      const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS);
+      const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS, status.cost);
       if (moved) {
         logger.info('task rendered, archiving', { taskId: task.id });
         await d.queues.archive({ taskId: task.id, attempt: 1 });
