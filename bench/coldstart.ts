@@ -1,8 +1,11 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { SourceMap, type SourceMapPayload } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
+import type { ProviderKind } from '../lambdas/shared/catalog';
+import { bundledKindDefines, kindsFor } from '../lib/bundled-kinds';
+import { buildConsole } from '../lib/console-assets';
 import { esmRequireBanner } from '../lib/gateway-function';
 import { lambdaEntry, lambdaNames, type LambdaName } from '../lambdas/shared/routes';
 import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, runChild, table, tempDir } from './lib';
@@ -17,8 +20,9 @@ import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, 
 /**
  * What NodejsFunction hands esbuild for `lib/gateway-function.ts`'s `bundling` block:
  * `--bundle --platform=node --format=esm --target=node22 --minify --sourcemap
- * --main-fields=module,main --banner:js=…`, no externals, no sources in the map (`sourcesContent: false`).
- * The stack does not export these, so they are replicated here; the banner is imported.
+ * --main-fields=module,main --banner:js=… --define:…`, no externals, no sources in the map
+ * (`sourcesContent: false`). The stack does not export these, so they are replicated here; the
+ * banner and the provider-kind defines (`handlerDefines`) are the stack's own.
  */
 export function stackBuildOptions(root: string): esbuild.BuildOptions {
   return {
@@ -36,6 +40,15 @@ export function stackBuildOptions(root: string): esbuild.BuildOptions {
     logLevel: 'warning',
   };
 }
+
+/**
+ * The stage measured: the provider kinds of the README's worked example (two openai
+ * resellers, duomi and Bedrock), the heaviest a stage of this issue bundles.
+ */
+export const benchKinds: readonly ProviderKind[] = ['duomi', 'openai', 'bedrock'];
+
+/** What the stack hands esbuild as `define` for this Lambda: the kinds its work may load. */
+export const handlerDefines = (name: LambdaName) => bundledKindDefines(kindsFor(name, benchKinds));
 
 /** The SDK pieces the gateway uses, each with the commands it sends. */
 const sdkParts = {
@@ -70,24 +83,34 @@ const sdkParts = {
     used: ['SendMessageCommand'],
     construct: 'new SQSClient({})',
   },
+  bedrock: {
+    imports: [
+      "import { BedrockRuntimeClient, GetAsyncInvokeCommand, ListAsyncInvokesCommand, StartAsyncInvokeCommand } from '@aws-sdk/client-bedrock-runtime';",
+    ],
+    used: ['GetAsyncInvokeCommand', 'ListAsyncInvokesCommand', 'StartAsyncInvokeCommand'],
+    construct: "new BedrockRuntimeClient({ region: 'us-west-2' })",
+  },
 } as const;
 type SdkPart = keyof typeof sdkParts;
 
 /**
  * The SDK clients each Lambda's code uses: `lambdas/<name>/handler.ts` and the parts it
- * composes. Secrets Manager holds the callback HMAC secret and the upstream key
- * (`aws/secrets.ts`); SQS carries archive and notify jobs (`afterFinish` sends a notify job
- * when the upstream refuses a task at submit). `checkBaseline` fails the run when a handler
- * bundles a client its list lacks, or the other way round.
+ * composes. Secrets Manager holds the callback HMAC secret and the upstream keys
+ * (`aws/secrets.ts`; the archive sends a key to an upstream's own content URL); SQS carries
+ * archive and notify jobs (`afterFinish` sends a notify job when the upstream refuses a task
+ * at submit); the Bedrock runtime client is in the Lambdas that start and read invocations
+ * (`kindsFor`). `checkBaseline` fails the run when a handler bundles a client its list lacks,
+ * or the other way round.
  */
+const withBedrock = (name: LambdaName): SdkPart[] => (kindsFor(name, benchKinds).includes('bedrock') ? ['bedrock'] : []);
 export const baselineClients: Record<LambdaName, SdkPart[]> = {
-  submit: ['dynamo', 'secrets', 'sqs'],
+  submit: ['dynamo', 'secrets', 'sqs', ...withBedrock('submit')],
   query: ['dynamo', 's3Presign'],
-  callback: ['dynamo', 'secrets', 'sqs'],
-  archive: ['dynamo', 's3Upload', 'sqs'],
+  callback: ['dynamo', 'secrets', 'sqs', ...withBedrock('callback')],
+  archive: ['dynamo', 's3Upload', 'secrets', 'sqs', ...withBedrock('archive')],
   notify: ['dynamo', 's3Presign', 'sqs'],
-  reconcile: ['dynamo', 'secrets', 'sqs'],
-  poll: ['dynamo', 'secrets', 'sqs'],
+  reconcile: ['dynamo', 'secrets', 'sqs', ...withBedrock('reconcile')],
+  poll: ['dynamo', 'secrets', 'sqs', ...withBedrock('poll')],
   console: [],
 };
 
@@ -113,8 +136,17 @@ export const handlerEnv: Record<string, string> = {
   NOTIFY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/notify',
   POLL_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/poll',
   PUBLIC_BASE_URL: 'https://api.example.com',
-  UPSTREAM_BASE_URL: 'https://upstream.example.com',
-  UPSTREAM_KEY: 'bench-upstream-key',
+  // The measured stage's upstreams (benchKinds); keys as local values, which no import reads.
+  UPSTREAMS: JSON.stringify([
+    { name: 'reseller-a', kind: 'openai', baseUrl: 'https://api.reseller-a.example/v1', apiKey: 'bench-key' },
+    { name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com', apiKey: 'bench-key' },
+    { name: 'aws', kind: 'bedrock', region: 'us-west-2' },
+  ]),
+  MODELS: JSON.stringify({
+    'seedance-2.0': { durations: [5, 10], routes: [{ upstream: 'reseller-a', model: 'doubao-seedance-2-0-pro' }] },
+    'ray-2': { durations: [5, 9], maxImages: 0, routes: [{ upstream: 'aws', model: 'luma.ray-v2:0' }] },
+    'sora-2': { routes: [{ upstream: 'duomi', model: 'sora-2' }] },
+  }),
   CALLBACK_SECRET: 'bench-callback-secret',
   AWS_REGION: 'us-east-1',
   // The SDK warns once on Node < 22 when a client is made; Lambda's nodejs22.x never does.
@@ -150,9 +182,11 @@ async function build(
   const outfile = join(outDir, id, 'index.mjs');
   const input: esbuild.BuildOptions =
     kind === 'handler'
-      ? { entryPoints: [join(root, lambdaEntry(name))] }
+      ? { entryPoints: [join(root, lambdaEntry(name))], define: handlerDefines(name) }
       : { stdin: { contents: baselineSource(baselineClients[name]), resolveDir: root, sourcefile: `baseline-${name}.ts`, loader: 'ts' } };
   const result = await esbuild.build({ ...stackBuildOptions(root), ...input, outfile, ...extra });
+  // The console reads its static files beside its bundle when it loads, as the stack places them.
+  if (kind === 'handler' && name === 'console') buildConsole(root, join(dirname(outfile), 'console'));
   const output = Object.entries(result.metafile!.outputs).find(([file]) => file.endsWith('index.mjs'))![1];
   const inputs = Object.fromEntries(Object.entries(output.inputs).map(([file, i]) => [file, i.bytesInOutput]));
   return { id, kind, name, file: outfile, bytes: statSync(outfile).size, mapBytes: statSync(`${outfile}.map`).size, inputs };
@@ -471,7 +505,8 @@ export function coldStartReport(rows: readonly ColdStartRow[]): string {
       ]),
     ),
     '',
-    'Baseline: a bundle (same options) that imports the SDK clients the handler uses, with the commands it sends, and constructs them; its times include that construction. The run stops if a handler bundles an SDK client its baseline lacks (or the reverse). ' +
+    `Stage: upstreams of kinds ${benchKinds.join(', ')} (the README's worked example); each Lambda bundles the kinds its work may load (lib/bundled-kinds.ts). ` +
+      'Baseline: a bundle (same options) that imports the SDK clients the handler uses, with the commands it sends, and constructs them; its times include that construction. The run stops if a handler bundles an SDK client its baseline lacks (or the reverse). ' +
       'CPU ms: user + system time of the process (all threads) during the import; it moves less than wall time when other work shares the machine.',
     '',
   );
