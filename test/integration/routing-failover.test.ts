@@ -46,6 +46,7 @@ const upstreamModels = {
   'circ-spare': 'circ-render-spare',
   'down-one': 'down-render-one',
   'down-two': 'down-render-two',
+  walled: 'walled-render-1',
   'resell-one': 'doubao-seedance-2-0-pro',
   'resell-two': 'wan2.7-t2v-turbo',
   falco: 'fal-ai/kling-video/v2.1/master/text-to-video',
@@ -58,7 +59,7 @@ const route = (upstream: UpstreamName) => ({ upstream, model: upstreamModels[ups
 const rules = { durations: [5, 10], aspectRatios: ['16:9', '9:16'], maxImages: 1, characters: false };
 
 beforeAll(async () => {
-  for (const name of ['acme-east', 'acme-west', 'circ-main', 'circ-spare', 'down-one', 'down-two'])
+  for (const name of ['acme-east', 'acme-west', 'circ-main', 'circ-spare', 'down-one', 'down-two', 'walled'])
     sims[name] = await startSimulatedUpstream({ renderMs: 150 });
   dead = await deadEndpoint();
   resellOne = await startOpenAIUpstream({ apiKey: RESELLER_KEY, renderMs: 150 });
@@ -68,7 +69,8 @@ beforeAll(async () => {
   openrouter = await startOpenRouterUpstream({ apiKey: 'or-key', renderMs: 150 });
   const simulated = (name: string, url: string) => ({ name, kind: 'simulated', baseUrl: url, apiKey: 'sim-key' });
   const upstreams = [
-    ...Object.entries(sims).map(([name, sim]) => simulated(name, sim.url)),
+    // `walled` calls back, but its callbacks cannot reach the gateway: its entry asks for polling.
+    ...Object.entries(sims).map(([name, sim]) => (name === 'walled' ? { ...simulated(name, sim.url), callsBack: false } : simulated(name, sim.url))),
     simulated('nowhere-dc', new URL(dead.url).origin),
     { name: 'resell-one', kind: 'openai', baseUrl: resellOne.url, apiKey: RESELLER_KEY, timeoutMs: 800 },
     { name: 'resell-two', kind: 'openai', baseUrl: resellTwo.url, apiKey: RESELLER_KEY },
@@ -84,6 +86,7 @@ beforeAll(async () => {
     circuit: { ...rules, routes: [route('circ-main'), route('circ-spare')] },
     patient: { ...rules, routes: [route('down-one'), route('down-two')] },
     polled: { ...rules, routes: [route('resell-two')] },
+    quiet: { ...rules, routes: [route('walled')] },
     chain: { ...rules, routes: [route('falco'), route('repli'), route('orouter')] },
   };
   stage = await startFaultStage({
@@ -329,6 +332,17 @@ describe('a poll-only upstream', () => {
     expect(resellTwo.stats.statusRequests).toBeGreaterThan(polls);
     expect(jobs[0]!.authorization).toBe(`Bearer ${RESELLER_KEY}`);
     expect(resellTwo.stats.videoDownloadsCompleted).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('an upstream whose entry says callsBack: false', () => {
+  it('is polled on the poll queue: its task is archived though every callback it sends is lost', async () => {
+    const prompt = 'callbacks lost on the way sim:callback=drop';
+    const { id } = await submitted('quiet', prompt);
+    const [job] = simJobs(sims.walled!, prompt);
+    await archivedExactly(id, videoSha256({ taskId: job!.id, ...job!.video }));
+    expect(job!.callbacks).toEqual([]);
+    expect((await ops.item(id)).poll_count).toBeGreaterThanOrEqual(1);
   });
 });
 
