@@ -2,7 +2,7 @@ import { config } from '../shared/config';
 import { archiveJobSchema } from '../shared/contracts/jobs';
 import { archiveTask } from '../shared/core/archive';
 import { queueHandler } from '../shared/job-handlers';
-import { queues, taskStore } from '../shared/parts';
+import { queues, taskStore, usageStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 import { videoArchiver } from '../shared/videos';
 
@@ -11,6 +11,7 @@ const c = config();
 export const handler = queueHandler(archiveJobSchema, archiveTask, {
   config: c,
   store: taskStore(c),
+  usage: usageStore(c),
   archiver: videoArchiver(c),
   queues: queues(c),
   upstreams: upstreamRegistry(c),

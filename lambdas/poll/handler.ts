@@ -2,7 +2,7 @@ import { config } from '../shared/config';
 import { pollJobSchema } from '../shared/contracts/jobs';
 import { pollTask } from '../shared/core/poll';
 import { queueHandler } from '../shared/job-handlers';
-import { queues, taskStore } from '../shared/parts';
+import { queues, taskStore, usageStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
@@ -11,6 +11,7 @@ const c = config();
 export const handler = queueHandler(pollJobSchema, pollTask, {
   config: c,
   store: taskStore(c),
+  usage: usageStore(c),
   upstreams: upstreamRegistry(c),
   queues: queues(c),
 });

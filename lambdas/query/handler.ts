@@ -1,7 +1,7 @@
 import { config } from '../shared/config';
 import { queryTasks } from '../shared/core/query';
 import { httpHandler } from '../shared/handler-kit';
-import { circuits, keyStore, taskStore } from '../shared/parts';
+import { circuits, keyStore, taskStore, usageStore } from '../shared/parts';
 import { videoLinks } from '../shared/parts-s3';
 
 const c = config();
@@ -9,6 +9,8 @@ const c = config();
 export const handler = httpHandler(queryTasks, {
   store: taskStore(c),
   keys: keyStore(c),
+  usage: usageStore(c),
+  defaultLimits: c.DEFAULT_LIMITS,
   videos: videoLinks(c),
   admin: { config: c, circuits: circuits(c) },
   models: c.catalog.models,

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod/mini';
 import { conditionalPut } from './aws/conditional-put';
+import { limitsSchema, type Limits } from './contracts/limits';
 import { ApiError, header, type HttpEvent } from './http';
 
 /**
@@ -18,6 +19,8 @@ export const apiKeyRecordSchema = z.object({
   revoked_at: z.optional(z.number()),
   /** An operator's key: reads every task, per-key usage and upstream health under /admin. */
   admin: z.optional(z.boolean()),
+  /** The key's own limits (`keys limits`); those it lacks are the operator's `DEFAULT_LIMITS`. */
+  limits: z.optional(limitsSchema),
 });
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
 
@@ -118,6 +121,52 @@ export class ApiKeyStore {
       }),
     );
     return true;
+  }
+
+  /**
+   * Set some of the key's limits (a number, or `null` for none) and drop others (`undefined`:
+   * the operator's default again), by key id; the record after, or undefined when no single key matches.
+   */
+  async setLimits(id: string, change: Partial<Record<keyof Limits, number | null | 'default'>>): Promise<ApiKeyRecord | undefined> {
+    const matches = (await this.list()).filter((r) => r.key_hash.startsWith(id));
+    if (matches.length !== 1) return undefined;
+    const names: Record<string, string> = { '#limits': 'limits' };
+    const values: Record<string, unknown> = { ':none': {} };
+    const sets: string[] = [];
+    const removes: string[] = [];
+    Object.entries(change).forEach(([name, value], i) => {
+      if (value === undefined) return;
+      names[`#l${i}`] = name;
+      if (value === 'default') removes.push(`#limits.#l${i}`);
+      else {
+        values[`:l${i}`] = value;
+        sets.push(`#limits.#l${i} = :l${i}`);
+      }
+    });
+    // The map must exist before its members are set: one update makes it, the next fills it.
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keyItem(matches[0]!.key_hash),
+        UpdateExpression: 'SET #limits = if_not_exists(#limits, :none)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#limits': 'limits' },
+        ExpressionAttributeValues: { ':none': {} },
+      }),
+    );
+    if (sets.length || removes.length) {
+      delete values[':none'];
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: keyItem(matches[0]!.key_hash),
+          UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].filter(Boolean).join(' '),
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        }),
+      );
+    }
+    return this.byHash(matches[0]!.key_hash);
   }
 
   /** The caller's key from `Authorization: <key>` or `Authorization: Bearer <key>`; 401 otherwise. */

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { limitsSchema } from './contracts/limits';
 import { CatalogError, parseModels, parseUpstreams, seedCatalogModels, type Catalog, type UpstreamConfig } from './catalog';
 
 /**
@@ -114,6 +115,21 @@ export const configSchema = z
     UPSTREAM_TIMEOUT_MS: z._default(positive, 15_000),
     WEBHOOK_TIMEOUT_MS: z._default(positive, 10_000),
     KEY_CACHE_SECONDS: z._default(whole(0), 60),
+    /** JSON object: the limits of keys without their own, e.g. {"concurrent":5,"rpm":60,"seconds_per_day":600}. */
+    DEFAULT_LIMITS: z.pipe(
+      z.pipe(
+        z._default(z.string(), '{}'),
+        z.transform((s, ctx) => {
+          try {
+            return JSON.parse(s) as unknown;
+          } catch {
+            ctx.issues.push({ code: 'custom', message: 'DEFAULT_LIMITS must be a JSON object', input: s });
+            return z.NEVER;
+          }
+        }),
+      ),
+      z.strictObject(limitsSchema.shape),
+    ),
   })
   .check(
     // `when` makes these run even when other variables are missing, so one message names them all.

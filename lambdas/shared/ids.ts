@@ -44,4 +44,12 @@ export function newTaskId(now = Date.now()): string {
   return `task_${time}${base32(random, 16)}`;
 }
 
+/** When a task id was made (its first ten characters are the milliseconds); 0 for what is not a task id. */
+export function taskIdTime(id: string): number {
+  if (!isTaskId(id)) return 0;
+  let ms = 0;
+  for (const ch of id.slice(5, 15)) ms = ms * 32 + alphabet.indexOf(ch);
+  return ms;
+}
+
 export const isTaskId = (s: string) => /^task_[0-9a-hjkmnp-tv-z]{26}$/.test(s);

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { keyId, type ApiKeyRecord, type ApiKeyStore } from './api-keys';
+import { limitNames, type LimitName } from './contracts/limits';
 
 /**
  * `npm run keys`: create, list and revoke API keys. This module is the command's logic
@@ -43,7 +44,15 @@ export type KeyTarget =
   | { kind: 'aws'; stack: string; table?: undefined; region?: string; endpoint?: undefined }
   | { kind: 'aws'; table: string; stack?: undefined; region?: string; endpoint?: string };
 
-export type KeyCommand = { action: 'help' } | { action: 'create'; name: string; admin: boolean } | { action: 'list' } | { action: 'revoke'; id: string };
+/** A limit as the command line gives it: a number, `none` (no limit for this key) or `default` (the operator's). */
+export type LimitSetting = number | null | 'default';
+
+export type KeyCommand =
+  | { action: 'help' }
+  | { action: 'create'; name: string; admin: boolean }
+  | { action: 'list' }
+  | { action: 'revoke'; id: string }
+  | { action: 'limits'; id: string; change: Partial<Record<LimitName, LimitSetting>> };
 
 export interface KeyInvocation {
   command: KeyCommand;
@@ -57,6 +66,8 @@ Usage:
   npm run keys -- create --name NAME [--admin] [target] [--json]
   npm run keys -- list [target] [--json]
   npm run keys -- revoke KEY_ID [target] [--json]
+  npm run keys -- limits KEY_ID [--concurrent N] [--rpm N] [--seconds-per-day N]
+                        [--seconds-per-month N] [target] [--json]
 
 Commands:
   create --name NAME   Make a new key; prints the key and its whsec_ webhook secret,
@@ -68,6 +79,13 @@ Commands:
   revoke KEY_ID        Refuse the key from now on (KEY_ID: the 12-character id that
                        \`list\` shows). The gateway notices within its key cache time
                        (KEY_CACHE_SECONDS, default 60 s).
+  limits KEY_ID        Show the key's limits, or set them: --concurrent (tasks open
+                       at once), --rpm (submits a minute), --seconds-per-day and
+                       --seconds-per-month (seconds of video, UTC day and month).
+                       Each takes a whole number, \`none\` (no limit for this key) or
+                       \`default\` (the operator's DEFAULT_LIMITS again). Over a limit a
+                       submit is 429; the gateway applies a change within its key
+                       cache time.
 
 Target (default: the local gateway in .data):
   --data-dir DIR       The local gateway's data directory (as DATA_DIR for npm start).
@@ -111,6 +129,10 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
         endpoint: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        concurrent: { type: 'string' },
+        rpm: { type: 'string' },
+        'seconds-per-day': { type: 'string' },
+        'seconds-per-month': { type: 'string' },
       },
     });
   } catch (error) {
@@ -131,7 +153,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
   let command: KeyCommand;
   switch (action) {
     case undefined:
-      throw KeyAdminError.usage('name a command: create, list or revoke');
+      throw KeyAdminError.usage('name a command: create, list, revoke or limits');
     case 'create': {
       if (rest.length) throw KeyAdminError.usage(`create takes no arguments besides --name (got "${rest.join(' ')}")`);
       const name = v.name?.trim();
@@ -154,12 +176,36 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       command = { action: 'revoke', id };
       break;
     }
+    case 'limits': {
+      if (rest.length !== 1) throw KeyAdminError.usage('limits needs exactly one KEY_ID (the id that `list` shows)');
+      const id = rest[0]!.trim().toLowerCase();
+      if (!hexId.test(id)) throw KeyAdminError.usage(`"${rest[0]}" is not a key id: ids are the 12 hexadecimal characters that \`list\` shows`);
+      const change: Partial<Record<LimitName, LimitSetting>> = {};
+      for (const name of limitNames) {
+        const given = v[limitFlag(name)];
+        if (given !== undefined) change[name] = parseLimit(limitFlag(name), given);
+      }
+      command = { action: 'limits', id, change };
+      break;
+    }
     default:
-      throw KeyAdminError.usage(`unknown command "${action}": use create, list or revoke`);
+      throw KeyAdminError.usage(`unknown command "${action}": use create, list, revoke or limits`);
   }
+  for (const name of limitNames)
+    if (v[limitFlag(name)] !== undefined && command.action !== 'limits') throw KeyAdminError.usage(`--${limitFlag(name)} is only for limits`);
   if (v.name !== undefined && command.action !== 'create') throw KeyAdminError.usage('--name is only for create');
   if (v.admin !== undefined && command.action !== 'create') throw KeyAdminError.usage('--admin is only for create');
   return { command, target, json };
+}
+
+const limitFlag = (name: LimitName) => (name === 'seconds_per_day' ? 'seconds-per-day' : name === 'seconds_per_month' ? 'seconds-per-month' : name);
+
+function parseLimit(flag: string, given: string): LimitSetting {
+  const value = given.trim().toLowerCase();
+  if (value === 'none') return null;
+  if (value === 'default') return 'default';
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) throw KeyAdminError.usage(`--${flag} takes a whole number of at least 1, none or default (got "${given}")`);
+  return Number(value);
 }
 
 export function parseTarget(v: {
@@ -187,7 +233,7 @@ export interface KeyCommandResult {
   data: Record<string, unknown>;
 }
 
-type KeyAdminStore = Pick<ApiKeyStore, 'create' | 'list' | 'revoke'>;
+type KeyAdminStore = Pick<ApiKeyStore, 'create' | 'list' | 'revoke' | 'setLimits'>;
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -198,6 +244,7 @@ export function publicKeyView(record: ApiKeyRecord) {
     name: record.name,
     status: record.revoked_at === undefined ? ('active' as const) : ('revoked' as const),
     admin: record.admin === true,
+    limits: Object.fromEntries(limitNames.map((n) => [n, record.limits?.[n] === undefined ? 'default' : record.limits[n]])) as Record<LimitName, number | null | 'default'>,
     created_at: iso(record.created_at)!,
     revoked_at: iso(record.revoked_at),
   };
@@ -240,6 +287,25 @@ export async function runKeyCommand(
       const keys = (await store.list()).sort((a, b) => a.created_at - b.created_at).map(publicKeyView);
       return { data: { target: where.description, keys }, text: listText(keys, where.description) };
     }
+    case 'limits': {
+      const matches = (await store.list()).filter((r) => r.key_hash.startsWith(command.id));
+      if (matches.length === 0) throw KeyAdminError.notFound(`no key with id ${command.id} in ${where.description} (\`list\` shows the ids)`);
+      if (matches.length > 1) throw new KeyAdminError(EXIT.failed, `key id ${command.id} matches more than one key; nothing was changed`);
+      const changing = Object.keys(command.change).length > 0;
+      const record = changing ? await store.setLimits(command.id, command.change) : matches[0];
+      if (!record) throw new KeyAdminError(EXIT.failed, `key ${command.id} could not be updated`);
+      const view = publicKeyView(record);
+      const shown = limitNames.map((n) => `  ${n.padEnd(18)} ${limitText(view.limits[n])}`);
+      return {
+        data: { ...view, target: where.description },
+        text: [
+          `Limits of key ${view.id} ("${view.name}") in ${where.description}${changing ? ', now' : ''}:`,
+          ...shown,
+          ...(changing ? ['The gateway applies them within its key cache time (KEY_CACHE_SECONDS, default 60 s).'] : []),
+          '',
+        ].join('\n'),
+      };
+    }
     case 'revoke': {
       const matches = (await store.list()).filter((r) => r.key_hash.startsWith(command.id));
       if (matches.length === 0) throw KeyAdminError.notFound(`no key with id ${command.id} in ${where.description} (\`list\` shows the ids)`);
@@ -264,11 +330,19 @@ export async function runKeyCommand(
   }
 }
 
+const limitText = (value: number | null | 'default') => (value === null ? 'none' : value === 'default' ? "default (the operator's DEFAULT_LIMITS)" : String(value));
+
+/** The key's own limits in a few words, `default` when it has none of its own. */
+function limitsSummary(limits: Record<LimitName, number | null | 'default'>): string {
+  const own = limitNames.filter((n) => limits[n] !== 'default').map((n) => `${n}=${limits[n] ?? 'none'}`);
+  return own.length ? own.join(' ') : 'default';
+}
+
 function listText(keys: ReturnType<typeof publicKeyView>[], where: string): string {
   if (keys.length === 0) return `No API keys in ${where}. Create one with: npm run keys -- create --name NAME\n`;
   const rows = [
-    ['ID', 'NAME', 'STATUS', 'ROLE', 'CREATED', 'REVOKED'],
-    ...keys.map((k) => [k.id, k.name, k.status, k.admin ? 'admin' : 'client', k.created_at, k.revoked_at ?? '']),
+    ['ID', 'NAME', 'STATUS', 'ROLE', 'LIMITS', 'CREATED', 'REVOKED'],
+    ...keys.map((k) => [k.id, k.name, k.status, k.admin ? 'admin' : 'client', limitsSummary(k.limits), k.created_at, k.revoked_at ?? '']),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const table = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());

@@ -7,6 +7,7 @@ import type { Config } from './config';
 import type { Gateway } from './core/deps';
 import { IdempotencyStore } from './idempotency';
 import { TaskStore } from './task-store';
+import { UsageStore } from './usage';
 
 /**
  * The gateway's collaborators that only need DynamoDB, SQS and the secrets, built from
@@ -15,6 +16,7 @@ import { TaskStore } from './task-store';
  */
 export const taskStore = (c: Config) => new TaskStore(dynamo(), c.TABLE_NAME);
 export const keyStore = (c: Config) => new ApiKeyStore(dynamo(), c.TABLE_NAME, c.KEY_CACHE_SECONDS * 1000);
+export const usageStore = (c: Config) => new UsageStore(dynamo(), c.TABLE_NAME);
 export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.TABLE_NAME);
 
 /** The upstreams' circuits, shared by every Lambda through the table. */

@@ -77,6 +77,8 @@ const NOTIFY_LOG_KEEP = 30;
 export const NOTIFY_GRACE_MS = 5 * 60_000;
 /** How long an archive job may hold a task before another worker may take it over. */
 export const ARCHIVE_LEASE_MS = 16 * 60_000;
+/** After a task ends, how long its usage has to be settled before the reconciler settles it. */
+export const USAGE_GRACE_MS = 60_000;
 /** How long a submit may hold a task before each upstream call: that call's timeout, and room for the writes around it. */
 export const submitLeaseMs = (upstreamTimeoutMs: number) => upstreamTimeoutMs + 30_000;
 
@@ -98,8 +100,8 @@ function routingChange(r: Routing | undefined): Pick<Change, 'set' | 'append'> {
   return { set, append: r.attempts.length ? { attribute: 'attempts', items: [...r.attempts] } : undefined };
 }
 
-/** What finishing a task needs to know of it: `callback_url` never changes after submit. */
-type Finishing = Pick<TaskRecord, 'id' | 'callback_url'>;
+/** What finishing a task needs to know of it: `callback_url` and `usage_status` are set at submit. */
+type Finishing = Pick<TaskRecord, 'id' | 'callback_url' | 'usage_status'>;
 
 const OPEN = 'open';
 const taskKey = (id: string) => ({ pk: `TASK#${id}` });
@@ -387,6 +389,22 @@ export class TaskStore {
     });
   }
 
+  /**
+   * The ended task's usage is settled (`UsageStore.settle`, which counts it once whoever calls):
+   * recorded on the task, which leaves the reconciler's index unless its webhook is still owed.
+   */
+  markUsageSettled(task: Pick<TaskRecord, 'id' | 'notify_status'>, cost: number) {
+    const owesNotify = task.notify_status === 'pending';
+    return this.change(task.id, {
+      from: ['succeeded', 'failed'],
+      set: { usage_status: 'settled', usage_cost: cost },
+      remove: owesNotify ? [] : ['open', 'due_at'],
+      condition: '#usage = :reserved',
+      names: { '#usage': 'usage_status' },
+      values: { ':reserved': 'reserved' },
+    });
+  }
+
   /** Move a task's next reconcile time, provided it is still in `state`. */
   reschedule(id: string, state: TaskState, dueAt: number) {
     return this.change(id, { from: [state], set: { due_at: dueAt } });
@@ -406,16 +424,18 @@ export class TaskStore {
 
   private finish(task: Finishing, from: readonly TaskState[], set: Record<string, unknown>, append?: Change['append'], remove: readonly string[] = []) {
     const now = this.now();
-    // A task with a webhook stays open until the notification is delivered or given up.
+    // A task with a webhook stays open until the notification is delivered or given up, one
+    // with reserved seconds until they are settled: should the worker die first, the reconciler finishes the job.
     const notify = task.callback_url !== undefined;
+    const settle = task.usage_status === 'reserved';
     return this.change(task.id, {
       from,
       set: {
         ...set,
         completed_at: now,
-        ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : {}),
+        ...(notify ? { notify_status: 'pending', due_at: now + NOTIFY_GRACE_MS } : settle ? { due_at: now + USAGE_GRACE_MS } : {}),
       },
-      remove: [...remove, 'archive_lease_until', 'submit_lease_until', ...(notify ? [] : ['open', 'due_at'])],
+      remove: [...remove, 'archive_lease_until', 'submit_lease_until', ...(notify || settle ? [] : ['open', 'due_at'])],
       append,
     });
   }

@@ -3,7 +3,7 @@ import { cancelTask } from '../shared/core/cancel';
 import { submitTask } from '../shared/core/submit';
 import type { HttpEvent } from '../shared/http';
 import { httpHandler } from '../shared/handler-kit';
-import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore } from '../shared/parts';
+import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore, usageStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
@@ -15,6 +15,7 @@ const writes = (event: HttpEvent, deps: Parameters<typeof submitTask>[1]) =>
 export const handler = httpHandler(writes, {
   config: c,
   store: taskStore(c),
+  usage: usageStore(c),
   keys: keyStore(c),
   idempotency: idempotencyStore(c),
   upstreams: upstreamRegistry(c),

@@ -7,7 +7,7 @@ vi.hoisted(() => {
 import { dynamo } from '../../lambdas/shared/aws/dynamo';
 import { config } from '../../lambdas/shared/config';
 import { archiveTask } from '../../lambdas/shared/core/archive';
-import { queues, taskStore } from '../../lambdas/shared/parts';
+import { queues, taskStore, usageStore } from '../../lambdas/shared/parts';
 import { ARCHIVE_LEASE_MS, TaskStore, type VideoFacts } from '../../lambdas/shared/task-store';
 import { videoArchiver } from '../../lambdas/shared/videos';
 import { upstreamRegistry } from '../../lambdas/shared/providers';
@@ -53,7 +53,7 @@ const dies = () => new Promise<never>(() => undefined);
 /** The archive worker's collaborators, in this process, over the gateway's own table, bucket and queues. */
 function workerParts(store: TaskStore) {
   const c = config();
-  return { config: c, store, archiver: videoArchiver(c), queues: queues(c), upstreams: upstreamRegistry(c) };
+  return { config: c, store, usage: usageStore(c), archiver: videoArchiver(c), queues: queues(c), upstreams: upstreamRegistry(c) };
 }
 
 /** A task store whose worker dies right after the video was stored, before the task is marked succeeded. */

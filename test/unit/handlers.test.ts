@@ -43,6 +43,7 @@ import { isTaskId, newTaskId } from '../../lambdas/shared/ids';
 import { DuomiProvider, duomiBody } from '../../lambdas/shared/providers/duomi';
 import { UpstreamError, type UpstreamProvider } from '../../lambdas/shared/providers/provider';
 import { ARCHIVE_LEASE_MS, TaskStore, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
+import { UsageStore } from '../../lambdas/shared/usage';
 import type { VideoStore } from '../../lambdas/shared/videos';
 import { taskRecord } from '../fixtures/task';
 
@@ -210,6 +211,7 @@ function gateway(env: Record<string, string> = {}): Harness {
     clock,
     store: new TaskStore(db, config.TABLE_NAME, clock),
     keys: new ApiKeyStore(db, config.TABLE_NAME, 0),
+    usage: new UsageStore(db, config.TABLE_NAME),
     idempotency: new IdempotencyStore(db, config.TABLE_NAME),
     provider,
     circuits: new CircuitBreaker(db, config.TABLE_NAME, { failureThreshold: 5, coolDownMs: 60_000, probeLeaseMs: 20_000 }, clock),
@@ -465,9 +467,12 @@ describe('submitting a task', () => {
     expect(isTaskId(answer.body.id)).toBe(true);
     expect(answer.headers).not.toHaveProperty('deprecation');
     const updates = ddb.commandCalls(UpdateCommand).map((c) => c.args[0].input);
-    expect(updates).toHaveLength(1);
-    expect(Object.values(updates[0]!.ExpressionAttributeValues!)).toEqual(expect.arrayContaining(['submitted', 'up-777', 'queued']));
-    expect(taskItem(answer.body.id)).toMatchObject({ state: 'submitted', upstream_id: 'up-777', owner: OWNER, duration: 15 });
+    const onTask = updates.filter((u) => String(u.Key!.pk).startsWith('TASK#'));
+    expect(onTask).toHaveLength(1);
+    expect(Object.values(onTask[0]!.ExpressionAttributeValues!)).toEqual(expect.arrayContaining(['submitted', 'up-777', 'queued']));
+    // Its seconds reserved in the key's day and month, with no limits to check.
+    expect(updates.filter((u) => String(u.Key!.pk).startsWith(`USAGE#${OWNER}#`)).map((u) => u.Key!.pk)).toHaveLength(2);
+    expect(taskItem(answer.body.id)).toMatchObject({ state: 'submitted', upstream_id: 'up-777', owner: OWNER, duration: 15, usage_status: 'reserved' });
   });
 
   it('sends the upstream the request with our callback URL and the upstream’s model name', async () => {

@@ -133,6 +133,8 @@ describe('reading the command line', () => {
   });
 });
 
+const defaults = { concurrent: 'default', rpm: 'default', seconds_per_day: 'default', seconds_per_month: 'default' };
+
 describe('create, list and revoke against a DynamoDB table', () => {
   const TABLE = 'keys-cli-test';
   let db: Awaited<ReturnType<typeof startDynalite>>;
@@ -191,6 +193,7 @@ describe('create, list and revoke against a DynamoDB table', () => {
       name: 'ci',
       status: 'active',
       admin: false,
+      limits: defaults,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       revoked_at: null,
       api_key: expect.stringMatching(/^vtg_[\w-]{43}$/),
@@ -220,14 +223,40 @@ describe('create, list and revoke against a DynamoDB table', () => {
       expect(run.stdout).not.toMatch(/vtg_|whsec_|[0-9a-f]{13}/);
     }
     const human = (await keys('list', ...table)).stdout;
-    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+ROLE\s+CREATED\s+REVOKED$/);
-    expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+client\\s+\\d{4}-`, 'm'));
+    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+ROLE\s+LIMITS\s+CREATED\s+REVOKED$/);
+    expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+client\\s+default\\s+\\d{4}-`, 'm'));
     expect(human).toContain('2 keys (2 active)');
     const listed = JSON.parse((await keys('list', '--json', ...table)).stdout).keys;
     expect(listed).toEqual([
-      { id: first.id, name: 'billing service', status: 'active', admin: false, created_at: expect.any(String), revoked_at: null },
-      { id: second.id, name: 'ci', status: 'active', admin: false, created_at: expect.any(String), revoked_at: null },
+      { id: first.id, name: 'billing service', status: 'active', admin: false, limits: defaults, created_at: expect.any(String), revoked_at: null },
+      { id: second.id, name: 'ci', status: 'active', admin: false, limits: defaults, created_at: expect.any(String), revoked_at: null },
     ]);
+  });
+
+  it('limits sets a key\'s own limits, none lifts one, default gives it back to the operator; list shows them', async () => {
+    const set = await keys('limits', second.id, '--concurrent', '5', '--rpm', '60', '--seconds-per-day', 'none', ...table);
+    expect(set.code).toBe(0);
+    expect(set.stdout).toContain(`Limits of key ${second.id} ("ci")`);
+    expect(set.stdout).toMatch(/concurrent\s+5\n\s+rpm\s+60\n\s+seconds_per_day\s+none\n\s+seconds_per_month\s+default/);
+    expect((await verifier.byHash(hashKey(second.key)))!.limits).toEqual({ concurrent: 5, rpm: 60, seconds_per_day: null });
+    const back = JSON.parse((await keys('limits', second.id, '--rpm', 'default', '--seconds-per-month', '3600', '--json', ...table)).stdout);
+    expect(back.limits).toEqual({ concurrent: 5, rpm: 'default', seconds_per_day: null, seconds_per_month: 3600 });
+    const shown = await keys('limits', second.id, ...table);
+    expect(shown.stdout).not.toContain(', now');
+    expect(shown.stdout).toMatch(/seconds_per_month\s+3600/);
+    expect((await keys('list', ...table)).stdout).toMatch(new RegExp(`^${second.id}\\s+ci\\s+active\\s+client\\s+concurrent=5 seconds_per_day=none seconds_per_month=3600\\s`, 'm'));
+    for (const [argv, message] of [
+      [['limits', second.id, '--rpm', '0'], '--rpm takes a whole number of at least 1, none or default (got "0")'],
+      [['limits', second.id, '--concurrent', 'lots'], '--concurrent takes a whole number of at least 1, none or default (got "lots")'],
+      [['limits'], 'limits needs exactly one KEY_ID'],
+      [['list', '--rpm', '5'], '--rpm is only for limits'],
+    ] as const) {
+      const run = await keys(...argv, ...table);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(message);
+    }
+    const missing = await keys('limits', 'ffffffffffff', '--rpm', '5', ...table);
+    expect(missing.code).toBe(2);
   });
 
   it('revoke by id: the key no longer verifies, the other one still does', async () => {

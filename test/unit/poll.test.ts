@@ -10,11 +10,13 @@ import { pollDelaySeconds, pollTask, startPolling } from '../../lambdas/shared/c
 import { UpstreamError, type UpstreamProvider, type UpstreamStatus } from '../../lambdas/shared/providers/provider';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { TaskStore } from '../../lambdas/shared/task-store';
+import { UsageStore } from '../../lambdas/shared/usage';
 import { taskRecord } from '../fixtures/task';
 
 let server: Server;
 let raw: DynamoDBClient;
 let db: DynamoDBDocumentClient;
+let usage: UsageStore;
 let tables = 0;
 let t: number;
 let store: TaskStore;
@@ -54,9 +56,10 @@ const provider: UpstreamProvider = {
 
 const record = (queue: string) => async (job: unknown, delay?: number) => void sent.push({ queue, job, delay });
 /** The registry holds only the task's own upstream (`reseller`), not the configured first one. */
-const deps = (): Pick<Gateway, 'config' | 'store' | 'upstreams' | 'queues'> => ({
+const deps = (): Pick<Gateway, 'config' | 'store' | 'usage' | 'upstreams' | 'queues'> => ({
   config,
   store,
+  usage,
   upstreams: { get: async (name) => (name === provider.name ? provider : Promise.reject(new Error(`asked for upstream ${name}`))) },
   queues: { archive: record('archive'), notify: record('notify'), poll: record('poll') },
 });
@@ -105,6 +108,7 @@ beforeEach(async () => {
   );
   t = Date.UTC(2026, 11, 2, 12);
   store = new TaskStore(db, name, { now: () => t });
+  usage = new UsageStore(db, name);
   sent = [];
   answers = [];
   polled = [];

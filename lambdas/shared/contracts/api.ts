@@ -16,6 +16,8 @@ export const errorCodes = [
   'payload_too_large',
   'unsupported_media_type',
   'rate_limited',
+  'concurrency_limit',
+  'quota_exceeded',
   'upstream_rejected',
   'upstream_error',
   'upstream_unavailable',

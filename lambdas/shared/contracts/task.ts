@@ -77,6 +77,12 @@ export const taskRecordSchema = z.object({
   video_codec: z.optional(z.string()),
   /** The video is shorter than the task's duration by more than half a second. */
   video_short: z.optional(z.boolean()),
+  /** The task's seconds are reserved in its key's usage (`usage.ts`) until it ends; then settled. */
+  usage_status: z.optional(z.enum(['reserved', 'settled'])),
+  /** The task counts against its key's concurrency limit while open. */
+  usage_active: z.optional(z.boolean()),
+  /** What the task cost, as settled: delivered seconds times the route's price, or the upstream's own figure. */
+  usage_cost: z.optional(z.number()),
   error_code: z.optional(z.string()),
   error_message: z.optional(z.string()),
   notify_status: z.optional(z.enum(['pending', 'delivered', 'abandoned'])),

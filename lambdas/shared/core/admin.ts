@@ -4,11 +4,12 @@ import type { Config } from '../config';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { localFigures, METRICS_NAMESPACE } from '../metrics';
-import { listQuerySchema } from '../contracts/query';
+import { listQuerySchema, usageQuerySchema } from '../contracts/query';
 import type { Needs } from './deps';
+import { adminUsageReport } from './usage';
 import { taskView } from './view';
 
-export type AdminNeeds = Needs<'config' | 'store' | 'keys' | 'videos'> & { circuits: Pick<CircuitBreaker, 'state'> };
+export type AdminNeeds = Needs<'config' | 'store' | 'keys' | 'videos' | 'usage'> & { circuits: Pick<CircuitBreaker, 'state'> };
 
 /** How many of the newest tasks the upstream error rate is read from. */
 const RECENT_TASKS = 200;
@@ -31,6 +32,10 @@ export async function adminQuery(event: HttpEvent, d: AdminNeeds): Promise<HttpR
       const task = await d.store.get(event.pathParameters?.id ?? '');
       if (!task) throw ApiError.notFound();
       return json(200, await adminTaskView(task, d));
+    }
+    case 'GET /admin/usage': {
+      const q = parseWith(usageQuerySchema, event.queryStringParameters ?? {});
+      return json(200, await adminUsageReport(await d.keys.list(), q, { usage: d.usage, defaultLimits: d.config.DEFAULT_LIMITS, now: () => d.store.now() }));
     }
     case 'GET /admin/upstreams':
       return json(200, { object: 'list', data: await upstreamHealth(d) });

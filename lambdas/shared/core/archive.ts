@@ -8,7 +8,7 @@ import type { Needs } from './deps';
 import { afterFinish } from './finish';
 import { metric, record, unit } from '../metrics';
 
-type ArchiveNeeds = Needs<'config' | 'store' | 'archiver' | 'queues' | 'upstreams'>;
+type ArchiveNeeds = Needs<'config' | 'store' | 'usage' | 'archiver' | 'queues' | 'upstreams'>;
 
 /** Another worker took the task over (this attempt outlived its lease): it is theirs to finish. */
 class ArchiveLeaseLost extends Error {}

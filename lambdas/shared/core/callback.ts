@@ -8,7 +8,7 @@ import { clientMessage, upstreamIdentity } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
 
-type CallbackNeeds = Needs<'config' | 'store' | 'upstreams' | 'queues' | 'callbackSecret'>;
+type CallbackNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'queues' | 'callbackSecret'>;
 
 /**
  * The adapter of the upstream that holds (or may hold) the task's job: the route that took

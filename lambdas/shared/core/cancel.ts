@@ -7,7 +7,7 @@ import type { Needs } from './deps';
 import { afterFinish } from './finish';
 import { taskView } from './view';
 
-type CancelNeeds = Needs<'config' | 'store' | 'keys' | 'upstreams' | 'queues'>;
+type CancelNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'upstreams' | 'queues'>;
 
 /** A cancelled task has no video: its view never needs a link. */
 const noVideos = { presign: async (): Promise<never> => Promise.reject(new Error('a cancelled task has no video')) };

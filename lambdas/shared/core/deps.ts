@@ -6,6 +6,7 @@ import type { IdempotencyStore } from '../idempotency';
 import type { UpstreamRegistry } from '../providers';
 import type { Resolver } from '../outbound';
 import type { TaskStore } from '../task-store';
+import type { UsageStore } from '../usage';
 import type { VideoLinks } from '../video-links';
 import type { VideoStore } from '../videos';
 
@@ -17,6 +18,8 @@ export interface Gateway {
   config: Config;
   store: TaskStore;
   keys: ApiKeyStore;
+  /** Limits and usage per key. */
+  usage: UsageStore;
   idempotency: IdempotencyStore;
   /** Each upstream's circuit breaker, shared by every Lambda. */
   circuits: Circuits;

@@ -6,7 +6,7 @@ import { applyUpstreamStatus, taskUpstream } from './callback';
 import type { Needs } from './deps';
 import { metric, record, unit } from '../metrics';
 
-type PollNeeds = Needs<'config' | 'store' | 'upstreams' | 'queues'>;
+type PollNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'queues'>;
 
 /** The wait before the `attempt`-th poll: the first after POLL_FIRST_SECONDS, then doubling up to POLL_MAX_SECONDS. */
 export const pollDelaySeconds = (attempt: number, c: Pick<PollNeeds['config'], 'POLL_FIRST_SECONDS' | 'POLL_MAX_SECONDS'>) =>

@@ -1,14 +1,17 @@
-import { listQuerySchema } from '../contracts/query';
+import { listQuerySchema, usageQuerySchema } from '../contracts/query';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { openApiDocument } from '../openapi';
 import { publicModel, type CatalogModel } from '../catalog';
 import { adminQuery, type AdminNeeds } from './admin';
 import type { Needs } from './deps';
+import { usageReport, type UsageNeeds } from './usage';
 import { taskView } from './view';
 
-type QueryNeeds = Needs<'store' | 'keys' | 'videos'> & {
+type QueryNeeds = Needs<'store' | 'keys' | 'videos' | 'usage'> & {
   admin?: Pick<AdminNeeds, 'config' | 'circuits'>;
+  /** The operator's limits for keys without their own; none when absent. */
+  defaultLimits?: UsageNeeds['defaultLimits'];
   /** The catalog clients may use: allowed values only, never an upstream. */
   models?: Record<string, CatalogModel>;
 };
@@ -27,6 +30,11 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
       return json(200, { object: 'list', data: Object.values(d.models ?? {}).map(publicModel) });
     case 'GET /v1/videos/generations':
       return listTasks(event, d);
+    case 'GET /v1/usage': {
+      const key = await d.keys.authenticate(event);
+      const q = parseWith(usageQuerySchema, event.queryStringParameters ?? {});
+      return json(200, await usageReport(key, q, { usage: d.usage, defaultLimits: d.defaultLimits ?? {}, now: () => d.store.now() }));
+    }
     case 'GET /v1/videos/generations/{id}':
     case 'GET /v1/videos/tasks/{id}':
       return json(200, await taskView(await ownedTask(event, d), d.videos));

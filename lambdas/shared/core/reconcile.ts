@@ -4,12 +4,12 @@ import type { UpstreamProvider } from '../providers/provider';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS } from '../task-store';
 import { applyUpstreamStatus, taskUpstream } from './callback';
 import type { Needs } from './deps';
-import { afterFinish, nextCheck } from './finish';
+import { afterFinish, nextCheck, settleUsage } from './finish';
 import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 import { metric, record, unit } from '../metrics';
 
-type ReconcileNeeds = Needs<'config' | 'store' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
+type ReconcileNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;
@@ -29,7 +29,7 @@ export interface ReconcileSummary {
 /**
  * Every minute: whatever the gateway still owes and whose time has come. Queued tasks are
  * resubmitted, silent ones polled (callbacks get lost), lost archive and webhook jobs sent
- * again, and tasks past their deadline failed with `timeout`.
+ * again, usage left unsettled settled, and tasks past their deadline failed with `timeout`.
  */
 export async function reconcile(d: ReconcileNeeds, maxTasks = 1000): Promise<ReconcileSummary> {
   const summary: ReconcileSummary = { examined: 0, resubmitted: 0, polled: 0, timedOut: 0, archiveRequeued: 0, notifyRequeued: 0, errors: 0 };
@@ -113,6 +113,8 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
     }
     case 'succeeded':
     case 'failed':
+      // The worker that ended the task died before settling its usage: settled now, once.
+      if (task.usage_status === 'reserved') await settleUsage(task, d);
       if (task.notify_status === 'pending' && (await d.store.reschedule(task.id, task.state, now + NOTIFY_GRACE_MS))) {
         summary.notifyRequeued++;
         await d.queues.notify({ taskId: task.id, attempt: (task.notify_attempts ?? 0) + 1 });

@@ -9,6 +9,7 @@ import { logger } from '../logger';
 import { submitLeaseMs } from '../task-store';
 import { checkUrl, clientUrlPolicy, refusedResolution, systemResolver } from '../outbound';
 import { modelOf, type RouteConfig } from '../catalog';
+import { effectiveLimits } from '../contracts/limits';
 import type { UpstreamJob } from '../providers/provider';
 import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
 import { clientMessage, upstreamIdentity } from '../white-label';
@@ -17,7 +18,7 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
+type SubmitNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
@@ -47,6 +48,9 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
   }
 
   const task = newTask(id, key.key_hash, request, now, d.config);
+  // The key's limits, and its seconds reserved, before anything of the task is written: a 429 leaves no trace.
+  const reserved = await d.usage.reserve(task, effectiveLimits(key.limits, d.config.DEFAULT_LIMITS), (taskId) => d.store.get(taskId));
+  if (reserved.active) task.usage_active = true;
   // Writing the task is its first submit claim: a reconcile run finds it held until the lease ends.
   if (!(await d.store.create(task))) return answer((await d.store.get(id))!, headers);
   record(metric.tasksSubmitted, 1, unit.Count, { model: task.model });
@@ -112,6 +116,7 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
     deadline_at: now + config.TASK_DEADLINE_SECONDS * 1000,
     submit_attempts: 0,
     open: 'open',
+    usage_status: 'reserved',
     // Should this request die before the upstream answers, the reconciler picks the task up then.
     submit_lease_until: now + lease,
     due_at: now + lease,
