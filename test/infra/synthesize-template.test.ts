@@ -1,6 +1,10 @@
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableSchema } from '../../lambdas/shared/table-schema';
+import { cdkJsonContext } from '../../lib/cdk-context';
 import { synthesizeTemplate } from '../../lib/synthesize-template';
+import { synthesizeGateway } from './support';
 
 const ofType = (template: Record<string, any>, type: string) =>
   Object.values<any>(template.Resources).filter((r) => r.Type === type);
@@ -52,5 +56,16 @@ describe('synthesizeTemplate (for the local runtime)', () => {
       if (saved === undefined) delete process.env.UPSTREAM_BASE_URL;
       else process.env.UPSTREAM_BASE_URL = saved;
     }
+  });
+});
+
+describe('cdk.json', () => {
+  it('carries the recommended feature flags of the pinned aws-cdk-lib, and the test syntheses use them', () => {
+    const require = createRequire(import.meta.url);
+    const recommended = JSON.parse(fs.readFileSync(require.resolve('aws-cdk-lib/recommended-feature-flags.json'), 'utf8')) as Record<string, unknown>;
+    const context = cdkJsonContext();
+    for (const [flag, value] of Object.entries(recommended)) expect(context[flag], flag).toEqual(value);
+    const { app } = synthesizeGateway();
+    for (const [flag, value] of Object.entries(recommended)) expect(app.node.tryGetContext(flag), flag).toEqual(value);
   });
 });
