@@ -86,9 +86,35 @@ describe('the demo catalog', () => {
     for (const secret of ['demo-', 'simulated', ...Object.values(demoModels).map((m) => m.model)]) expect(text).not.toContain(secret);
   });
 
-  it('applies a demo model\'s own rules: a duration it does not take is 400 naming the allowed ones', async () => {
-    const res = await h.submit({ model: 'luma-ray-2', prompt: 'too long', duration: 10 });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: object }).error).toMatchObject({ code: 'invalid_request', param: 'duration', message: expect.stringMatching(/5.*9/) });
+  it('applies each model\'s own rules both ways: what one model takes and another does not', async () => {
+    const refused = async (body: Record<string, unknown>) => {
+      const res = await h.submit({ prompt: 'field rules', ...body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      return ((await res.json()) as { error: { code: string; param: string; message: string } }).error;
+    };
+    // 5 seconds and 1:1 are the demo model's, not the seed's; 15 seconds and characters the seed's, not the demo model's.
+    await submitOk(h, { model: 'seedance-2.0', prompt: 'square and short', duration: 5, aspect_ratio: '1:1' });
+    await submitOk(h, { model: 'sora-2', prompt: 'the seed rules stay', duration: 15, characters: [{ url: 'https://cdn.example.com/c.mp4', timestamps: '0,3' }] });
+    expect(await refused({ model: 'sora-2', duration: 5 })).toEqual({
+      code: 'invalid_request',
+      param: 'duration',
+      message: expect.stringMatching(/^duration 5 is only available with .*seedance-2\.0.*\(sora-2 takes 10 or 15\)$/),
+    });
+    expect(await refused({ model: 'sora-2', aspect_ratio: '1:1' })).toMatchObject({ param: 'aspect_ratio', message: expect.stringContaining('sora-2 takes "16:9" or "9:16"') });
+    expect(await refused({ model: 'seedance-2.0', duration: 15 })).toMatchObject({ param: 'duration', message: expect.stringContaining('seedance-2.0 takes 5 or 10') });
+    expect(await refused({ model: 'seedance-2.0', duration: 5, characters: [{ url: 'https://cdn.example.com/c.mp4', timestamps: '0,3' }] })).toEqual({
+      code: 'invalid_request',
+      param: 'characters',
+      message: 'seedance-2.0 takes no characters',
+    });
+    // Bedrock's Luma Ray2: 5 or 9 seconds, no reference image.
+    const nine = await submitOk(h, { model: 'luma-ray-2', prompt: 'nine seconds', duration: 9 });
+    expect(await refused({ model: 'luma-ray-2', duration: 10 })).toMatchObject({ param: 'duration', message: expect.stringContaining('luma-ray-2 takes 5 or 9') });
+    expect(await refused({ model: 'luma-ray-2', duration: 5, image_urls: ['https://cdn.example.com/a.png'] })).toEqual({
+      code: 'invalid_request',
+      param: 'image_urls',
+      message: 'luma-ray-2 takes no reference image: image_urls must be empty',
+    });
+    expect((await h.waitForStatus(nine, 'succeeded')).video.duration_seconds).toBe(9);
   });
 });
