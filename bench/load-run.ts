@@ -9,7 +9,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
-import { tableSchema } from '../lambdas/shared/table-schema';
+import { dueKeys, tableSchema } from '../lambdas/shared/table-schema';
+import { TaskStore } from '../lambdas/shared/task-store';
 import { localCredentials } from '../local/embedded-aws';
 import { startLocalGateway, type LocalGateway } from '../local/gateway';
 import { videoSha256 } from '../local/mp4';
@@ -476,43 +477,33 @@ async function loadAndCheck(
   }
 }
 
-/** Tasks the gateway still owes work (not terminal, or webhook not yet delivered). */
+/** Tasks the gateway still owes work (not terminal, or webhook not yet delivered), in every due-index shard. */
 async function countOpen(db: DynamoDBDocumentClient, table: string): Promise<number> {
   const { byDue } = tableSchema;
   let count = 0;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await db.send(
-      new QueryCommand({
-        TableName: table,
-        IndexName: byDue.indexName,
-        KeyConditionExpression: '#open = :open',
-        ExpressionAttributeNames: { '#open': byDue.partitionKey },
-        ExpressionAttributeValues: { ':open': 'open' },
-        Select: 'COUNT',
-        ExclusiveStartKey: start,
-      }),
-    );
-    count += page.Count ?? 0;
-    start = page.LastEvaluatedKey;
-  } while (start);
+  for (const key of dueKeys) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: byDue.indexName,
+          KeyConditionExpression: '#open = :open',
+          ExpressionAttributeNames: { '#open': byDue.partitionKey },
+          ExpressionAttributeValues: { ':open': key },
+          Select: 'COUNT',
+          ExclusiveStartKey: start,
+        }),
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
   return count;
 }
 
-async function openTasks(db: DynamoDBDocumentClient, table: string): Promise<(TaskItem & { due_at?: number })[]> {
-  const { byDue } = tableSchema;
-  const { Items = [] } = await db.send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: byDue.indexName,
-      KeyConditionExpression: '#open = :open',
-      ExpressionAttributeNames: { '#open': byDue.partitionKey },
-      ExpressionAttributeValues: { ':open': 'open' },
-      Limit: 5,
-    }),
-  );
-  return Items as (TaskItem & { due_at?: number })[];
-}
+const openTasks = async (db: DynamoDBDocumentClient, table: string): Promise<(TaskItem & { due_at?: number })[]> =>
+  (await new TaskStore(db, table).openTasks(5)) as (TaskItem & { due_at?: number })[];
 
 const describeOpen = (t: TaskItem & { due_at?: number }) =>
   `${t.id} ${t.state}${t.notify_status ? ` notify ${t.notify_status}` : ''}, ${t.submit_attempts} failed submits, due in ${(((t.due_at ?? 0) - Date.now()) / 1000).toFixed(1)} s`;

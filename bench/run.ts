@@ -2,23 +2,26 @@ import os from 'node:os';
 import { archiveReport, measureArchive } from './archive';
 import { coldStartReport, measureColdStart } from './coldstart';
 import { MiB, machine, progress } from './lib';
+import { measureReconcileScale, reconcileScaleReport } from './reconcile-scale';
 import { measureSubmit, submitReport } from './submit';
 
 /**
- * `npm run bench [-- --only=coldstart|archive|submit[,…]] [-- --quick]`: the three
- * measurements of issue 5, each figure beside a baseline measured in the same run, printed
- * as markdown tables on stdout (progress goes to stderr).
+ * `npm run bench [-- --only=coldstart|archive|submit|scale[,…]] [-- --quick] [-- --scale]`:
+ * each figure beside a baseline measured in the same run, printed as markdown tables on
+ * stdout (progress goes to stderr). `--scale` adds the backlog measurements (1,000 and
+ * 10,000 due tasks through one reconcile run), which take a few minutes.
  */
-const parts = ['coldstart', 'archive', 'submit'] as const;
+const parts = ['coldstart', 'archive', 'submit', 'scale'] as const;
 type Part = (typeof parts)[number];
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const onlyArg = args.find((a) => a.startsWith('--only='));
-const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : [...parts];
+const scale = args.includes('--scale');
+const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : parts.filter((p) => p !== 'scale' || scale);
 const unknown = only.filter((p) => !(parts as readonly string[]).includes(p));
-if (unknown.length || args.some((a) => a !== '--quick' && !a.startsWith('--only='))) {
-  process.stderr.write(`usage: npm run bench -- [--only=${parts.join('|')}[,…]] [--quick]\n`);
+if (unknown.length || args.some((a) => a !== '--quick' && a !== '--scale' && !a.startsWith('--only='))) {
+  process.stderr.write(`usage: npm run bench -- [--only=${parts.join('|')}[,…]] [--quick] [--scale]\n`);
   process.exit(2);
 }
 const selected = (p: Part) => only.includes(p);
@@ -49,6 +52,14 @@ await section('archive', async () =>
 );
 const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, warmupSeconds: 2 };
 await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
+await section('scale', async () => {
+  const results = [];
+  for (const tasks of quick ? [1000] : [1000, 10_000]) {
+    progress(`reconcile over ${tasks} due tasks`);
+    results.push(await measureReconcileScale(tasks));
+  }
+  return reconcileScaleReport(results);
+});
 
 out.push(`Total: ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 process.stdout.write(`${out.join('\n')}\n`);

@@ -170,6 +170,7 @@ export class GatewayStack extends Stack {
       FIND_JOB_AFTER_SECONDS: String(config.findJobAfterSeconds),
       CIRCUIT_FAILURES: String(config.circuitFailures),
       CIRCUIT_COOL_DOWN_SECONDS: String(config.circuitCoolDownSeconds),
+      DUE_SHARDS: String(config.dueShards),
     } satisfies ConfigEnvironment;
     checkEnvironmentSize(this, environment);
     // Each Lambda bundles the provider kinds its work may load, of those the stage configures (lib/bundled-kinds.ts).

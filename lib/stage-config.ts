@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ZodMiniType, output as zOutput } from 'zod/mini';
 import { CatalogError, type Catalog } from '../lambdas/shared/catalog';
 import { catalogOf, configSchema } from '../lambdas/shared/config';
+import { MAX_DUE_SHARDS } from '../lambdas/shared/table-schema';
 
 /**
  * What one deployment (stage) of the gateway may choose. `bin/app.ts` reads it from CDK
@@ -122,6 +123,7 @@ const stageSettingsSchema = z
     findJobAfterSeconds: count(runtimeDefault(runtime.FIND_JOB_AFTER_SECONDS)),
     circuitFailures: count(runtimeDefault(runtime.CIRCUIT_FAILURES)),
     circuitCoolDownSeconds: count(runtimeDefault(runtime.CIRCUIT_COOL_DOWN_SECONDS)),
+    dueShards: count(runtimeDefault(runtime.DUE_SHARDS)).pipe(z.number().max(MAX_DUE_SHARDS)),
     /** Steady-state requests per second and burst for the whole HTTP API stage. */
     throttleRateLimit: count(50),
     throttleBurstLimit: count(100),
@@ -212,6 +214,7 @@ export const stageConfigEnvironmentNames = {
   findJobAfterSeconds: 'FIND_JOB_AFTER_SECONDS',
   circuitFailures: 'CIRCUIT_FAILURES',
   circuitCoolDownSeconds: 'CIRCUIT_COOL_DOWN_SECONDS',
+  dueShards: 'DUE_SHARDS',
   throttleRateLimit: 'THROTTLE_RATE_LIMIT',
   throttleBurstLimit: 'THROTTLE_BURST_LIMIT',
   failedRatioAlarm: 'FAILED_RATIO_ALARM',

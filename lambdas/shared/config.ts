@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { limitsSchema } from './contracts/limits';
 import { CatalogError, parseModels, parseUpstreams, seedCatalogModels, type Catalog, type UpstreamConfig } from './catalog';
+import { DEFAULT_DUE_SHARDS, MAX_DUE_SHARDS } from './table-schema';
 
 /**
  * The whole runtime configuration, read from the environment once. The CDK stack and the
@@ -109,6 +110,12 @@ export const configSchema = z
     /** Consecutive failed calls that open an upstream's circuit, and how long it stays open before a probe. */
     CIRCUIT_FAILURES: seconds(5),
     CIRCUIT_COOL_DOWN_SECONDS: seconds(60),
+    /**
+     * How many index key values open tasks are spread over (`open#0…`), so that no one
+     * DynamoDB partition takes every task's writes; readers read all of them (up to 32),
+     * so the count may be changed at any time.
+     */
+    DUE_SHARDS: z._default(whole(1).check(z.lte(MAX_DUE_SHARDS)), DEFAULT_DUE_SHARDS),
     NOTIFY_RETRY_SECONDS: seconds(26 * 3600),
     TASK_RETENTION_DAYS: seconds(30),
     MAX_VIDEO_BYTES: z._default(positive, 2 * 1024 ** 3),

@@ -14,7 +14,7 @@ import { UsageStore } from './usage';
  * configuration. Parts that pull in heavier clients (S3 links, the archiver, the upstream)
  * have factories of their own, so each Lambda bundles and loads only what its work uses.
  */
-export const taskStore = (c: Config) => new TaskStore(dynamo(), c.TABLE_NAME);
+export const taskStore = (c: Config) => new TaskStore(dynamo(), c.TABLE_NAME, undefined, c.DUE_SHARDS);
 export const keyStore = (c: Config) => new ApiKeyStore(dynamo(), c.TABLE_NAME, c.KEY_CACHE_SECONDS * 1000);
 export const usageStore = (c: Config) => new UsageStore(dynamo(), c.TABLE_NAME);
 export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.TABLE_NAME);

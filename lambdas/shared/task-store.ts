@@ -3,7 +3,7 @@ import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } 
 import { conditionalPut } from './aws/conditional-put';
 import { taskRecordSchema, type Attempt, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
-import { tableSchema } from './table-schema';
+import { DEFAULT_DUE_SHARDS, dueKey, dueKeys, tableSchema } from './table-schema';
 
 export interface Clock {
   now(): number;
@@ -103,7 +103,6 @@ function routingChange(r: Routing | undefined): Pick<Change, 'set' | 'append'> {
 /** What finishing a task needs to know of it: `callback_url` and `usage_status` are set at submit. */
 type Finishing = Pick<TaskRecord, 'id' | 'callback_url' | 'usage_status'>;
 
-const OPEN = 'open';
 const taskKey = (id: string) => ({ pk: `TASK#${id}` });
 
 interface Change {
@@ -130,17 +129,20 @@ export class TaskStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
     private readonly clock: Clock = systemClock,
+    /** How many due-index shards new writes spread over (`DUE_SHARDS`); reads cover them all. */
+    private readonly dueShards: number = DEFAULT_DUE_SHARDS,
   ) {}
 
   now(): number {
     return this.clock.now();
   }
 
-  /** Write a new task; false when a task with that id already exists. */
+  /** Write a new task; false when a task with that id already exists. A task with work due is in its due-index shard. */
   create(task: TaskRecord): Promise<boolean> {
+    const { open: _open, ...rest } = task;
     return conditionalPut(this.db, {
       TableName: this.table,
-      Item: { ...taskKey(task.id), ...task },
+      Item: { ...taskKey(task.id), ...rest, ...(task.due_at !== undefined ? { open: dueKey(task.id, this.dueShards) } : {}) },
       ConditionExpression: 'attribute_not_exists(pk)',
     });
   }
@@ -175,36 +177,42 @@ export class TaskStore {
     return { tasks: tasks.slice(0, limit), hasMore: tasks.length > limit };
   }
 
-  /** Tasks the gateway owes work to whose time has come, oldest due first. */
-  async dueTasks(limit: number): Promise<TaskRecord[]> {
-    const { byDue } = tableSchema;
-    const { Items = [] } = await this.db.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: byDue.indexName,
-        KeyConditionExpression: '#open = :open AND #due <= :now',
-        ExpressionAttributeNames: { '#open': byDue.partitionKey, '#due': byDue.sortKey },
-        ExpressionAttributeValues: { ':open': OPEN, ':now': this.now() },
-        Limit: limit,
-      }),
-    );
-    return Items.map((i) => taskRecordSchema.parse(i));
+  /**
+   * Tasks the gateway owes work to whose time has come, oldest due first: under one
+   * due-index key (a shard, as the reconciler reads them in parallel), or under all.
+   */
+  async dueTasks(limit: number, key?: string): Promise<TaskRecord[]> {
+    return this.byDueKeys(key === undefined ? dueKeys : [key], limit, this.now());
   }
 
   /** Tasks the gateway still owes work to, due or not, soonest due first (for operators). */
   async openTasks(limit: number): Promise<TaskRecord[]> {
+    return this.byDueKeys(dueKeys, limit);
+  }
+
+  /** The first `limit` tasks by due time under the given index keys (queried in parallel), due by `dueBy` if given. */
+  private async byDueKeys(keys: readonly string[], limit: number, dueBy?: number): Promise<TaskRecord[]> {
     const { byDue } = tableSchema;
-    const { Items = [] } = await this.db.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: byDue.indexName,
-        KeyConditionExpression: '#open = :open',
-        ExpressionAttributeNames: { '#open': byDue.partitionKey },
-        ExpressionAttributeValues: { ':open': OPEN },
-        Limit: limit,
+    const pages = await Promise.all(
+      keys.map(async (key) => {
+        const { Items = [] } = await this.db.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: byDue.indexName,
+            KeyConditionExpression: dueBy === undefined ? '#open = :open' : '#open = :open AND #due <= :now',
+            ExpressionAttributeNames: dueBy === undefined ? { '#open': byDue.partitionKey } : { '#open': byDue.partitionKey, '#due': byDue.sortKey },
+            ExpressionAttributeValues: dueBy === undefined ? { ':open': key } : { ':open': key, ':now': dueBy },
+            Limit: limit,
+          }),
+        );
+        return Items;
       }),
     );
-    return Items.map((i) => taskRecordSchema.parse(i));
+    return pages
+      .flat()
+      .sort((a, b) => Number(a[byDue.sortKey]) - Number(b[byDue.sortKey]))
+      .slice(0, limit)
+      .map((i) => taskRecordSchema.parse(i));
   }
 
   /**
@@ -446,7 +454,9 @@ export class TaskStore {
     const values: Record<string, unknown> = { ...c.values };
     const sets: string[] = [];
     const now = this.now();
-    const set = { ...c.set, updated_at: now };
+    // A task given a due time is in the due index, under its shard: an unsharded task moves there now.
+    const indexed = c.set && 'due_at' in c.set && !c.remove?.includes(tableSchema.byDue.partitionKey);
+    const set = { ...c.set, updated_at: now, ...(indexed ? { [tableSchema.byDue.partitionKey]: dueKey(id, this.dueShards) } : {}) };
     Object.entries(set).forEach(([k, v], i) => {
       names[`#s${i}`] = k;
       values[`:s${i}`] = v;

@@ -291,6 +291,7 @@ describe('functions', () => {
     'FIND_JOB_AFTER_SECONDS',
     'CIRCUIT_FAILURES',
     'CIRCUIT_COOL_DOWN_SECONDS',
+    'DUE_SHARDS',
     'NODE_OPTIONS',
   ];
 

@@ -1,11 +1,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lambdas/shared/contracts';
-import { tableSchema } from '../../lambdas/shared/table-schema';
+import { MAX_DUE_SHARDS, dueKey, tableSchema } from '../../lambdas/shared/table-schema';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, isShortVideo, recordedVideo, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
 import { taskRecord } from '../fixtures/task';
 
@@ -27,6 +27,7 @@ class FakeClock implements Clock {
 
 let clock: FakeClock;
 let store: TaskStore;
+let tableName: string;
 
 async function createTable(name: string) {
   const { partitionKey, byOwner, byDue } = tableSchema;
@@ -83,7 +84,7 @@ afterAll(async () => {
 
 /** Each test gets a table of its own, so what one test leaves open is not another's due task. */
 beforeEach(async () => {
-  const name = `tasks-${++tables}`;
+  const name = (tableName = `tasks-${++tables}`);
   await createTable(name);
   clock = new FakeClock();
   store = new TaskStore(db, name, clock);
@@ -112,9 +113,9 @@ async function archiving(overrides: Partial<TaskRecord> = {}) {
 }
 
 describe('TaskStore.create', () => {
-  it('writes a new task that reads back as it was', async () => {
+  it('writes a new task that reads back as it was, in the due-index shard of its id', async () => {
     const t = await created({ callback_url: 'https://hooks.example.com/v', characters: [{ url: 'https://c.example/a.mp4', timestamps: '0,3' }] });
-    expect(await store.get(t.id)).toEqual(t);
+    expect(await store.get(t.id)).toEqual({ ...t, open: dueKey(t.id, 8) });
   });
 
   it('refuses a second task with the same id, keeping the first', async () => {
@@ -481,7 +482,7 @@ describe('a finished task and the reconciler’s index', () => {
   it('with a callback_url stays open, its notification pending, due after the grace period', async () => {
     const t = await archiving({ callback_url: 'https://hooks.example.com/v' });
     const done = await store.markSucceeded(t, video);
-    expect(done).toMatchObject({ open: 'open', notify_status: 'pending', due_at: clock.now() + NOTIFY_GRACE_MS });
+    expect(done).toMatchObject({ open: expect.stringMatching(/^open#\d+$/), notify_status: 'pending', due_at: clock.now() + NOTIFY_GRACE_MS });
     expect(await store.dueTasks(100)).toEqual([]);
     clock.advance(NOTIFY_GRACE_MS);
     expect((await store.dueTasks(100)).map((d) => d.id)).toEqual([t.id]);
@@ -519,7 +520,7 @@ describe('TaskStore.recordNotifyAttempt', () => {
     const t = await finishedWithWebhook();
     const firstAt = clock.now();
     const after1 = await store.recordNotifyAttempt(t.id, { attempt: 1, outcome: 'HTTP 500' }, { nextAt: firstAt + 60_000 });
-    expect(after1).toMatchObject({ notify_status: 'pending', open: 'open', due_at: firstAt + 60_000, notify_first_at: firstAt });
+    expect(after1).toMatchObject({ notify_status: 'pending', open: expect.stringMatching(/^open#\d+$/), due_at: firstAt + 60_000, notify_first_at: firstAt });
     clock.advance(60_000);
     const after2 = await store.recordNotifyAttempt(t.id, { attempt: 2, outcome: 'timeout' }, { nextAt: clock.now() + 120_000 });
     expect(after2).toMatchObject({ notify_attempts: 2, notify_first_at: firstAt });
@@ -621,6 +622,68 @@ describe('TaskStore.dueTasks', () => {
   it('does not return a task whose next check was moved later', async () => {
     const t = await created({ due_at: clock.now() - 1 });
     await store.reschedule(t.id, 'queued', clock.now() + 60_000);
+    expect(await store.dueTasks(100)).toEqual([]);
+  });
+});
+
+describe('the sharded due index', () => {
+  const indexKeyOf = async (id: string) =>
+    (await db.send(new GetCommand({ TableName: tableName, Key: { pk: `TASK#${id}` }, ConsistentRead: true }))).Item?.open as string | undefined;
+
+  it("a task's shard comes from its id: always the same one, and the shards share the tasks evenly", () => {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 8000; i++) {
+      const id = task().id;
+      expect(dueKey(id, 8)).toBe(dueKey(id, 8));
+      counts.set(dueKey(id, 8), (counts.get(dueKey(id, 8)) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(Array.from({ length: 8 }, (_, i) => `open#${i}`).sort());
+    for (const n of counts.values()) expect(Math.abs(n - 1000)).toBeLessThan(150);
+    expect(dueKey(task().id, 1)).toBe('open#0');
+    expect(Number(dueKey(task().id, 1000).slice(5))).toBeLessThan(MAX_DUE_SHARDS);
+  });
+
+  it('tasks in every shard are read together, oldest due first', async () => {
+    const now = clock.now();
+    const made = [];
+    for (let i = 0; i < 40; i++) made.push(await created({ due_at: now - 1000 + i }));
+    const keys = new Set(await Promise.all(made.map((t) => indexKeyOf(t.id))));
+    expect(keys.size).toBeGreaterThanOrEqual(6);
+    expect((await store.dueTasks(100)).map((t) => t.id)).toEqual(made.map((t) => t.id));
+    expect((await store.dueTasks(10)).map((t) => t.id)).toEqual(made.slice(0, 10).map((t) => t.id));
+    expect((await store.openTasks(100)).map((t) => t.id)).toEqual(made.map((t) => t.id));
+    // One shard alone, as the reconciler reads it.
+    const first = [...keys][0]!;
+    const inFirst = (await store.dueTasks(100, first)).map((t) => t.id);
+    expect(inFirst.length).toBeGreaterThan(0);
+    for (const id of inFirst) expect(await indexKeyOf(id)).toBe(first);
+  });
+
+  it('a task written before the index was sharded is still found, and moves to its shard at its next change', async () => {
+    const old = task({ due_at: clock.now() - 1 });
+    await db.send(new PutCommand({ TableName: tableName, Item: { pk: `TASK#${old.id}`, ...old, open: 'open' } }));
+    expect((await store.dueTasks(100)).map((t) => t.id)).toEqual([old.id]);
+    await store.reschedule(old.id, 'queued', clock.now() - 1);
+    expect(await indexKeyOf(old.id)).toBe(dueKey(old.id, 8));
+    expect((await store.dueTasks(100)).map((t) => t.id)).toEqual([old.id]);
+  });
+
+  it('a reader configured with another shard count still finds every task', async () => {
+    const writer = new TaskStore(db, tableName, clock, 3);
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const t = task({ due_at: clock.now() - 100 + i });
+      await writer.create(t);
+      ids.push(t.id);
+    }
+    expect(new Set(await Promise.all(ids.map(indexKeyOf)))).toEqual(new Set(['open#0', 'open#1', 'open#2']));
+    expect((await new TaskStore(db, tableName, clock, 16).dueTasks(100)).map((t) => t.id)).toEqual(ids);
+  });
+
+  it('a finished task leaves the index, whichever shard it was in', async () => {
+    const t = await created({ due_at: clock.now() - 1 });
+    await store.markFailed(t, 'timeout', 'too slow');
+    expect(await indexKeyOf(t.id)).toBeUndefined();
     expect(await store.dueTasks(100)).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import type { TaskRecord } from '../contracts/task';
 import { logger } from '../logger';
 import type { UpstreamProvider } from '../providers/provider';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS } from '../task-store';
+import { dueKeys } from '../table-schema';
 import { applyUpstreamStatus, taskUpstream } from './callback';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck, settleUsage } from './finish';
@@ -13,8 +14,10 @@ type ReconcileNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'circui
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;
+/** Due tasks read per query of one shard. */
 const BATCH = 100;
-const PARALLEL = 8;
+/** Tasks worked on at once, across all shards (each is a few table calls and maybe one upstream call). */
+const PARALLEL = 32;
 
 export interface ReconcileSummary {
   examined: number;
@@ -26,37 +29,73 @@ export interface ReconcileSummary {
   errors: number;
 }
 
+export interface ReconcileLimits {
+  /** Tasks one run takes at most. */
+  maxTasks?: number;
+  /** After this long a run takes no more tasks (the function's timeout is 5 minutes; the next run starts every minute). */
+  timeBudgetMs?: number;
+}
+
 /**
  * Every minute: whatever the gateway still owes and whose time has come. Queued tasks are
  * resubmitted, silent ones polled (callbacks get lost), lost archive and webhook jobs sent
  * again, usage left unsettled settled, and tasks past their deadline failed with `timeout`.
+ * Each due-index shard is read by its own loop, all at once; the work on the tasks they
+ * find shares one bounded pool.
  */
-export async function reconcile(d: ReconcileNeeds, maxTasks = 1000): Promise<ReconcileSummary> {
+export async function reconcile(d: ReconcileNeeds, limits: ReconcileLimits = {}): Promise<ReconcileSummary> {
+  const { maxTasks = 50_000, timeBudgetMs = 240_000 } = limits;
   const summary: ReconcileSummary = { examined: 0, resubmitted: 0, polled: 0, timedOut: 0, archiveRequeued: 0, notifyRequeued: 0, errors: 0 };
+  const stopAt = Date.now() + timeBudgetMs;
   const seen = new Set<string>();
-  while (summary.examined < maxTasks) {
-    const due = (await d.store.dueTasks(BATCH)).filter((t) => !seen.has(t.id));
-    if (due.length === 0) break;
-    for (let i = 0; i < due.length; i += PARALLEL) {
-      await Promise.all(
-        due.slice(i, i + PARALLEL).map(async (task) => {
-          seen.add(task.id);
-          summary.examined++;
-          try {
-            await reconcileTask(task, d, summary);
-          } catch (error) {
-            summary.errors++;
-            logger.error('reconcile failed for task', { taskId: task.id, error: error as Error });
-          }
-        }),
-      );
-    }
-  }
+  const pool = workPool(PARALLEL);
+  const more = () => seen.size < maxTasks && Date.now() < stopAt;
+  await Promise.all(
+    dueKeys.map(async (key) => {
+      while (more()) {
+        const due = (await d.store.dueTasks(BATCH, key)).filter((t) => !seen.has(t.id));
+        if (due.length === 0) break;
+        await Promise.all(
+          due.map((task) => {
+            if (!more()) return;
+            seen.add(task.id);
+            return pool(async () => {
+              summary.examined++;
+              try {
+                await reconcileTask(task, d, summary);
+              } catch (error) {
+                summary.errors++;
+                logger.error('reconcile failed for task', { taskId: task.id, error: error as Error });
+              }
+            });
+          }),
+        );
+      }
+    }),
+  );
   if (summary.examined) {
     logger.info('reconciled', { ...summary });
     record(metric.reconciledTasks, summary.examined, unit.Count);
   }
   return summary;
+}
+
+/** Runs the functions given to it, at most `size` at a time. */
+function workPool(size: number): (work: () => Promise<void>) => Promise<void> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (work) => {
+    // A finished worker hands its slot straight to the next in line, so the count never overshoots.
+    if (running >= size) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }
 
 async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: ReconcileSummary): Promise<void> {

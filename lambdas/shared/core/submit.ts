@@ -115,7 +115,6 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
     updated_at: now,
     deadline_at: now + config.TASK_DEADLINE_SECONDS * 1000,
     submit_attempts: 0,
-    open: 'open',
     usage_status: 'reserved',
     // Should this request die before the upstream answers, the reconciler picks the task up then.
     submit_lease_until: now + lease,

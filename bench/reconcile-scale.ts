@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { TaskRecord } from '../lambdas/shared/contracts/task';
+import { newTaskId } from '../lambdas/shared/ids';
+import { DEFAULT_DUE_SHARDS, dueKey } from '../lambdas/shared/table-schema';
+import { localCredentials } from '../local/embedded-aws';
+import { startLocalGateway } from '../local/gateway';
+
+export interface ReconcileScaleResult {
+  tasks: number;
+  /** Time to write the due tasks into the table (not part of the measure). */
+  seedMs: number;
+  /** One reconcile run over them. */
+  reconcileMs: number;
+  /** Tasks resubmitted (left `queued` for `submitted`) by that one run. */
+  submitted: number;
+  /** Jobs the simulated upstream holds, and tasks with more than one. */
+  upstreamJobs: number;
+  doubled: number;
+  /** Tasks still queued after the run. */
+  leftQueued: number;
+  shards: number;
+}
+
+/**
+ * `tasks` queued tasks whose resubmit time has come, spread over the due-index shards as
+ * submits write them, then one reconcile run through the local stack (its handler, the
+ * embedded DynamoDB, the simulated upstream over loopback): how long the run takes, and
+ * whether it cleared them all with exactly one upstream job each.
+ */
+export async function measureReconcileScale(tasks: number): Promise<ReconcileScaleResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'vtg-reconcile-scale-'));
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  // Renders that outlast the run, so that no callback competes with the reconciler; no schedule of its own.
+  const gw = await startLocalGateway({ dataDir, renderMs: 3600_000, reconcileEveryMs: 24 * 3600_000 });
+  const db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: gw.endpoints.dynamodb, region: 'us-east-1', credentials: localCredentials }));
+  try {
+    const now = Date.now();
+    const items: TaskRecord[] = Array.from({ length: tasks }, (_, i) => {
+      const id = newTaskId(now - tasks + i);
+      return {
+        id,
+        owner: 'scale-owner',
+        state: 'queued',
+        progress: 0,
+        model: 'sora-2',
+        upstream_model: 'sora-2',
+        prompt: `scale task ${i}`,
+        aspect_ratio: '16:9',
+        duration: 10,
+        image_urls: [],
+        characters: [],
+        created_at: now,
+        updated_at: now,
+        deadline_at: now + 7200_000,
+        submit_attempts: 1,
+        open: dueKey(id, DEFAULT_DUE_SHARDS),
+        due_at: now - 1000,
+      };
+    });
+    const seeded = Date.now();
+    const batches = [];
+    for (let i = 0; i < items.length; i += 25) batches.push(items.slice(i, i + 25));
+    for (let i = 0; i < batches.length; i += 8)
+      await Promise.all(
+        batches.slice(i, i + 8).map(async (batch) => {
+          let request = { [gw.tableName]: batch.map((t) => ({ PutRequest: { Item: { pk: `TASK#${t.id}`, ...t } } })) };
+          while (Object.keys(request).length) {
+            const { UnprocessedItems = {} } = await db.send(new BatchWriteCommand({ RequestItems: request }));
+            request = UnprocessedItems as typeof request;
+          }
+        }),
+      );
+    const seedMs = Date.now() - seeded;
+
+    const started = Date.now();
+    await gw.reconcileNow();
+    const reconcileMs = Date.now() - started;
+
+    const states = new Map<string, string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.send(new ScanCommand({ TableName: gw.tableName, FilterExpression: 'begins_with(pk, :t)', ExpressionAttributeValues: { ':t': 'TASK#' }, ExclusiveStartKey: start }));
+      for (const item of page.Items ?? []) states.set(String(item.id), String(item.state));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    const jobsPerTask = new Map<string, number>();
+    for (const job of gw.upstream.tasks.values()) {
+      const taskId = /callbacks\/upstream\/([^?]+)/.exec(job.callback_url ?? '')?.[1] ?? '';
+      jobsPerTask.set(taskId, (jobsPerTask.get(taskId) ?? 0) + 1);
+    }
+    return {
+      tasks,
+      seedMs,
+      reconcileMs,
+      submitted: [...states.values()].filter((s) => s === 'submitted').length,
+      upstreamJobs: gw.upstream.tasks.size,
+      doubled: [...jobsPerTask.values()].filter((n) => n > 1).length,
+      leftQueued: [...states.values()].filter((s) => s === 'queued').length,
+      shards: DEFAULT_DUE_SHARDS,
+    };
+  } finally {
+    db.destroy();
+    await gw.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export function reconcileScaleReport(results: ReconcileScaleResult[]): string {
+  const rows = results.map(
+    (r) =>
+      `| ${r.tasks} | ${(r.reconcileMs / 1000).toFixed(1)} s | ${((r.tasks / r.reconcileMs) * 1000).toFixed(0)} | ${((r.reconcileMs / r.tasks) * 1000).toFixed(0)} µs | ${r.submitted} | ${r.upstreamJobs} | ${r.doubled} | ${r.leftQueued} |`,
+  );
+  return [
+    `### One reconcile run over due tasks (${results[0]?.shards ?? DEFAULT_DUE_SHARDS} shards, 32 tasks at a time)`,
+    '',
+    '| due tasks | run | tasks/s | per task | resubmitted | upstream jobs | tasks with 2+ jobs | left queued |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
