@@ -5,6 +5,7 @@ import { logger } from '../logger';
 import { isShortVideo, recordedVideo, type VideoFacts } from '../task-store';
 import { videoKey } from '../video-links';
 import type { Needs } from './deps';
+import { taskUpstream, taskUpstreamName } from './task-upstream';
 import { afterFinish } from './finish';
 import { metric, record, unit } from '../metrics';
 
@@ -78,9 +79,10 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
  * other host (a CDN's, or one an upstream names to have our key sent there) is fetched bare.
  */
 async function downloadHeaders(task: TaskRecord, url: string, d: Needs<'config' | 'upstreams'>): Promise<Record<string, string> | undefined> {
-  const entry = d.config.catalog.upstreams.find((u) => u.name === task.upstream);
+  const name = taskUpstreamName(task, d.config);
+  const entry = d.config.catalog.upstreams.find((u) => u.name === name);
   if (!entry?.baseUrl || !sameOrigin(url, entry.baseUrl)) return undefined;
-  const provider = await d.upstreams.get(entry.name);
+  const provider = await taskUpstream(task, d);
   return provider.videoHeaders?.();
 }
 

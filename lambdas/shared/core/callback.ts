@@ -2,21 +2,14 @@ import { terminalStates, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
-import { UpstreamError, type UpstreamProvider, type UpstreamStatus } from '../providers/provider';
+import { UpstreamError, type UpstreamStatus } from '../providers/provider';
 import { ARCHIVE_LEASE_MS } from '../task-store';
 import { clientMessage, upstreamIdentity } from '../white-label';
 import type { Needs } from './deps';
 import { afterFinish, nextCheck } from './finish';
+import { taskUpstream } from './task-upstream';
 
 type CallbackNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'queues' | 'callbackSecret'>;
-
-/**
- * The adapter of the upstream that holds (or may hold) the task's job: the route that took
- * it, read in that upstream's dialect. Older records name none: the first upstream then.
- */
-export function taskUpstream(task: Pick<TaskRecord, 'upstream'>, d: Needs<'config' | 'upstreams'>): Promise<UpstreamProvider> {
-  return d.upstreams.get(task.upstream ?? d.config.catalog.upstreams[0]!.name);
-}
 
 /** `POST /callbacks/upstream/{id}?token=…`: the upstream's word on a task, answered at once; the video is fetched later. */
 export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promise<HttpResult> {

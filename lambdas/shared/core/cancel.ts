@@ -2,7 +2,7 @@ import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
 import { UpstreamError } from '../providers/provider';
-import { taskUpstream } from './callback';
+import { taskUpstream } from './task-upstream';
 import type { Needs } from './deps';
 import { afterFinish } from './finish';
 import { taskView } from './view';

@@ -2,7 +2,8 @@ import type { PollJob } from '../contracts/jobs';
 import type { TaskRecord } from '../contracts/task';
 import { logger } from '../logger';
 import type { UpstreamProvider } from '../providers/provider';
-import { applyUpstreamStatus, taskUpstream } from './callback';
+import { applyUpstreamStatus } from './callback';
+import { taskUpstream } from './task-upstream';
 import type { Needs } from './deps';
 import { metric, record, unit } from '../metrics';
 
