@@ -333,11 +333,20 @@ export function guardedLookup(policy: OutboundPolicy, resolve: Resolver = system
 // request under the same policy as the one its address was checked against.
 const agents = new Map<string, http.Agent>();
 
+/**
+ * How long a pooled connection may sit idle before it is closed (sooner when the server's
+ * `Keep-Alive: timeout=` says so). Below the 5 s that Node and many servers keep an idle
+ * connection, so that a POST never goes out on a connection the server is closing at that
+ * moment: a reset POST is ambiguous (it may have arrived), and an ambiguous submit holds a
+ * task at that upstream instead of failing over.
+ */
+const IDLE_SOCKET_MS = 4_000;
+
 function sharedAgent(protocol: 'http:' | 'https:', policy: OutboundPolicy): http.Agent {
   const key = `${protocol}${policy.allowLoopback ? 'L' : ''}${policy.requireHttps ? 'S' : ''}${policy.anyAddress ? 'A' : ''}`;
   let agent = agents.get(key);
   if (agent === undefined) {
-    const options = { keepAlive: true, scheduling: 'lifo' as const };
+    const options = { keepAlive: true, scheduling: 'lifo' as const, timeout: IDLE_SOCKET_MS };
     agent = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
     agents.set(key, agent);
   }

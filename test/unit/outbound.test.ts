@@ -595,6 +595,29 @@ describe('openGet and postJson against loopback servers', () => {
       expect(small.bodyText).toBe('y'.repeat(10));
     });
 
+    it('never sends a POST on a pooled connection idle long enough for the server to be closing it', async () => {
+      // A server that keeps idle connections 5 s (Node's default) and whose close crosses the
+      // next request: a request on a connection idle that long is cut off unanswered.
+      const lastUse = new WeakMap<object, number>();
+      const closing = await startServer((req, res) => {
+        const idle = Date.now() - (lastUse.get(req.socket) ?? Date.now());
+        if (idle > 4_500) return void req.socket.destroy();
+        req.resume();
+        req.on('end', () => {
+          res.end('{"ok":true}');
+          lastUse.set(req.socket, Date.now());
+        });
+      });
+      try {
+        expect((await postJson(`${closing.origin}/jobs`, '{}', {}, local)).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 4_700));
+        expect((await postJson(`${closing.origin}/jobs`, '{}', {}, local)).status).toBe(200);
+        expect(closing.connections).toBe(2);
+      } finally {
+        await closing.close();
+      }
+    }, 15_000);
+
     it('reports a redirect instead of following it', async () => {
       const before = server.hits.get('/hello') ?? 0;
       const result = await postJson(`${server.origin}/to-hello`, '{}', {}, local);
