@@ -73,9 +73,25 @@ const sdkParts = {
     used: ['GetObjectCommand', 'getSignedUrl'],
     construct: 'new S3Client({})',
   },
+  // The archive: multipart uploads, the HeadObject of a resumed attempt, and the copy of Bedrock's output inside S3.
   s3Upload: {
-    imports: ["import { S3Client } from '@aws-sdk/client-s3';", "import { Upload } from '@aws-sdk/lib-storage';"],
-    used: ['Upload'],
+    imports: [
+      "import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand, UploadPartCopyCommand } from '@aws-sdk/client-s3';",
+      "import { Upload } from '@aws-sdk/lib-storage';",
+    ],
+    used: [
+      'Upload',
+      'AbortMultipartUploadCommand',
+      'CompleteMultipartUploadCommand',
+      'CopyObjectCommand',
+      'CreateMultipartUploadCommand',
+      'DeleteObjectCommand',
+      'GetObjectCommand',
+      'HeadObjectCommand',
+      'PutObjectCommand',
+      'UploadPartCommand',
+      'UploadPartCopyCommand',
+    ],
     construct: 'new S3Client({})',
   },
   sqs: {
