@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, Duration, Stack } from 'aws-cdk-lib';
+import * as esbuild from 'esbuild';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { providerKinds, type ProviderKind } from '../../lambdas/shared/catalog';
@@ -139,5 +140,44 @@ describe('which kinds each Lambda bundles (lib/bundled-kinds.ts)', () => {
     expect(kindsFor('archive', providerKinds)).toEqual(providerKinds.filter((k) => k !== 'bedrock'));
     for (const name of ['submit', 'reconcile', 'poll'] as const) expect(kindsFor(name, providerKinds)).toEqual([...providerKinds]);
     for (const name of ['query', 'notify', 'console'] as const) expect(kindsFor(name, providerKinds)).toEqual([]);
+  });
+});
+
+describe('a kind left out of a bundle', () => {
+  it('is refused by the registry with a configuration error, not loaded', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtg-registry-'));
+    outdirs.push(dir);
+    const outfile = path.join(dir, 'registry.mjs');
+    const built = await esbuild.build({
+      entryPoints: [path.join(projectRoot, 'lambdas/shared/providers/index.ts')],
+      metafile: true,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile,
+      banner: { js: esmRequireBanner },
+      define: bundledKindDefines(['openai']),
+      logLevel: 'error',
+    });
+    const { upstreamRegistry: bundledRegistry } = (await import(pathToFileURL(outfile).href)) as typeof import('../../lambdas/shared/providers');
+    const config = parseConfig({
+      TABLE_NAME: 't',
+      BUCKET_NAME: 'b',
+      ARCHIVE_QUEUE_URL: 'https://sqs.example/a',
+      NOTIFY_QUEUE_URL: 'https://sqs.example/n',
+      POLL_QUEUE_URL: 'https://sqs.example/p',
+      PUBLIC_BASE_URL: 'https://api.example',
+      CALLBACK_SECRET: 'c',
+      UPSTREAMS: JSON.stringify([
+        { name: 'reseller', kind: 'openai', baseUrl: 'https://api.reseller.example/v1', apiKey: 'k' },
+        { name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com', apiKey: 'k' },
+      ]),
+    });
+    const registry = bundledRegistry(config);
+    expect((await registry.get('reseller')).kind).toBe('openai');
+    await expect(registry.get('duomi')).rejects.toThrow('upstream kind duomi is not in this build: the stack bundles only the kinds its upstreams name');
+    const inputs = Object.keys(built.metafile.inputs).filter((f) => f.startsWith('lambdas/shared/providers/'));
+    expect(inputs).toContain('lambdas/shared/providers/openai.ts');
+    expect(inputs.filter((f) => /\/(duomi|simulated|bedrock|fal|replicate|openrouter)\.ts$/.test(f))).toEqual([]);
   });
 });
