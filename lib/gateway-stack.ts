@@ -153,6 +153,7 @@ export class GatewayStack extends Stack {
       // The seed catalog's shorthand settings; empty whenever `models` is set (the stage config refuses both).
       MODEL_MAP: config.modelMap,
       DISABLED_MODELS: config.disabledModels,
+      DEFAULT_LIMITS: config.defaultLimits,
       PRESIGN_TTL_SECONDS: String(config.presignTtlSeconds),
       TASK_DEADLINE_SECONDS: String(config.taskDeadlineSeconds),
       SILENT_AFTER_SECONDS: String(config.silentAfterSeconds),

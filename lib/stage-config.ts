@@ -29,6 +29,16 @@ const modelMap = z
     if (!result.success) ctx.addIssue({ code: 'custom', message: result.error.issues.map((i) => i.message).join('; ') });
   });
 
+/** `defaultLimits`: the limits of keys without their own (`{"concurrent":10,"rpm":60}`), as JSON text or an object. */
+const defaultLimits = z
+  .union([z.string(), z.record(z.string(), z.unknown())])
+  .default('{}')
+  .transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+  .superRefine((json, ctx) => {
+    const result = runtime.DEFAULT_LIMITS.safeParse(json);
+    if (!result.success) ctx.addIssue({ code: 'custom', message: result.error.issues.map((i) => i.message).join('; ') });
+  });
+
 /** The submit Lambda calls an upstream inside the HTTP API's 30 s integration limit. */
 const maxUpstreamTimeoutMs = 20_000;
 
@@ -99,6 +109,7 @@ const stageSettingsSchema = z
     upstreamSecretArns,
     modelMap,
     disabledModels,
+    defaultLimits,
     presignTtlSeconds: count(runtimeDefault(runtime.PRESIGN_TTL_SECONDS)),
     taskDeadlineSeconds: count(runtimeDefault(runtime.TASK_DEADLINE_SECONDS)),
     silentAfterSeconds: count(runtimeDefault(runtime.SILENT_AFTER_SECONDS)),
@@ -197,6 +208,7 @@ export const stageConfigEnvironmentNames = {
   upstreamSecretArns: 'UPSTREAM_SECRET_ARNS',
   modelMap: 'MODEL_MAP',
   disabledModels: 'DISABLED_MODELS',
+  defaultLimits: 'DEFAULT_LIMITS',
   presignTtlSeconds: 'PRESIGN_TTL_SECONDS',
   taskDeadlineSeconds: 'TASK_DEADLINE_SECONDS',
   silentAfterSeconds: 'SILENT_AFTER_SECONDS',

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { errorBodySchema } from './contracts/api';
 import { submitBodySchema, submitResponseSchema } from './contracts/submit';
-import { modelListSchema, taskListSchema, taskViewSchema } from './contracts/view';
+import { modelListSchema, taskListSchema, taskViewSchema, usageReportSchema } from './contracts/view';
 import type { Catalog } from './catalog';
 
 const schema = (s: z.ZodMiniType, io: 'input' | 'output' = 'output') =>
@@ -47,6 +47,7 @@ export function openApiDocument(models: Catalog['models']): object {
         Task: schema(taskViewSchema),
         TaskList: schema(taskListSchema),
         ModelList: schema(modelListSchema),
+        Usage: schema(usageReportSchema),
         Error: schema(errorBodySchema),
       },
     },
@@ -70,6 +71,17 @@ export function openApiDocument(models: Catalog['models']): object {
       },
       '/v1/models': {
         get: { summary: 'The models this gateway serves, and what each takes', responses: { '200': ok('ModelList'), ...errors(401) } },
+      },
+      '/v1/usage': {
+        get: {
+          summary: "The caller's usage per UTC day or model, from aggregates kept as tasks end; its limits and what is in use",
+          parameters: [
+            { name: 'start', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds; default the start of the current UTC month' },
+            { name: 'end', in: 'query', schema: { type: 'integer' }, description: 'Unix seconds; default now' },
+            { name: 'group_by', in: 'query', schema: { type: 'string', enum: ['day', 'model'], default: 'day' } },
+          ],
+          responses: { '200': ok('Usage'), ...errors(400, 401) },
+        },
       },
       '/v1/videos/generations/{id}': {
         get: { summary: 'A task', parameters: [taskId], responses: { '200': ok('Task'), ...errors(401, 404) } },

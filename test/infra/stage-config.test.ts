@@ -53,11 +53,12 @@ describe('stage configuration', () => {
 
   it('CDK context wins over the environment, and may hold objects and lists (cdk.json)', () => {
     const config = readStageConfig(
-      context({ stage: 'prod', modelMap: { 'sora-2-pro': 'sora-2-pro-hd' }, disabledModels: ['sora-2'], archiveMaxAttempts: '3' }),
-      { ARCHIVE_MAX_ATTEMPTS: '9' },
+      context({ stage: 'prod', modelMap: { 'sora-2-pro': 'sora-2-pro-hd' }, disabledModels: ['sora-2'], archiveMaxAttempts: '3', defaultLimits: { concurrent: 10, rpm: 60 } }),
+      { ARCHIVE_MAX_ATTEMPTS: '9', DEFAULT_LIMITS: '{"rpm":5}' },
     );
     expect(config).toMatchObject({
       stage: 'prod',
+      defaultLimits: '{"concurrent":10,"rpm":60}',
       modelMap: '{"sora-2-pro":"sora-2-pro-hd"}',
       disabledModels: 'sora-2',
       archiveMaxAttempts: 3,
@@ -71,6 +72,8 @@ describe('stage configuration', () => {
     [{ modelMap: '{"sora-3":"x"}' }, /modelMap/],
     [{ modelMap: 'not json' }, /modelMap/],
     [{ disabledModels: 'sora-9' }, /disabledModels/],
+    [{ defaultLimits: { rpm: 0 } }, /defaultLimits/],
+    [{ defaultLimits: { requests: 5 } }, /defaultLimits/],
     [{ upstreamKeySecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:duomi-key' }, /complete ARN/],
     [{ archiveMaxAttempts: 0 }, /archiveMaxAttempts/],
     [{ upstreamTimeoutMs: 29_000 }, /30 s/],

@@ -64,3 +64,26 @@ export const modelListSchema = z.object({
   object: z.literal('list'),
   data: z.array(publicModelSchema),
 });
+
+const usageFiguresShape = {
+  tasks: z.number(),
+  succeeded: z.number(),
+  failed: z.number(),
+  requested_seconds: z.number(),
+  delivered_seconds: z.number(),
+  cost: z.number(),
+};
+const limitInForce = z.nullable(z.number());
+
+/** `GET /v1/usage`: a key's usage per UTC day or per model, its totals, its limits and what is in use of them. */
+export const usageReportSchema = z.object({
+  object: z.literal('list'),
+  start: z.number(),
+  end: z.number(),
+  group_by: z.enum(['day', 'model']),
+  data: z.array(z.object({ day: z.optional(z.string()), model: z.optional(z.string()), ...usageFiguresShape })),
+  totals: z.object(usageFiguresShape),
+  limits: z.object({ concurrent: limitInForce, rpm: limitInForce, seconds_per_day: limitInForce, seconds_per_month: limitInForce }),
+  in_use: z.object({ open_tasks: z.number(), seconds_today: z.number(), seconds_this_month: z.number() }),
+});
+export type UsageReport = z.infer<typeof usageReportSchema>;

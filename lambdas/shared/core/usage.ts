@@ -1,6 +1,7 @@
 import { keyId, type ApiKeyRecord } from '../api-keys';
 import { effectiveLimits, type Limits } from '../contracts/limits';
 import { MAX_USAGE_DAYS, type UsageQuery } from '../contracts/query';
+import type { UsageReport } from '../contracts/view';
 import { ApiError } from '../http';
 import { addFigures, figuresOf, modelsOf, zeroFigures, type UsageFigures, type UsageRow, type UsageStore } from '../usage';
 
@@ -26,7 +27,7 @@ function rangeOf(q: UsageQuery, now: number): { start: number; end: number } {
  * or per model, and the totals. Days are whole: a range starting mid-day includes that day.
  * The key's limits in force and what it has used of them come along.
  */
-export async function usageReport(key: ApiKeyRecord, q: UsageQuery, d: UsageNeeds) {
+export async function usageReport(key: ApiKeyRecord, q: UsageQuery, d: UsageNeeds): Promise<UsageReport> {
   const now = d.now();
   const { start, end } = rangeOf(q, now);
   const days = await d.usage.days(key.key_hash, start, end);
@@ -43,7 +44,7 @@ export async function usageReport(key: ApiKeyRecord, q: UsageQuery, d: UsageNeed
   const charged = await d.usage.charged(key.key_hash, now);
   const limits = effectiveLimits(key.limits, d.defaultLimits);
   return {
-    object: 'list' as const,
+    object: 'list',
     start: Math.floor(start / 1000),
     end: Math.floor(end / 1000),
     group_by: q.group_by,
