@@ -4,14 +4,15 @@ import { coldStartReport, measureColdStart } from './coldstart';
 import { MiB, machine, progress } from './lib';
 import { measureReconcileScale, reconcileScaleReport } from './reconcile-scale';
 import { measureSubmit, submitReport } from './submit';
+import { measureTaskCost, taskCostReport } from './task-cost';
 
 /**
- * `npm run bench [-- --only=coldstart|archive|submit|scale[,…]] [-- --quick] [-- --scale]`:
+ * `npm run bench [-- --only=coldstart|archive|submit|cost|scale[,…]] [-- --quick] [-- --scale]`:
  * each figure beside a baseline measured in the same run, printed as markdown tables on
  * stdout (progress goes to stderr). `--scale` adds the backlog measurements (1,000 and
  * 10,000 due tasks through one reconcile run), which take a few minutes.
  */
-const parts = ['coldstart', 'archive', 'submit', 'scale'] as const;
+const parts = ['coldstart', 'archive', 'submit', 'cost', 'scale'] as const;
 type Part = (typeof parts)[number];
 
 const args = process.argv.slice(2);
@@ -52,6 +53,7 @@ await section('archive', async () =>
 );
 const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, warmupSeconds: 2 };
 await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
+await section('cost', async () => taskCostReport(await measureTaskCost(quick ? 5 : 20)));
 await section('scale', async () => {
   const results = [];
   for (const tasks of quick ? [1000] : [1000, 10_000]) {

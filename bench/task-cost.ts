@@ -1,0 +1,262 @@
+import dc from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type ClientRequest, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, type ServiceInputTypes } from '@aws-sdk/lib-dynamodb';
+import { localCredentials } from '../local/embedded-aws';
+import { startLocalGateway } from '../local/gateway';
+import { table } from './lib';
+
+/**
+ * The AWS requests one successful task costs end to end, counted on the wire in the local
+ * stack (every SDK call of every handler goes over HTTP to the embedded DynamoDB, S3 and
+ * SQS), for a callback upstream and a poll-only one, priced at on-demand list prices.
+ */
+
+/** us-east-1 list prices, December 2026, in dollars. */
+const price = {
+  apiRequest: 1.0 / 1e6, // HTTP API, first 300 M a month
+  lambdaRequest: 0.2 / 1e6,
+  lambdaGbSecondArm: 0.0000133334,
+  dynamoWriteUnit: 0.625 / 1e6, // on-demand write request unit (1 KB)
+  dynamoReadUnit: 0.125 / 1e6, // on-demand read request unit (4 KB, strongly consistent)
+  sqsRequest: 0.4 / 1e6, // standard queue, per 64 KB chunk
+  s3Write: 0.005 / 1000, // PUT, COPY, POST, LIST
+  s3Read: 0.0004 / 1000, // GET, HEAD
+  secretsCall: 0.05 / 10_000,
+} as const;
+
+/** Memory of the functions that API requests reach (lib/gateway-stack.ts). */
+const apiMemoryMb: Record<string, number> = { submit: 512, query: 512, callback: 256 };
+
+export interface TaskCost {
+  label: string;
+  tasks: number;
+  /** Per task: requests by service and operation. */
+  requests: Record<string, number>;
+  /** Per task: API requests by function, and their mean time (ms). */
+  api: Record<string, { count: number; ms: number }>;
+  /** Per task: messages sent to the gateway's queues (each one Lambda invocation of its worker). */
+  queueMessages: number;
+  /** Per task: DynamoDB writes by item kind (TASK, USAGE, KEY, IDEM, CIRCUIT). */
+  writesByItem: Record<string, number>;
+  /** Size of a finished task item (bytes of its JSON, about DynamoDB's item size). */
+  itemBytes: number;
+  writeUnits: number;
+  readUnits: number;
+  dollarsPer1000: number;
+}
+
+interface Counter {
+  requests: Map<string, number>;
+  api: Map<string, { count: number; ms: number }>;
+  /** DynamoDB writes by the kind of item written (the part of `pk` before `#`). */
+  writesByItem: Map<string, number>;
+}
+
+/**
+ * The item each DynamoDB write goes to, which the wire does not show: the document client's
+ * `send` is wrapped for the measure (every handler writes through it), and unwrapped after.
+ */
+function countWritesByItem(counter: Counter): () => void {
+  const proto = DynamoDBDocumentClient.prototype as unknown as { send: (command: { input: ServiceInputTypes }, ...rest: unknown[]) => unknown };
+  const send = proto.send;
+  proto.send = function (command, ...rest) {
+    const input = command.input as { Key?: { pk?: string }; Item?: { pk?: string }; UpdateExpression?: string };
+    const pk = input.Key?.pk ?? input.Item?.pk;
+    const isWrite = input.Item !== undefined || input.UpdateExpression !== undefined || command.constructor.name === 'DeleteCommand';
+    if (isWrite && typeof pk === 'string') counter.writesByItem.set(pk.split('#')[0]!, (counter.writesByItem.get(pk.split('#')[0]!) ?? 0) + 1);
+    return send.call(this, command, ...rest);
+  };
+  return () => {
+    proto.send = send;
+  };
+}
+
+function s3Operation(req: ClientRequest): string {
+  const [path = '', query = ''] = req.path.split('?');
+  const q = new URLSearchParams(query);
+  switch (req.method) {
+    case 'PUT':
+      if (req.getHeader('x-amz-copy-source')) return 'CopyObject';
+      return q.has('partNumber') ? 'UploadPart' : 'PutObject';
+    case 'POST':
+      return q.has('uploads') ? 'CreateMultipartUpload' : q.has('uploadId') ? 'CompleteMultipartUpload' : q.has('delete') ? 'DeleteObjects' : 'POST';
+    case 'GET':
+      return path.split('/').filter(Boolean).length <= 1 ? 'ListObjects' : 'GetObject';
+    case 'HEAD':
+      return 'HeadObject';
+    case 'DELETE':
+      return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+    default:
+      return String(req.method);
+  }
+}
+
+const apiFunction = (path: string) =>
+  path.startsWith('/callbacks/') ? 'callback' : /^\/v1\/videos(\/generations)?\/?(\?|$)/.test(path) && !path.includes('/generations/') ? 'submit' : 'query';
+
+/** Counts the AWS SDK's requests (by endpoint) and the gateway's own API requests, until `stop`. */
+function countRequests(endpoints: { dynamodb: string; s3: string; sqs: string }, gatewayPort: number) {
+  const counter: Counter = { requests: new Map(), api: new Map(), writesByItem: new Map() };
+  const unwrap = countWritesByItem(counter);
+  const service = new Map(Object.entries(endpoints).map(([name, url]) => [new URL(url).port, name]));
+  const bump = (key: string) => counter.requests.set(key, (counter.requests.get(key) ?? 0) + 1);
+  const onClient = ({ request }: { request: ClientRequest }) => {
+    const port = String(request.getHeader('host') ?? '').split(':')[1] ?? '';
+    const name = service.get(port);
+    if (!name) return;
+    if (name === 's3') return bump(`S3 ${s3Operation(request)}`);
+    const target = String(request.getHeader('x-amz-target') ?? '?').split('.').pop();
+    bump(`${name === 'dynamodb' ? 'DynamoDB' : 'SQS'} ${target}`);
+  };
+  const started = new WeakMap<IncomingMessage, number>();
+  const onServerStart = ({ request, server }: { request: IncomingMessage; server: Server }) => {
+    if ((server.address() as AddressInfo | null)?.port === gatewayPort) started.set(request, performance.now());
+  };
+  const onServerFinish = ({ request }: { request: IncomingMessage }) => {
+    const at = started.get(request);
+    if (at === undefined) return;
+    const fn = apiFunction(request.url ?? '/');
+    const entry = counter.api.get(fn) ?? { count: 0, ms: 0 };
+    counter.api.set(fn, { count: entry.count + 1, ms: entry.ms + (performance.now() - at) });
+  };
+  dc.subscribe('http.client.request.start', onClient as (m: unknown) => void);
+  dc.subscribe('http.server.request.start', onServerStart as (m: unknown) => void);
+  dc.subscribe('http.server.response.finish', onServerFinish as (m: unknown) => void);
+  return {
+    counter,
+    stop() {
+      unwrap();
+      dc.unsubscribe('http.client.request.start', onClient as (m: unknown) => void);
+      dc.unsubscribe('http.server.request.start', onServerStart as (m: unknown) => void);
+      dc.unsubscribe('http.server.response.finish', onServerFinish as (m: unknown) => void);
+    },
+  };
+}
+
+async function hookReceiver(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received: () => received,
+    close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
+
+/** `tasks` tasks of each model, from submit to webhook, counted. */
+export async function measureTaskCost(tasks = 20): Promise<TaskCost[]> {
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  const dataDir = mkdtempSync(join(tmpdir(), 'vtg-task-cost-'));
+  // No schedule: a reconcile run is a fixed cost a minute (one query per due-index shard), not a task's.
+  const gw = await startLocalGateway({ dataDir, demo: true, renderMs: 300, reconcileEveryMs: 24 * 3600_000 });
+  const hooks = await hookReceiver();
+  const db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: gw.endpoints.dynamodb, region: 'us-east-1', credentials: localCredentials }));
+  const results: TaskCost[] = [];
+  try {
+    const cases = [
+      { label: 'callback upstream (sora-2 on the duomi-dialect simulator)', model: 'sora-2', duration: 10 },
+      { label: 'poll-only upstream (seedance-2.0 on the OpenAI-compatible simulator)', model: 'seedance-2.0', duration: 5 },
+    ];
+    for (const c of cases) {
+      const before = hooks.received();
+      const counting = countRequests(gw.endpoints, Number(new URL(gw.url).port));
+      const ids: string[] = [];
+      for (let i = 0; i < tasks; i++) {
+        const res = await fetch(`${gw.url}/v1/videos/generations`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${gw.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: c.model, prompt: `cost of a task ${i}`, duration: c.duration, callback_url: hooks.url }),
+        });
+        if (res.status !== 200) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+        ids.push(((await res.json()) as { id: string }).id);
+      }
+      const deadline = Date.now() + 120_000;
+      while (hooks.received() - before < tasks) {
+        if (Date.now() > deadline) throw new Error(`${c.label}: ${hooks.received() - before} of ${tasks} webhooks after 120 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The last writes (the webhook's record) land just after the delivery.
+      await new Promise((r) => setTimeout(r, 500));
+      counting.stop();
+      const items = await Promise.all(ids.map(async (id) => (await db.send(new GetCommand({ TableName: gw.tableName, Key: { pk: `TASK#${id}` } }))).Item!));
+      const failed = items.filter((i) => i.state !== 'succeeded');
+      if (failed.length) throw new Error(`${c.label}: ${failed.length} tasks did not succeed (${failed[0]!.state})`);
+      results.push(costOf(c.label, tasks, counting.counter, Math.max(...items.map((i) => JSON.stringify(i).length))));
+    }
+    return results;
+  } finally {
+    db.destroy();
+    await hooks.close();
+    await gw.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function costOf(label: string, tasks: number, counter: Counter, itemBytes: number): TaskCost {
+  const per = (n: number) => n / tasks;
+  const requests = Object.fromEntries([...counter.requests].sort().map(([k, v]) => [k, per(v)]));
+  const sum = (match: (op: string) => boolean) => Object.entries(requests).reduce((n, [k, v]) => (match(k) ? n + v : n), 0);
+  const writes = sum((k) => /^DynamoDB (PutItem|UpdateItem|DeleteItem|BatchWriteItem)$/.test(k));
+  const reads = sum((k) => /^DynamoDB (GetItem|Query|Scan|BatchGetItem)$/.test(k));
+  // A task write costs a unit per KB of the item for the table and again for each index whose
+  // copy it changes (both project every attribute: the owner index always, the due index
+  // while the task is open); the small key, usage and idempotency items a unit each.
+  const taskWrites = per(counter.writesByItem.get('TASK') ?? 0);
+  const otherWrites = Math.max(0, writes - taskWrites);
+  const writeUnits = taskWrites * Math.ceil(itemBytes / 1024) * 3 + otherWrites;
+  const readUnits = reads * Math.ceil(itemBytes / 4096);
+  const api = Object.fromEntries([...counter.api].map(([fn, { count, ms }]) => [fn, { count: per(count), ms: ms / count }]));
+  const apiRequests = Object.values(api).reduce((n, a) => n + a.count, 0);
+  const queueMessages = sum((k) => /^SQS SendMessage/.test(k));
+  const gbSeconds = Object.entries(api).reduce((n, [fn, a]) => n + a.count * (a.ms / 1000) * ((apiMemoryMb[fn] ?? 512) / 1024), 0);
+  const sqsRequests = sum((k) => k.startsWith('SQS ')) + queueMessages * 2; // each message is also received and deleted by its worker's event source
+  const s3Writes = sum((k) => /^S3 (PutObject|UploadPart|CreateMultipartUpload|CompleteMultipartUpload|CopyObject|POST|ListObjects)$/.test(k));
+  const s3Reads = sum((k) => /^S3 (GetObject|HeadObject)$/.test(k));
+  const dollars =
+    apiRequests * price.apiRequest +
+    (apiRequests + queueMessages) * price.lambdaRequest +
+    gbSeconds * price.lambdaGbSecondArm +
+    writeUnits * price.dynamoWriteUnit +
+    readUnits * price.dynamoReadUnit +
+    sqsRequests * price.sqsRequest +
+    s3Writes * price.s3Write +
+    s3Reads * price.s3Read;
+  const writesByItem = Object.fromEntries([...counter.writesByItem].map(([k, v]) => [k, per(v)]));
+  return { label, tasks, requests, api, queueMessages, itemBytes, writesByItem, writeUnits, readUnits, dollarsPer1000: dollars * 1000 };
+}
+
+export function taskCostReport(results: TaskCost[]): string {
+  const ops = [...new Set(results.flatMap((r) => Object.keys(r.requests)))].sort();
+  const f = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+  const rows = [
+    ...ops.map((op) => [op, ...results.map((r) => f(r.requests[op] ?? 0))]),
+    ['API requests (submit + callbacks; client reads not included)', ...results.map((r) => f(Object.values(r.api).reduce((n, a) => n + a.count, 0)))],
+    ['queue messages (one worker invocation each)', ...results.map((r) => f(r.queueMessages))],
+    ['DynamoDB writes by item', ...results.map((r) => Object.entries(r.writesByItem).map(([k, v]) => `${k} ${f(v)}`).join(', '))],
+    ['task item size (bytes)', ...results.map((r) => String(r.itemBytes))],
+    ['DynamoDB write units (estimated from item sizes)', ...results.map((r) => f(r.writeUnits))],
+    ['DynamoDB read units', ...results.map((r) => f(r.readUnits))],
+    ['$ per 1,000 tasks (API, Lambda requests and API compute, DynamoDB, SQS, S3 requests)', ...results.map((r) => `$${r.dollarsPer1000.toFixed(4)}`)],
+  ];
+  return [
+    `### The AWS requests of one successful task (mean of ${results[0]?.tasks ?? 0} tasks each, submit to webhook)`,
+    '',
+    table(['per task', ...results.map((r) => r.label)], rows),
+    '',
+    'Not counted: the archive and other queue workers\' compute (the archive takes as long as the download),',
+    'S3 storage, CloudWatch logs and metrics, data transfer, and each client read (1 API request, 1–2 DynamoDB reads).',
+    'Secrets Manager: read once per Lambda container and cached, so no read per task.',
+  ].join('\n');
+}
