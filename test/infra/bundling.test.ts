@@ -115,20 +115,24 @@ describe('Lambda bundles', () => {
   });
 });
 
+/** A runtime configuration whose only interesting part is its upstreams. */
+const configWith = (upstreams: unknown[]) =>
+  parseConfig({
+    TABLE_NAME: 't',
+    BUCKET_NAME: 'b',
+    ARCHIVE_QUEUE_URL: 'https://sqs.example/a',
+    NOTIFY_QUEUE_URL: 'https://sqs.example/n',
+    POLL_QUEUE_URL: 'https://sqs.example/p',
+    PUBLIC_BASE_URL: 'https://api.example',
+    CALLBACK_SECRET: 'c',
+    UPSTREAMS: JSON.stringify(upstreams),
+  });
+
 describe('which kinds each Lambda bundles (lib/bundled-kinds.ts)', () => {
   it('callbacks leave out exactly the kinds whose adapters never call back', async () => {
-    const config = parseConfig({
-      TABLE_NAME: 't',
-      BUCKET_NAME: 'b',
-      ARCHIVE_QUEUE_URL: 'https://sqs.example/a',
-      NOTIFY_QUEUE_URL: 'https://sqs.example/n',
-      POLL_QUEUE_URL: 'https://sqs.example/p',
-      PUBLIC_BASE_URL: 'https://api.example',
-      CALLBACK_SECRET: 'c',
-      UPSTREAMS: JSON.stringify(
-        providerKinds.map((kind) => ({ name: kind, kind, ...(kind === 'bedrock' ? { region: 'us-west-2' } : { baseUrl: 'https://upstream.example' }), apiKey: 'k' })),
-      ),
-    });
+    const config = configWith(
+      providerKinds.map((kind) => ({ name: kind, kind, ...(kind === 'bedrock' ? { region: 'us-west-2' } : { baseUrl: 'https://upstream.example' }), apiKey: 'k' })),
+    );
     const registry = upstreamRegistry(config);
     const silent: ProviderKind[] = [];
     for (const kind of providerKinds) if (!(await registry.get(kind)).callsBack) silent.push(kind);
@@ -160,19 +164,10 @@ describe('a kind left out of a bundle', () => {
       logLevel: 'error',
     });
     const { upstreamRegistry: bundledRegistry } = (await import(pathToFileURL(outfile).href)) as typeof import('../../lambdas/shared/providers');
-    const config = parseConfig({
-      TABLE_NAME: 't',
-      BUCKET_NAME: 'b',
-      ARCHIVE_QUEUE_URL: 'https://sqs.example/a',
-      NOTIFY_QUEUE_URL: 'https://sqs.example/n',
-      POLL_QUEUE_URL: 'https://sqs.example/p',
-      PUBLIC_BASE_URL: 'https://api.example',
-      CALLBACK_SECRET: 'c',
-      UPSTREAMS: JSON.stringify([
-        { name: 'reseller', kind: 'openai', baseUrl: 'https://api.reseller.example/v1', apiKey: 'k' },
-        { name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com', apiKey: 'k' },
-      ]),
-    });
+    const config = configWith([
+      { name: 'reseller', kind: 'openai', baseUrl: 'https://api.reseller.example/v1', apiKey: 'k' },
+      { name: 'duomi', kind: 'duomi', baseUrl: 'https://duomiapi.com', apiKey: 'k' },
+    ]);
     const registry = bundledRegistry(config);
     expect((await registry.get('reseller')).kind).toBe('openai');
     await expect(registry.get('duomi')).rejects.toThrow('upstream kind duomi is not in this build: the stack bundles only the kinds its upstreams name');
