@@ -241,6 +241,9 @@ describe('secrets', () => {
     s.template.hasResourceProperties('AWS::SecretsManager::Secret', {
       Description: Match.stringLikeRegexp('put-secret-value'),
     });
+    // The single-upstream shorthand's secret keeps the path (so the logical id) it had before
+    // the catalog: an upgraded stack keeps the key its operator put there.
+    expect(s.stack.secrets.upstreamKeys.get('duomi')!.node.path).toBe('VideoTaskGateway/Secrets/UpstreamKey');
   });
 
   it('an existing upstream key secret is used as given, and not created', () => {
@@ -389,6 +392,15 @@ describe('functions', () => {
     const url = props('callback').Environment.Variables.PUBLIC_BASE_URL;
     expect(url).toEqual({ 'Fn::GetAtt': [s.id(s.stack.httpApi.api), 'ApiEndpoint'] });
     expect(s.json.Outputs.ApiUrl!.Value).toEqual(url);
+  });
+
+  it('a catalog too large for Lambda’s 4 KB environment stops synthesis, saying so', () => {
+    const upstreams = [{ name: 'reseller-a', kind: 'openai', baseUrl: 'https://api.reseller-a.example/v1' }];
+    const models = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`model-${i}`, { durations: [5, 10], routes: [{ upstream: 'reseller-a', model: `upstream-model-${i}` }] }]),
+    );
+    expect(() => synthesizeGateway({ upstreams, models })).toThrow(/the Lambdas' environment would take about \d+ bytes, beyond Lambda's 4096: UPSTREAMS and MODELS take \d+/);
+    expect(() => synthesizeGateway({ upstreams, models: Object.fromEntries(Object.entries(models).slice(0, 10)) })).not.toThrow();
   });
 
   it('stage settings reach the environment', () => {
