@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callbackToken } from '../../lambdas/shared/callback-token';
 import { main as tasksCli } from '../../bin/tasks';
 import { circuitKey } from '../../lambdas/shared/circuit-breaker';
 import { falApp } from '../../lambdas/shared/providers/fal';
@@ -9,7 +12,7 @@ import { startOpenAIUpstream, type OpenAIUpstream } from '../../local/openai-ups
 import { openrouterCost, startOpenRouterUpstream, type OpenRouterUpstream } from '../../local/openrouter-upstream';
 import { startReplicateUpstream, type ReplicateUpstream } from '../../local/replicate-upstream';
 import { startSimulatedUpstream, type SimulatedUpstream } from '../../local/simulated-upstream';
-import { deadEndpoint, eventually, reconcileUntil, sleep, startFaultStage, verifiedPayload, type Backstage, type FaultStage } from './fault-helpers';
+import { deadEndpoint, eventually, postCallback, reconcileUntil, sleep, startFaultStage, verifiedPayload, type Backstage, type FaultStage } from './fault-helpers';
 import type { Harness } from './helpers';
 
 /**
@@ -332,6 +335,18 @@ describe('a poll-only upstream', () => {
     expect(resellTwo.stats.statusRequests).toBeGreaterThan(polls);
     expect(jobs[0]!.authorization).toBe(`Bearer ${RESELLER_KEY}`);
     expect(resellTwo.stats.videoDownloadsCompleted).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a callback for a polled task, even with a valid token, is refused with 409 and changes nothing', async () => {
+    const { id } = await submitted('polled', 'polled, then a forged word');
+    const secret = (JSON.parse(readFileSync(join(h.dataDir, 'secrets.json'), 'utf8')) as { callbackSecret: string }).callbackSecret;
+    const before = await ops.item(id);
+    const res = await postCallback(h, id, callbackToken(secret, id), { id: 'x', status: 'failed', error: { message: 'forged' } });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ error: { code: 'conflict', message: "this task's upstream does not call back; it is polled" } });
+    const after = await ops.item(id);
+    expect(after.state).toBe(before.state);
+    expect(after.upstream_message).toBe(before.upstream_message);
   });
 });
 

@@ -2,6 +2,7 @@ import { terminalStates, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
+import { KindNotBundledError } from '../providers';
 import { UpstreamError, type UpstreamStatus } from '../providers/provider';
 import { ARCHIVE_LEASE_MS } from '../task-store';
 import { clientMessage, upstreamIdentity } from '../white-label';
@@ -26,7 +27,12 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
   }
   const task = await d.store.get(id);
   if (!task) throw ApiError.notFound();
-  const provider = await taskUpstream(task, d);
+  const provider = await taskUpstream(task, d).catch((error: unknown) => {
+    // The callback Lambda bundles only the kinds that call back: any other is not one of them.
+    if (error instanceof KindNotBundledError) return undefined;
+    throw error;
+  });
+  if (!provider?.callsBack) throw new ApiError(409, 'conflict', "this task's upstream does not call back; it is polled");
   let status: UpstreamStatus;
   try {
     status = await provider.parseCallback({ body, rawBody: text, headers: event.headers ?? {}, upstreamId: task.upstream_id });

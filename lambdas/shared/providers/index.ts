@@ -22,9 +22,12 @@ const kindLoaders: Record<ProviderKind, (() => Promise<{ createProvider: CreateP
   openrouter: process.env.VTG_BUNDLE_OPENROUTER !== '0' ? () => import('./openrouter') : undefined,
 };
 
+/** A kind this Lambda's bundle leaves out: the stack gives each Lambda only the kinds its work reaches. */
+export class KindNotBundledError extends ConfigError {}
+
 async function loadKind(kind: ProviderKind): Promise<CreateProvider> {
   const load = kindLoaders[kind];
-  if (!load) throw new ConfigError(`upstream kind ${kind} is not in this build: the stack bundles only the kinds its upstreams name`);
+  if (!load) throw new KindNotBundledError(`upstream kind ${kind} is not in this build: the stack bundles only the kinds its upstreams name`);
   return (await load()).createProvider;
 }
 
