@@ -53,14 +53,20 @@ await section('archive', async () =>
 );
 const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, warmupSeconds: 2 };
 await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
-await section('cost', async () => taskCostReport(await measureTaskCost(quick ? 5 : 20)));
+await section('cost', async () => {
+  const tasks = quick ? 5 : 20;
+  return taskCostReport(await measureTaskCost([{ kind: 'callback', tasks }, { kind: 'pollOnly', tasks }]));
+});
 await section('scale', async () => {
   const results = [];
   for (const tasks of quick ? [1000] : [1000, 10_000]) {
     progress(`reconcile over ${tasks} due tasks`);
     results.push(await measureReconcileScale(tasks));
   }
-  return reconcileScaleReport(results);
+  // Whole tasks at scale: the requests and time per task stay flat from 1,000 to 10,000.
+  progress('whole tasks: 1,000 with callbacks, 1,000 and 10,000 poll-only');
+  const flows = await measureTaskCost(quick ? [{ kind: 'callback', tasks: 200 }, { kind: 'pollOnly', tasks: 1000 }] : [{ kind: 'callback', tasks: 1000 }, { kind: 'pollOnly', tasks: 1000 }, { kind: 'pollOnly', tasks: 10_000 }]);
+  return `${reconcileScaleReport(results)}\n\n${taskCostReport(flows)}`;
 });
 
 out.push(`Total: ${((Date.now() - started) / 1000).toFixed(0)} s.`);
