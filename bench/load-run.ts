@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
-import { dueKeys, tableSchema } from '../lambdas/shared/table-schema';
-import { TaskStore } from '../lambdas/shared/task-store';
+import { TaskStore, openTaskItems } from '../lambdas/shared/task-store';
 import { localCredentials } from '../local/embedded-aws';
 import { startLocalGateway, type LocalGateway } from '../local/gateway';
 import { videoSha256 } from '../local/mp4';
@@ -479,26 +478,8 @@ async function loadAndCheck(
 
 /** Tasks the gateway still owes work (not terminal, or webhook not yet delivered), in every due-index shard. */
 async function countOpen(db: DynamoDBDocumentClient, table: string): Promise<number> {
-  const { byDue } = tableSchema;
   let count = 0;
-  for (const key of dueKeys) {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await db.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: byDue.indexName,
-          KeyConditionExpression: '#open = :open',
-          ExpressionAttributeNames: { '#open': byDue.partitionKey },
-          ExpressionAttributeValues: { ':open': key },
-          Select: 'COUNT',
-          ExclusiveStartKey: start,
-        }),
-      );
-      count += page.Count ?? 0;
-      start = page.LastEvaluatedKey;
-    } while (start);
-  }
+  for await (const _ of openTaskItems(db, table)) count++;
   return count;
 }
 

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { TaskRecord } from '../lambdas/shared/contracts/task';
-import { newTaskId } from '../lambdas/shared/ids';
 import { DEFAULT_DUE_SHARDS, dueKey } from '../lambdas/shared/table-schema';
 import { localCredentials } from '../local/embedded-aws';
 import { startLocalGateway } from '../local/gateway';
+import { taskRecord } from '../test/fixtures/task';
 
 export interface ReconcileScaleResult {
   tasks: number;
@@ -40,26 +40,8 @@ export async function measureReconcileScale(tasks: number): Promise<ReconcileSca
   try {
     const now = Date.now();
     const items: TaskRecord[] = Array.from({ length: tasks }, (_, i) => {
-      const id = newTaskId(now - tasks + i);
-      return {
-        id,
-        owner: 'scale-owner',
-        state: 'queued',
-        progress: 0,
-        model: 'sora-2',
-        upstream_model: 'sora-2',
-        prompt: `scale task ${i}`,
-        aspect_ratio: '16:9',
-        duration: 10,
-        image_urls: [],
-        characters: [],
-        created_at: now,
-        updated_at: now,
-        deadline_at: now + 7200_000,
-        submit_attempts: 1,
-        open: dueKey(id, DEFAULT_DUE_SHARDS),
-        due_at: now - 1000,
-      };
+      const task = taskRecord(now - tasks + i, { owner: 'scale-owner', prompt: `scale task ${i}`, submit_attempts: 1, due_at: now - 1000 });
+      return { ...task, open: dueKey(task.id, DEFAULT_DUE_SHARDS) };
     });
     const seeded = Date.now();
     const batches = [];

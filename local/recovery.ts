@@ -1,7 +1,8 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TaskRecord } from '../lambdas/shared/contracts/task';
-import { dueKeys, tableSchema } from '../lambdas/shared/table-schema';
+import { tableSchema } from '../lambdas/shared/table-schema';
+import { openTaskItems } from '../lambdas/shared/task-store';
 
 /** The leases a worker takes on a task; locally, every one found at start is a dead worker's. */
 const LEASES = ['archive_lease_until'] as const satisfies readonly (keyof TaskRecord)[];
@@ -15,43 +16,26 @@ const LEASES = ['archive_lease_until'] as const satisfies readonly (keyof TaskRe
  * task made due now so the reconciler sends its job again should the queue have lost it.
  */
 export async function releaseDeadWorkersLeases(db: DynamoDBDocumentClient, table: string, now = Date.now()): Promise<string[]> {
-  const { byDue } = tableSchema;
   const released: string[] = [];
-  for (const key of dueKeys) {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await db.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: byDue.indexName,
-          KeyConditionExpression: '#open = :open',
-          ExpressionAttributeNames: { '#open': byDue.partitionKey },
-          ExpressionAttributeValues: { ':open': key },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        for (const lease of LEASES) {
-          if (typeof item[lease] !== 'number') continue;
-          try {
-            await db.send(
-              new UpdateCommand({
-                TableName: table,
-                Key: { [tableSchema.partitionKey]: item[tableSchema.partitionKey] },
-                UpdateExpression: 'REMOVE #lease SET #due = :now',
-                ConditionExpression: '#lease = :seen',
-                ExpressionAttributeNames: { '#lease': lease, '#due': byDue.sortKey },
-                ExpressionAttributeValues: { ':seen': item[lease], ':now': now },
-              }),
-            );
-            released.push(String(item.id));
-          } catch (error) {
-            if (!(error instanceof ConditionalCheckFailedException)) throw error;
-          }
-        }
+  for await (const item of openTaskItems(db, table)) {
+    for (const lease of LEASES) {
+      if (typeof item[lease] !== 'number') continue;
+      try {
+        await db.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: { [tableSchema.partitionKey]: item[tableSchema.partitionKey] },
+            UpdateExpression: 'REMOVE #lease SET #due = :now',
+            ConditionExpression: '#lease = :seen',
+            ExpressionAttributeNames: { '#lease': lease, '#due': tableSchema.byDue.sortKey },
+            ExpressionAttributeValues: { ':seen': item[lease], ':now': now },
+          }),
+        );
+        released.push(String(item.id));
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
+    }
   }
   return released;
 }

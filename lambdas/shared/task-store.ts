@@ -100,6 +100,31 @@ function routingChange(r: Routing | undefined): Pick<Change, 'set' | 'append'> {
   return { set, append: r.attempts.length ? { attribute: 'attempts', items: [...r.attempts] } : undefined };
 }
 
+/**
+ * Every item in the due index (open tasks, due or not) under every shard key and the
+ * unsharded value, page by page: for the operator tools that must see them all.
+ */
+export async function* openTaskItems(db: DynamoDBDocumentClient, table: string): AsyncGenerator<Record<string, unknown>> {
+  const { byDue } = tableSchema;
+  for (const key of dueKeys) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: byDue.indexName,
+          KeyConditionExpression: '#open = :open',
+          ExpressionAttributeNames: { '#open': byDue.partitionKey },
+          ExpressionAttributeValues: { ':open': key },
+          ExclusiveStartKey: start,
+        }),
+      );
+      yield* page.Items ?? [];
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+}
+
 /** What finishing a task needs to know of it: `callback_url` and `usage_status` are set at submit. */
 type Finishing = Pick<TaskRecord, 'id' | 'callback_url' | 'usage_status'>;
 
