@@ -126,12 +126,12 @@ export class UsageStore {
    */
   async reserve(task: Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at'>, limits: LimitsInForce, lookup: TaskLookup): Promise<ReserveResult> {
     const now = task.created_at;
-    const undo: (() => Promise<unknown>)[] = [];
-    const giveBack = async () => {
-      for (const step of undo.reverse()) await step();
-    };
-    try {
-      if (limits.rpm !== undefined) {
+    /** Each check takes its share and returns how to give it back, or throws its refusal. */
+    type Step = () => Promise<(() => Promise<unknown>) | undefined>;
+    const steps: Step[] = [];
+    if (limits.rpm !== undefined) {
+      const rpm = limits.rpm;
+      steps.push(async () => {
         const minute = Math.floor(now / 60_000);
         const key = rpmKey(task.owner, minute);
         const counted = await conditional(this.db, {
@@ -140,15 +140,15 @@ export class UsageStore {
           UpdateExpression: 'ADD #n :one SET expires_at = if_not_exists(expires_at, :expires)',
           ConditionExpression: 'attribute_not_exists(#n) OR #n < :limit',
           ExpressionAttributeNames: { '#n': 'submits' },
-          ExpressionAttributeValues: { ':one': 1, ':limit': limits.rpm, ':expires': Math.floor(now / 1000) + 3600 },
+          ExpressionAttributeValues: { ':one': 1, ':limit': rpm, ':expires': Math.floor(now / 1000) + 3600 },
         });
-        if (!counted) throw refused('rate_limited', `this key may submit ${limits.rpm} tasks a minute; try again in the next minute`, ((minute + 1) * 60_000 - now) / 1000);
-        undo.push(() => this.db.send(new UpdateCommand({ TableName: this.table, Key: key, UpdateExpression: 'ADD #n :minus', ExpressionAttributeNames: { '#n': 'submits' }, ExpressionAttributeValues: { ':minus': -1 } })));
-      }
-
-      let active = false;
-      if (limits.concurrent !== undefined) {
-        const limit = limits.concurrent;
+        if (!counted) throw refused('rate_limited', `this key may submit ${rpm} tasks a minute; try again in the next minute`, ((minute + 1) * 60_000 - now) / 1000);
+        return () => this.db.send(new UpdateCommand({ TableName: this.table, Key: key, UpdateExpression: 'ADD #n :minus', ExpressionAttributeNames: { '#n': 'submits' }, ExpressionAttributeValues: { ':minus': -1 } }));
+      });
+    }
+    if (limits.concurrent !== undefined) {
+      const limit = limits.concurrent;
+      steps.push(async () => {
         const join = () =>
           conditional(this.db, {
             TableName: this.table,
@@ -160,11 +160,11 @@ export class UsageStore {
           });
         if (!(await join()) && !((await this.dropEnded(task.owner, lookup, now)) && (await join())))
           throw refused('concurrency_limit', `this key may have ${limit} tasks open at once; try again when one has finished`, CONCURRENCY_RETRY_AFTER_SECONDS);
-        active = true;
-        undo.push(() => this.leave(task.owner, task.id));
-      }
-
-      for (const [period, limit] of [['day', limits.seconds_per_day], ['month', limits.seconds_per_month]] as const) {
+        return () => this.leave(task.owner, task.id);
+      });
+    }
+    for (const [period, limit] of [['day', limits.seconds_per_day], ['month', limits.seconds_per_month]] as const) {
+      steps.push(async () => {
         const key = usageKey(task.owner, period === 'day' ? dayOf(now) : monthOf(now));
         const outcome = await this.reserveIn(key, task, limit);
         if (outcome === 'over')
@@ -173,13 +173,17 @@ export class UsageStore {
             `this key may make ${limit} seconds of video a ${period} (UTC), seconds still rendering included; this ${task.duration}-second task does not fit`,
             untilNext(period, now),
           );
-        if (outcome === 'reserved') undo.push(() => this.unreserve(key, task));
-      }
-      return { active };
-    } catch (error) {
-      await giveBack();
-      throw error;
+        return outcome === 'reserved' ? () => this.unreserve(key, task) : undefined;
+      });
     }
+    // All at once: a submit waits for one round of writes, not four.
+    const results = await Promise.allSettled(steps.map((step) => step()));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      await Promise.all(results.map((r) => (r.status === 'fulfilled' ? r.value?.() : undefined)));
+      throw failure.reason;
+    }
+    return { active: limits.concurrent !== undefined };
   }
 
   /** One period's reservation: `reserved`, `already` (this task holds one), or `over` its limit. */
