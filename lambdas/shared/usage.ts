@@ -228,6 +228,15 @@ export class UsageStore {
     });
   }
 
+  /** Give back a reservation whose task was never written (its write failed): as if never made. */
+  async withdraw(task: Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at'>): Promise<void> {
+    await Promise.all([
+      this.unreserve(usageKey(task.owner, dayOf(task.created_at)), task),
+      this.unreserve(usageKey(task.owner, monthOf(task.created_at)), task),
+      this.leave(task.owner, task.id),
+    ]);
+  }
+
   private leave(owner: string, taskId: string) {
     return this.db.send(
       new UpdateCommand({

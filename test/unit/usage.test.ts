@@ -151,6 +151,16 @@ describe('settling', () => {
     expect(await usage.charged(owner, noon)).toEqual({ day: 10, month: 10, open: 1 });
   });
 
+  it('a reservation whose task was never written is withdrawn without a trace, and cannot be settled after', async () => {
+    const t = task(10);
+    await usage.reserve(t, { concurrent: 1, seconds_per_day: 10 }, lookup);
+    await usage.withdraw(t);
+    expect(figuresOf(await item('2026-12-02'), 't')).toMatchObject({ tasks: 0, requested_seconds: 0 });
+    expect(await usage.charged(owner, noon)).toEqual({ day: 0, month: 0, open: 0 });
+    expect(await usage.settle(t, { succeeded: true, deliveredSeconds: 10, cost: 1 })).toBe(false);
+    await expect(usage.reserve(task(10), { concurrent: 1, seconds_per_day: 10 }, lookup)).resolves.toEqual({ active: true });
+  });
+
   it('days and models are kept apart', async () => {
     const a = task(10, noon, 'sora-2');
     const b = task(15, noon + 86400_000, 'sora-2-pro');

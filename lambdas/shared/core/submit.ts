@@ -52,7 +52,15 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
   const reserved = await d.usage.reserve(task, effectiveLimits(key.limits, d.config.DEFAULT_LIMITS), (taskId) => d.store.get(taskId));
   if (reserved.active) task.usage_active = true;
   // Writing the task is its first submit claim: a reconcile run finds it held until the lease ends.
-  if (!(await d.store.create(task))) return answer((await d.store.get(id))!, headers);
+  let created: boolean;
+  try {
+    created = await d.store.create(task);
+  } catch (error) {
+    // The write may have landed all the same: only a task surely not written gives its reservation back.
+    if ((await d.store.get(id).catch(() => task)) === undefined) await d.usage.withdraw(task).catch(() => undefined);
+    throw error;
+  }
+  if (!created) return answer((await d.store.get(id))!, headers);
   record(metric.tasksSubmitted, 1, unit.Count, { model: task.model });
   const outcome = await submitUpstream(task, d, { heldLease: task.submit_lease_until });
   return answer(outcome ?? task, headers);
