@@ -184,17 +184,17 @@ export class TaskStore {
     return task?.owner === owner ? task : undefined;
   }
 
-  /** The owner's tasks, newest first, starting after the task id `after`. */
-  async listByOwner(owner: string, limit: number, after?: string): Promise<{ tasks: TaskRecord[]; hasMore: boolean }> {
+  /** The owner's tasks, newest first (or oldest first, `asc`), starting after the task id `after`. */
+  async listByOwner(owner: string, limit: number, after?: string, order: 'asc' | 'desc' = 'desc'): Promise<{ tasks: TaskRecord[]; hasMore: boolean }> {
     const { byOwner } = tableSchema;
     const { Items = [] } = await this.db.send(
       new QueryCommand({
         TableName: this.table,
         IndexName: byOwner.indexName,
-        KeyConditionExpression: after ? '#o = :o AND #id < :after' : '#o = :o',
+        KeyConditionExpression: after ? `#o = :o AND #id ${order === 'asc' ? '>' : '<'} :after` : '#o = :o',
         ExpressionAttributeNames: after ? { '#o': byOwner.partitionKey, '#id': byOwner.sortKey } : { '#o': byOwner.partitionKey },
         ExpressionAttributeValues: after ? { ':o': owner, ':after': after } : { ':o': owner },
-        ScanIndexForward: false,
+        ScanIndexForward: order === 'asc',
         Limit: limit + 1,
       }),
     );

@@ -1,16 +1,26 @@
 import { config } from '../shared/config';
 import { cancelTask } from '../shared/core/cancel';
+import { createVideo } from '../shared/core/openai';
 import { submitTask } from '../shared/core/submit';
 import type { HttpEvent } from '../shared/http';
 import { httpHandler } from '../shared/handler-kit';
+import { inputImages } from '../shared/parts-s3';
 import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore, usageStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
 
 /** The write side of the task API: submit, and cancel (which may ask the upstream to stop). */
-const writes = (event: HttpEvent, deps: Parameters<typeof submitTask>[1]) =>
-  event.routeKey === 'POST /v1/videos/generations/{id}/cancel' ? cancelTask(event, deps) : submitTask(event, deps);
+const writes = (event: HttpEvent, deps: Parameters<typeof createVideo>[1]) => {
+  switch (event.routeKey) {
+    case 'POST /v1/videos/generations/{id}/cancel':
+      return cancelTask(event, deps);
+    case 'POST /v1/videos':
+      return createVideo(event, deps);
+    default:
+      return submitTask(event, deps);
+  }
+};
 
 export const handler = httpHandler(writes, {
   config: c,
@@ -20,6 +30,7 @@ export const handler = httpHandler(writes, {
   idempotency: idempotencyStore(c),
   upstreams: upstreamRegistry(c),
   circuits: circuits(c),
+  inputs: inputImages(c),
   queues: queues(c),
   callbackSecret: callbackSecret(c),
 });

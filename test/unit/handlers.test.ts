@@ -206,9 +206,11 @@ function gateway(env: Record<string, string> = {}): Harness {
     findStored: vi.fn<VideoStore['findStored']>(async () => undefined),
     copy: vi.fn<VideoStore['copy']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 4096, sha256: 'ef'.repeat(32), contentType: 'video/mp4' })),
   } as unknown as Harness['archiver'];
+  const inputs = { put: async (key: string) => `https://vtg-unit-videos.s3.amazonaws.com/${key}?X-Amz-Signature=abc` } as unknown as Harness['inputs'];
   return {
     config,
     clock,
+    inputs,
     store: new TaskStore(db, config.TABLE_NAME, clock),
     keys: new ApiKeyStore(db, config.TABLE_NAME, 0),
     usage: new UsageStore(db, config.TABLE_NAME),

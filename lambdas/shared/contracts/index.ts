@@ -13,6 +13,7 @@
 export * from './api';
 export * from './fields';
 export * from './jobs';
+export * from './openai';
 export * from './query';
 export * from './submit';
 export * from './task';

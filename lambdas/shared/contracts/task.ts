@@ -42,6 +42,10 @@ export const taskRecordSchema = z.object({
   image_urls: z.array(z.string()),
   characters: z.array(characterSchema),
   callback_url: z.optional(z.string()),
+  /** The client API the task was made through: its webhooks speak that dialect (absent: the seed's). */
+  dialect: z.optional(z.enum(['seed', 'openai'])),
+  /** The OpenAI dialect's `size` as the client sent it, echoed in its Video object. */
+  size: z.optional(z.string()),
   created_at: z.number(),
   updated_at: z.number(),
   completed_at: z.optional(z.number()),

@@ -3,6 +3,7 @@ import type { Circuits } from '../circuit-breaker';
 import type { Config } from '../config';
 import type { ArchiveJob, NotifyJob, PollJob } from '../contracts/jobs';
 import type { IdempotencyStore } from '../idempotency';
+import type { InputImages } from '../input-images';
 import type { UpstreamRegistry } from '../providers';
 import type { Resolver } from '../outbound';
 import type { TaskStore } from '../task-store';
@@ -26,6 +27,8 @@ export interface Gateway {
   /** Every configured upstream by name, each built on first use. */
   upstreams: UpstreamRegistry;
   videos: VideoLinks;
+  /** Reference images uploaded with a create. */
+  inputs: InputImages;
   archiver: VideoStore;
   queues: {
     archive(job: ArchiveJob, delaySeconds?: number): Promise<void>;

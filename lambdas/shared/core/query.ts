@@ -1,3 +1,4 @@
+import { contentQuerySchema, videoListQuerySchema } from '../contracts/openai';
 import { listQuerySchema, usageQuerySchema } from '../contracts/query';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
@@ -6,6 +7,7 @@ import { publicModel, type CatalogModel } from '../catalog';
 import { adminQuery, type AdminNeeds } from './admin';
 import type { Needs } from './deps';
 import { usageReport, type UsageNeeds } from './usage';
+import { videoObject } from './openai-view';
 import { taskView } from './view';
 
 type QueryNeeds = Needs<'store' | 'keys' | 'videos' | 'usage'> & {
@@ -40,6 +42,19 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
       return json(200, await taskView(await ownedTask(event, d), d.videos));
     case 'GET /v1/videos/generations/{id}/content':
       return contentRedirect(event, d);
+    case 'GET /v1/videos':
+      return listVideos(event, d);
+    case 'GET /v1/videos/{id}': {
+      const task = await ownedTask(event, d);
+      const open = task.state !== 'succeeded' && task.state !== 'failed';
+      return json(200, videoObject(task), open ? { 'openai-poll-after-ms': String(POLL_AFTER_MS) } : {});
+    }
+    case 'GET /v1/videos/{id}/content': {
+      const { variant } = parseWith(contentQuerySchema, event.queryStringParameters ?? {});
+      // The upstreams hand over the video alone: there is never a thumbnail or spritesheet to serve.
+      if (variant !== 'video') throw new ApiError(404, 'not_found', `no ${variant} is stored for this video; only variant=video is served`, 'variant');
+      return contentRedirect(event, d);
+    }
     default:
       throw new ApiError(404, 'not_found', `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim());
   }
@@ -59,6 +74,17 @@ async function listTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
   const { tasks, hasMore } = await d.store.listByOwner(key.key_hash, limit, after);
   const data = await Promise.all(tasks.map((t) => taskView(t, d.videos)));
   return json(200, { object: 'list', data, has_more: hasMore, next_cursor: hasMore ? (tasks.at(-1)?.id ?? null) : null });
+}
+
+/** How soon an OpenAI client should ask again about an unfinished video. */
+const POLL_AFTER_MS = 2000;
+
+async function listVideos(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
+  const key = await d.keys.authenticate(event);
+  const { limit, after, order } = parseWith(videoListQuerySchema, event.queryStringParameters ?? {});
+  const { tasks, hasMore } = await d.store.listByOwner(key.key_hash, limit, after, order);
+  const data = tasks.map(videoObject);
+  return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore });
 }
 
 async function contentRedirect(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {

@@ -1,5 +1,6 @@
 import { submitBodySchema, type SubmitRequest } from '../contracts/submit';
 import type { TaskRecord } from '../contracts/task';
+import type { ApiKeyRecord } from '../api-keys';
 import { backoffSeconds } from '../backoff';
 import { callbackUrl } from '../callback-token';
 import { ApiError, header, json, parseJsonBody, parseWith, type HttpEvent, type HttpResult } from '../http';
@@ -18,36 +19,56 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-type SubmitNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
+export type SubmitNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
 export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
   const request = parseWith(submitBodySchema(d.config.catalog.models), parseJsonBody(event));
-  await checkPolicy(request, d);
   const headers: Record<string, string> = request.usedDeprecatedFields
     ? { deprecation: 'true', link: '</openapi.json>; rel="deprecation"' }
     : {};
+  const task = refusedAtOnce(await createTask(event, key, request, d), headers);
+  return json(200, { id: task.id }, headers);
+}
 
+/** What a dialect adds to the task beside the seed request. */
+export type TaskExtras = Partial<Pick<TaskRecord, 'dialect' | 'size'>>;
+
+/**
+ * The one way a task is made, whatever the dialect: the gateway's policy on the request,
+ * the Idempotency-Key, the key's limits, the record, then the upstream. Answers the task as
+ * it stands after the first hand-off (or as recorded by the request an Idempotency-Key replays).
+ */
+export async function createTask(
+  event: HttpEvent,
+  key: ApiKeyRecord,
+  request: SubmitRequest,
+  d: SubmitNeeds,
+  extras: TaskExtras = {},
+  /** What a replay must match, when the request holds something minted per attempt (an uploaded image's link). */
+  identity: unknown = { ...request, ...extras },
+): Promise<TaskRecord> {
+  await checkPolicy(request, d);
   const now = d.store.now();
   let id = newTaskId(now);
   const idempotencyKey = header(event, 'idempotency-key');
   if (idempotencyKey !== undefined) {
     if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY)
       throw ApiError.invalid(`Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`, 'Idempotency-Key');
-    const claim = await d.idempotency.claim(key.key_hash, idempotencyKey, fingerprint(request), id, now);
+    const claim = await d.idempotency.claim(key.key_hash, idempotencyKey, fingerprint(identity), id, now);
     if (claim.kind === 'conflict')
       throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was used with a different request body');
     if (claim.kind === 'replay') {
       id = claim.taskId;
       const existing = await d.store.get(id);
       // A replay of a request whose first attempt died before recording the task carries on below.
-      if (existing) return answer(existing, headers);
+      if (existing) return existing;
     }
   }
 
-  const task = newTask(id, key.key_hash, request, now, d.config);
+  const task: TaskRecord = { ...newTask(id, key.key_hash, request, now, d.config), ...extras };
   // The key's limits, and its seconds reserved, before anything of the task is written: a 429 leaves no trace.
   const reserved = await d.usage.reserve(task, effectiveLimits(key.limits, d.config.DEFAULT_LIMITS), (taskId) => d.store.get(taskId));
   if (reserved.active) task.usage_active = true;
@@ -60,20 +81,20 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
     if ((await d.store.get(id).catch(() => task)) === undefined) await d.usage.withdraw(task).catch(() => undefined);
     throw error;
   }
-  if (!created) return answer((await d.store.get(id))!, headers);
+  if (!created) return (await d.store.get(id))!;
   record(metric.tasksSubmitted, 1, unit.Count, { model: task.model });
   const outcome = await submitUpstream(task, d, { heldLease: task.submit_lease_until });
-  return answer(outcome ?? task, headers);
+  return outcome ?? task;
 }
 
-/** The client's answer: its id, or the upstream's refusal when the task failed at once. */
-function answer(task: TaskRecord, headers: Record<string, string>): HttpResult {
+/** The task the client is answered with, or the upstream's refusal (400) when it failed at once. */
+export function refusedAtOnce(task: TaskRecord, headers: Record<string, string> = {}): TaskRecord {
   if (task.state === 'failed' && task.error_code === 'upstream_rejected')
     throw new ApiError(400, 'upstream_rejected', task.error_message ?? 'the upstream refused the request', undefined, {
       ...headers,
       'x-task-id': task.id,
     });
-  return json(200, { id: task.id }, headers);
+  return task;
 }
 
 /** How long submit waits for the client URLs' host names to resolve; slower names pass (see `refusedResolution`). */

@@ -1,0 +1,121 @@
+import { createHash, randomUUID } from 'node:crypto';
+import busboy from 'busboy';
+import { submitBodySchema } from '../contracts/submit';
+import { openaiToSeedBody, OpenaiFieldError, seedToOpenaiParam } from '../contracts/openai';
+import type { TaskRecord } from '../contracts/task';
+import { ApiError, header, parseJsonBody, rawBody, json, type HttpEvent, type HttpResult } from '../http';
+import { inputKey } from '../input-images';
+import type { Needs } from './deps';
+import { videoObject } from './openai-view';
+import { createTask, refusedAtOnce, type SubmitNeeds } from './submit';
+
+/** An uploaded `input_reference` image is at most this big; the route's body limit leaves room for the other fields. */
+export const MAX_INPUT_IMAGE_BYTES = 10 * 1024 * 1024;
+export const MAX_VIDEOS_BODY_BYTES = MAX_INPUT_IMAGE_BYTES + 64 * 1024;
+
+interface UploadedImage {
+  bytes: Buffer;
+  type: string;
+  ext: string;
+}
+
+/** The image kinds an upload may be, told by their first bytes (a client's declared type is not trusted). */
+function imageKind(bytes: Buffer): { type: string; ext: string } | undefined {
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return { type: 'image/png', ext: 'png' };
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return { type: 'image/jpeg', ext: 'jpg' };
+  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return { type: 'image/webp', ext: 'webp' };
+  return undefined;
+}
+
+/** A multipart/form-data body: its text fields, and the `input_reference` file if one was sent. */
+function parseMultipart(event: HttpEvent, type: string): Promise<{ fields: Record<string, string>; image?: UploadedImage }> {
+  return new Promise((resolve, reject) => {
+    const fields: Record<string, string> = {};
+    let image: UploadedImage | undefined;
+    let failure: ApiError | undefined;
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: MAX_INPUT_IMAGE_BYTES, files: 1, fields: 50 } });
+    } catch {
+      reject(ApiError.invalid('request body is not valid multipart/form-data'));
+      return;
+    }
+    parser.on('field', (name, value) => {
+      fields[name] = value;
+    });
+    parser.on('file', (name, stream) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('limit', () => {
+        failure = new ApiError(413, 'payload_too_large', `input_reference is over ${MAX_INPUT_IMAGE_BYTES / 1024 / 1024} MiB`, 'input_reference');
+      });
+      stream.on('end', () => {
+        if (name !== 'input_reference') {
+          failure ??= ApiError.invalid(`unexpected file field ${name}`, name);
+          return;
+        }
+        const bytes = Buffer.concat(chunks);
+        const kind = imageKind(bytes);
+        if (!kind) failure ??= ApiError.invalid('input_reference must be a PNG, JPEG or WebP image', 'input_reference');
+        else image = { bytes, ...kind };
+      });
+    });
+    parser.on('error', () => reject(ApiError.invalid('request body is not valid multipart/form-data')));
+    parser.on('close', () => (failure ? reject(failure) : resolve({ fields, image })));
+    parser.end(rawBody(event));
+  });
+}
+
+async function createBody(event: HttpEvent): Promise<{ fields: Record<string, unknown>; image?: UploadedImage }> {
+  const type = header(event, 'content-type') ?? '';
+  if (/^multipart\/form-data/i.test(type.trim())) {
+    if (rawBody(event).length > MAX_VIDEOS_BODY_BYTES)
+      throw new ApiError(413, 'payload_too_large', `request body is over ${MAX_VIDEOS_BODY_BYTES / 1024} KiB`);
+    return parseMultipart(event, type);
+  }
+  const body = parseJsonBody(event);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw ApiError.invalid('request body must be a JSON object');
+  return { fields: body as Record<string, unknown> };
+}
+
+/** A seed rule's complaint, in the OpenAI dialect's field names. */
+function asOpenaiError(error: ApiError): ApiError {
+  const param = error.param === undefined ? undefined : (seedToOpenaiParam[error.param] ?? error.param);
+  const seedName = error.param?.replace(/\[\d+\]$/, '');
+  const message = seedName && param && seedName !== param ? error.message.replace(seedName, param) : error.message;
+  return new ApiError(error.status, error.code, message, param, error.headers);
+}
+
+/** A 5xx of a create that may have recorded the task: the SDK must not retry it blind (it sends no Idempotency-Key of its own). */
+const noBlindRetry = (error: unknown): unknown => {
+  const status = error instanceof ApiError ? error.status : 500;
+  if (status < 500) return error;
+  const base = error instanceof ApiError ? error : new ApiError(500, 'internal_error', 'internal error');
+  return new ApiError(base.status, base.code, base.message, base.param, { ...base.headers, 'x-should-retry': 'false' });
+};
+
+/** `POST /v1/videos`: OpenAI's create, made into the same task a seed submit makes. */
+export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inputs'>): Promise<HttpResult> {
+  const key = await d.keys.authenticate(event);
+  const { fields, image } = await createBody(event);
+  const models = d.config.catalog.models;
+  let seedBody: Record<string, unknown>;
+  try {
+    seedBody = openaiToSeedBody(fields, models, image ? ['https://upload.invalid/input_reference'] : []);
+  } catch (error) {
+    if (error instanceof OpenaiFieldError) throw ApiError.invalid(error.message, error.param);
+    throw error;
+  }
+  const parsed = submitBodySchema(models).safeParse(seedBody);
+  if (!parsed.success) throw asOpenaiError(ApiError.fromZod(parsed.error));
+  const request = parsed.data;
+  const extras = { dialect: 'openai' as const, ...(typeof fields.size === 'string' ? { size: fields.size.trim() } : {}) };
+  const identity = { ...request, ...extras, image_urls: image ? [`sha256:${createHash('sha256').update(image.bytes).digest('hex')}`] : request.image_urls };
+  try {
+    if (image) request.image_urls = [await d.inputs.put(inputKey(randomUUID(), image.ext), image.bytes, image.type)];
+    const task = refusedAtOnce(await createTask(event, key, request, d, extras, identity));
+    return json(200, videoObject(task));
+  } catch (error) {
+    throw noBlindRetry(error instanceof ApiError && error.status === 400 ? asOpenaiError(error) : error);
+  }
+}

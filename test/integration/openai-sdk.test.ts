@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './helpers';
+
+let h: Harness;
+let client: OpenAI;
+
+/** The smallest PNG: a 1x1 pixel. */
+const png = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+beforeAll(async () => {
+  h = await startHarness({ renderMs: 300 });
+  client = new OpenAI({ baseURL: `${h.gw.url}/v1`, apiKey: h.gw.apiKey, maxRetries: 0 });
+}, 60_000);
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const until = (id: string, status: string) =>
+  h.waitFor(`video ${id} to be ${status}`, async () => {
+    const video = await client.videos.retrieve(id);
+    return video.status === status ? video : undefined;
+  });
+
+describe('the official openai SDK against the local gateway', () => {
+  it('creates a video as multipart, polls it to completed, and downloads the archived bytes', async () => {
+    const created = await client.videos.create({ model: 'sora-2', prompt: 'a lighthouse at dusk', seconds: '10' as never, size: '720x1280' });
+    expect(created).toMatchObject({
+      object: 'video',
+      model: 'sora-2',
+      prompt: 'a lighthouse at dusk',
+      size: '720x1280',
+      seconds: '10',
+      remixed_from_video_id: null,
+      error: null,
+    });
+    expect(['queued', 'in_progress']).toContain(created.status);
+    const first = await client.videos.retrieve(created.id).withResponse();
+    expect(first.response.headers.get('content-type')).toMatch(/^application\/json/);
+
+    const done = await until(created.id, 'completed');
+    expect(done).toMatchObject({ id: created.id, progress: 100, size: '720x1280', seconds: '10' });
+    expect(done.completed_at).toBeGreaterThanOrEqual(done.created_at);
+
+    // The same task read in the seed dialect: its archived video's digest.
+    const seed = (await (await h.api(`/v1/videos/generations/${created.id}`)).json()) as { aspect_ratio: string; video: { sha256: string } };
+    expect(seed.aspect_ratio).toBe('9:16');
+    const content = await client.videos.downloadContent(created.id);
+    const bytes = Buffer.from(await content.arrayBuffer());
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(seed.video.sha256);
+  });
+
+  it('creates a video with an uploaded reference image, which the upstream is given as a link', async () => {
+    const created = await client.videos.create({
+      model: 'sora-2',
+      prompt: 'the same lighthouse, at dawn',
+      input_reference: await toFile(png, 'ref.png', { type: 'image/png' }),
+    });
+    expect(created).toMatchObject({ object: 'video', size: '1280x720', seconds: '10' });
+    await until(created.id, 'completed');
+    const job = [...h.gw.upstream.tasks.values()].find((t) => t.prompt === 'the same lighthouse, at dawn')!;
+    const links = JSON.stringify(job.body).match(/http[^"]*\/inputs\/[^"]*/g) ?? [];
+    expect(links).toHaveLength(1);
+    const image = await fetch(links[0]!.replaceAll('\\u0026', '&'));
+    expect(image.status).toBe(200);
+    expect(Buffer.from(await image.arrayBuffer()).equals(png)).toBe(true);
+  });
+
+  it('takes a JSON body with input_reference.image_url, and a seed task reads as a Video', async () => {
+    const res = await h.api('/v1/videos', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sora-2-pro', prompt: 'waves', seconds: '25', input_reference: { image_url: 'http://127.0.0.1:9/ref.png' } }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ object: 'video', model: 'sora-2-pro', seconds: '25', size: '1280x720' });
+
+    const seed = (await (await h.submit({ model: 'sora-2', prompt: 'made in the seed dialect', aspect_ratio: '9:16' })).json()) as { id: string };
+    expect(await client.videos.retrieve(seed.id)).toMatchObject({ id: seed.id, object: 'video', size: '720x1280', seconds: '10' });
+  });
+
+  it('lists every video across pages with auto-pagination, newest first, and oldest first with order=asc', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await client.videos.create({ model: 'sora-2', prompt: `page item ${i}` })).id);
+    const seen: string[] = [];
+    for await (const video of client.videos.list({ limit: 2 })) seen.push(video.id);
+    expect(seen.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual([...seen].sort().reverse());
+    expect(seen.slice(0, 5)).toEqual([...ids].reverse());
+
+    const asc: string[] = [];
+    for await (const video of client.videos.list({ limit: 3, order: 'asc' })) asc.push(video.id);
+    expect(asc).toEqual([...seen].reverse());
+
+    const page = await client.videos.list({ limit: 2 });
+    expect(page.data).toHaveLength(2);
+    expect(page.has_more).toBe(true);
+  });
+
+  it('answers each field rule as a BadRequestError naming the field', async () => {
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ prompt: 'x' }, 'model', /model is required/],
+      [{ model: 'no-such-model', prompt: 'x' }, 'model', /model must be one of/],
+      [{ model: 'sora-2', prompt: '   ' }, 'prompt', /prompt must not be empty/],
+      [{ model: 'sora-2', prompt: 'x', seconds: '25' }, 'seconds', /seconds 25 is only available with sora-2-pro/],
+      [{ model: 'sora-2', prompt: 'x', seconds: '7' }, 'seconds', /seconds must be 10 or 15/],
+      [{ model: 'sora-2', prompt: 'x', size: '1024x1024' }, 'size', /size must be WxH in one of sora-2's aspect ratios/],
+      [{ model: 'sora-2', prompt: 'x', size: 'big' }, 'size', /size must be WxH/],
+      [{ model: 'sora-2', prompt: 'x', callback_url: 'ftp://example.com/hook' }, 'callback_url', /callback_url must be an http\(s\) URL/],
+    ];
+    for (const [body, param, message] of cases) {
+      const error = await client.videos.create(body as never).catch((e: unknown) => e);
+      expect(error, JSON.stringify(body)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((error as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(body)).toBe(param);
+      expect((error as Error).message, JSON.stringify(body)).toMatch(message);
+    }
+    const notImage = await client.videos
+      .create({ model: 'sora-2', prompt: 'x', input_reference: await toFile(Buffer.from('not an image'), 'ref.png', { type: 'image/png' }) })
+      .catch((e: unknown) => e);
+    expect(notImage).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((notImage as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('input_reference');
+  });
+
+  it('answers an unknown key with AuthenticationError and an unknown video with NotFoundError', async () => {
+    const stranger = new OpenAI({ baseURL: `${h.gw.url}/v1`, apiKey: 'vtg_not_a_key_of_this_gateway', maxRetries: 0 });
+    await expect(stranger.videos.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(client.videos.retrieve('task_00000000000000000000000000')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const variant = await fetch(`${h.gw.url}/v1/videos/task_00000000000000000000000000/content?variant=thumbnail`, {
+      headers: { authorization: `Bearer ${h.gw.apiKey}` },
+    });
+    expect(variant.status).toBe(404);
+  });
+});
