@@ -17,7 +17,7 @@ import { bundledKindDefines, kindsFor } from './bundled-kinds';
 import { GatewayHttpApi } from './gateway-http-api';
 import { GatewaySecrets, pascalName } from './gateway-secrets';
 import { keyedUpstream, type StageConfig } from './stage-config';
-import { GatewayStorage, videoKeyPrefix } from './storage';
+import { GatewayStorage, inputKeyPrefix, videoKeyPrefix } from './storage';
 import { WorkQueue } from './work-queue';
 
 /** The repository root: `lambdas/`, `package.json` and `package-lock.json` live here. */
@@ -259,6 +259,12 @@ export class GatewayStack extends Stack {
     callbackSecret.grantRead(submit.function);
     notifyQueue.grantSendMessages(submit.function);
     pollQueue.grantSendMessages(submit.function);
+    // submit also stores an uploaded reference image (and signs the upstream's GET of it),
+    // and a client's delete removes the task's video.
+    submit.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject'], resources: [bucket.arnForObjects(`${inputKeyPrefix}*`)] }),
+    );
+    submit.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: [bucket.arnForObjects(`${videoKeyPrefix}*`)] }));
 
     // query: reads only; presigned URLs for task views and the /content redirect.
     table.grantReadData(query.function);

@@ -8,6 +8,8 @@ import { tableSchema } from '../lambdas/shared/table-schema';
 
 /** Archived videos live at `videos/{id}.mp4`; the event filter and the IAM grants use this. */
 export const videoKeyPrefix = 'videos/';
+/** Reference images clients upload with an OpenAI-dialect create. */
+export const inputKeyPrefix = 'inputs/';
 export const videoKeySuffix = '.mp4';
 
 /**

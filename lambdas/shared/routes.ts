@@ -8,7 +8,7 @@ export type LambdaName = (typeof lambdaNames)[number];
 export const configuredLambdaNames = lambdaNames.filter((n): n is Exclude<LambdaName, 'console'> => n !== 'console');
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** API Gateway path template: `{name}` matches one path segment. */
   path: string;
   lambda: LambdaName;
@@ -20,11 +20,13 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/videos/generations/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/generations/{id}/content', lambda: 'query' },
   { method: 'POST', path: '/v1/videos/generations/{id}/cancel', lambda: 'submit' },
+  { method: 'DELETE', path: '/v1/videos/generations/{id}', lambda: 'submit' },
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
   { method: 'POST', path: '/v1/videos', lambda: 'submit' },
   { method: 'GET', path: '/v1/videos', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/{id}/content', lambda: 'query' },
+  { method: 'DELETE', path: '/v1/videos/{id}', lambda: 'submit' },
   { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'GET', path: '/v1/usage', lambda: 'query' },
   { method: 'GET', path: '/openapi.json', lambda: 'query' },

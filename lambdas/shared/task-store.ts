@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { conditionalPut } from './aws/conditional-put';
 import { taskRecordSchema, type Attempt, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
@@ -176,6 +176,11 @@ export class TaskStore {
     if (!isTaskId(id)) return undefined; // not one of ours; also keeps odd input away from the key
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: taskKey(id), ConsistentRead: true }));
     return Item ? taskRecordSchema.parse(Item) : undefined;
+  }
+
+  /** Forget a finished task (the client's delete): its usage records are kept apart and stay. */
+  async remove(id: string): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.table, Key: taskKey(id) }));
   }
 
   /** A task as its owner sees it: another key's task does not exist. */

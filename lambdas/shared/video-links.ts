@@ -1,4 +1,4 @@
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 
 /** Where a task's video lives in the bucket; the stack's notification filter matches it. */
@@ -18,5 +18,10 @@ export class VideoLinks {
       expiresIn: this.presignSeconds,
     });
     return { url, expiresAt: Math.floor(now / 1000) + this.presignSeconds };
+  }
+
+  /** Delete a stored video (the client's delete); a key already gone is no error. */
+  async remove(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 }

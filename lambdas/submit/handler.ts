@@ -1,22 +1,25 @@
 import { config } from '../shared/config';
-import { cancelTask } from '../shared/core/cancel';
+import { cancelTask, deleteTask } from '../shared/core/cancel';
 import { createVideo } from '../shared/core/openai';
 import { submitTask } from '../shared/core/submit';
 import type { HttpEvent } from '../shared/http';
 import { httpHandler } from '../shared/handler-kit';
-import { inputImages } from '../shared/parts-s3';
+import { inputImages, videoLinks } from '../shared/parts-s3';
 import { callbackSecret, circuits, idempotencyStore, keyStore, queues, taskStore, usageStore } from '../shared/parts';
 import { upstreamRegistry } from '../shared/providers';
 
 const c = config();
 
 /** The write side of the task API: submit, and cancel (which may ask the upstream to stop). */
-const writes = (event: HttpEvent, deps: Parameters<typeof createVideo>[1]) => {
+const writes = (event: HttpEvent, deps: Parameters<typeof createVideo>[1] & Parameters<typeof deleteTask>[1]) => {
   switch (event.routeKey) {
     case 'POST /v1/videos/generations/{id}/cancel':
       return cancelTask(event, deps);
     case 'POST /v1/videos':
       return createVideo(event, deps);
+    case 'DELETE /v1/videos/{id}':
+    case 'DELETE /v1/videos/generations/{id}':
+      return deleteTask(event, deps);
     default:
       return submitTask(event, deps);
   }
@@ -31,6 +34,7 @@ export const handler = httpHandler(writes, {
   upstreams: upstreamRegistry(c),
   circuits: circuits(c),
   inputs: inputImages(c),
+  videos: videoLinks(c),
   queues: queues(c),
   callbackSecret: callbackSecret(c),
 });

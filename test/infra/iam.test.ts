@@ -61,8 +61,13 @@ const wildcardExceptions: { resource: string; actions: RegExp; reason: string }[
   },
   {
     resource: 'videoBucket/videos/*',
-    actions: /^s3:(GetObject|PutObject|AbortMultipartUpload|ListMultipartUploadParts)$/,
+    actions: /^s3:(GetObject|PutObject|AbortMultipartUpload|ListMultipartUploadParts|DeleteObject)$/,
     reason: 'video objects are named by task id, so only their prefix can be granted',
+  },
+  {
+    resource: 'videoBucket/inputs/*',
+    actions: /^s3:(GetObject|PutObject)$/,
+    reason: 'uploaded reference images are named when they arrive, so only their prefix can be granted',
   },
 ];
 
@@ -103,7 +108,16 @@ function capabilities(statement: Statement): string[] {
 }
 
 const expectedAccess: Record<LambdaName, string[]> = {
-  submit: ['write table', 'read upstreamKey', 'read callbackSecret', 'send notifyQueue', 'send pollQueue'],
+  submit: [
+    'write table',
+    'read upstreamKey',
+    'read callbackSecret',
+    'send notifyQueue',
+    'send pollQueue',
+    'upload videoBucket/inputs/*',
+    'read videoBucket/inputs/*',
+    'delete videoBucket/videos/*',
+  ],
   query: ['read table', 'read videoBucket/videos/*'],
   callback: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
   archive: ['consume archiveQueue', 'write table', 'read upstreamKey', 'upload videoBucket/videos/*', 'read videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
@@ -135,13 +149,15 @@ describe('least privilege', () => {
     expect([...access].sort()).toEqual(['log ownLogGroup', 'trace', ...expectedAccess[name]].sort());
   });
 
-  it('only the archive Lambda may write videos; it may look at them (HeadObject) but not delete them', () => {
+  it('only the archive Lambda may write videos, and only submit (a client\'s delete) may delete one', () => {
     const archive = statementsOf('archive').filter((st) => asArray(st.Action).some((a) => a.startsWith('s3:')));
     expect(archive.flatMap((st) => asArray(st.Action)).sort()).toEqual(
       ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject'].sort(),
     );
-    for (const name of lambdaNames.filter((n) => n !== 'archive'))
-      expect(statementsOf(name).flatMap((st) => asArray(st.Action))).not.toContain('s3:PutObject');
+    const onVideos = (name: (typeof lambdaNames)[number], action: string) =>
+      statementsOf(name).some((st) => asArray(st.Action).includes(action) && resourcesOf(st).includes('videoBucket/videos/*'));
+    for (const name of lambdaNames.filter((n) => n !== 'archive')) expect(onVideos(name, 's3:PutObject'), name).toBe(false);
+    for (const name of lambdaNames) expect(onVideos(name, 's3:DeleteObject'), name).toBe(name === 'submit');
   });
 
   it('the query Lambda cannot change the table', () => {

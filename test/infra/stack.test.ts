@@ -460,6 +460,21 @@ describe('HTTP API', () => {
     expect(routeKeys.sort()).toEqual([...routes.map(routeKey), '$default'].sort());
   });
 
+  it('serves the OpenAI Videos dialect and the seed dialect\'s delete and cancel', () => {
+    const routeKeys = resourcesOfType(s.json, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties!.RouteKey);
+    expect(routeKeys).toEqual(
+      expect.arrayContaining([
+        'POST /v1/videos',
+        'GET /v1/videos',
+        'GET /v1/videos/{id}',
+        'GET /v1/videos/{id}/content',
+        'DELETE /v1/videos/{id}',
+        'DELETE /v1/videos/generations/{id}',
+        'POST /v1/videos/generations/{id}/cancel',
+      ]),
+    );
+  });
+
   it('sends each route to the Lambda the table names', () => {
     const integrationTarget = (target: unknown) => {
       const integrationId = render(target).replace(/^integrations\/<(.+)>$/, '$1');

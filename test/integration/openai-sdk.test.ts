@@ -137,3 +137,38 @@ describe('the official openai SDK against the local gateway', () => {
     expect(variant.status).toBe(404);
   });
 });
+
+describe('delete, in both dialects', () => {
+  it('deletes a finished video: the SDK gets video.deleted, then NotFoundError, and the task is gone from the seed dialect too', async () => {
+    const created = await client.videos.create({ model: 'sora-2', prompt: 'to be deleted' });
+    await until(created.id, 'completed');
+    const seed = (await (await h.api(`/v1/videos/generations/${created.id}`)).json()) as { video: { url: string } };
+    expect((await fetch(seed.video.url)).status).toBe(200);
+
+    expect(await client.videos.delete(created.id)).toEqual({ id: created.id, object: 'video.deleted', deleted: true });
+    await expect(client.videos.retrieve(created.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(client.videos.downloadContent(created.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect((await h.api(`/v1/videos/generations/${created.id}`)).status).toBe(404);
+    expect((await fetch(seed.video.url)).status).toBe(404);
+  });
+
+  it('deletes a queued seed task through the seed route: cancelled first, then gone from both dialects', async () => {
+    // The upstream is down for this task: it stays queued.
+    const { id } = (await (await h.submit({ model: 'sora-2', prompt: 'deleted while queued sim:503' })).json()) as { id: string };
+    expect((await client.videos.retrieve(id)).status).toBe('queued');
+    const res = await h.api(`/v1/videos/generations/${id}`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ id, object: 'video.deleted', deleted: true });
+    expect((await h.api(`/v1/videos/generations/${id}`)).status).toBe(404);
+    await expect(client.videos.retrieve(id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('keeps a task the upstream is rendering and cannot stop: 409, and it still reads', async () => {
+    const created = await client.videos.create({ model: 'sora-2', prompt: 'long render sim:render=60000' });
+    await until(created.id, 'in_progress');
+    const error = await client.videos.delete(created.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.ConflictError);
+    expect((error as Error).message).toMatch(/cannot be stopped/);
+    expect((await client.videos.retrieve(created.id)).status).toBe('in_progress');
+  });
+});

@@ -23,19 +23,39 @@ export async function cancelTask(event: HttpEvent, d: CancelNeeds): Promise<Http
   const key = await d.keys.authenticate(event);
   const task = await d.store.getOwned(event.pathParameters?.id ?? '', key.key_hash);
   if (!task) throw ApiError.notFound();
+  return json(200, await taskView(await cancelOwned(task, d), noVideos));
+}
+
+/**
+ * `DELETE /v1/videos/generations/{id}` and `DELETE /v1/videos/{id}`: a task not yet finished
+ * is cancelled first; then its video and its record are gone (404 in both dialects after).
+ */
+export async function deleteTask(event: HttpEvent, d: CancelNeeds & Needs<'videos'>): Promise<HttpResult> {
+  const key = await d.keys.authenticate(event);
+  const task = await d.store.getOwned(event.pathParameters?.id ?? '', key.key_hash);
+  if (!task) throw ApiError.notFound();
+  const ended = task.state === 'succeeded' || task.state === 'failed' ? task : await cancelOwned(task, d);
+  if (ended.video_key) await d.videos.remove(ended.video_key);
+  await d.store.remove(task.id);
+  logger.info('task deleted by the client', { taskId: task.id });
+  return json(200, { id: task.id, object: 'video.deleted', deleted: true });
+}
+
+/** Cancel the owner's task as the cancel route does; answers the ended task. */
+async function cancelOwned(task: TaskRecord, d: CancelNeeds): Promise<TaskRecord> {
   if (task.state === 'submitted' || task.state === 'in_progress') await stopUpstreamJob(task, d);
   else if (task.state !== 'queued') throw finished(task);
   const cancelled = await d.store.markFailed(task, 'cancelled', 'cancelled by the client', [task.state]);
   if (!cancelled) {
     const now = await d.store.get(task.id);
     // The upstream's own word on the stopped job got there first: the task has ended as asked.
-    if (now?.state === 'failed' && task.state !== 'queued') return json(200, await taskView(now, noVideos));
+    if (now?.state === 'failed' && task.state !== 'queued') return now;
     // It moved on meanwhile (taken by an upstream, finished): say where it is now.
     throw now && now.state !== task.state ? finished(now) : new ApiError(409, 'conflict', 'the task changed while it was being cancelled; try again');
   }
   logger.info('task cancelled by the client', { taskId: task.id, from: task.state, upstream: task.upstream });
   await afterFinish(cancelled, d);
-  return json(200, await taskView(cancelled, noVideos));
+  return cancelled;
 }
 
 async function stopUpstreamJob(task: TaskRecord, d: CancelNeeds): Promise<void> {
