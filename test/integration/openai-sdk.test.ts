@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './helpers';
+import { startHarness, startHookReceiver, type Harness } from './helpers';
 
 let h: Harness;
 let client: OpenAI;
@@ -170,5 +170,29 @@ describe('delete, in both dialects', () => {
     expect(error).toBeInstanceOf(OpenAI.ConflictError);
     expect((error as Error).message).toMatch(/cannot be stopped/);
     expect((await client.videos.retrieve(created.id)).status).toBe('in_progress');
+  });
+});
+
+describe('webhooks of tasks made in this dialect', () => {
+  it('are OpenAI events that client.webhooks.unwrap verifies with the key\'s secret', async () => {
+    const receiver = await startHookReceiver();
+    try {
+      const ok = await client.videos.create({ model: 'sora-2', prompt: 'hooked', callback_url: receiver.url } as never);
+      const failed = await client.videos.create({ model: 'sora-2', prompt: 'hooked and failing sim:fail', callback_url: receiver.url } as never);
+      await h.waitFor('two webhooks', async () => (receiver.deliveries.length >= 2 ? true : undefined));
+      const events = await Promise.all(
+        receiver.deliveries.map((delivery) => client.webhooks.unwrap(delivery.body, delivery.headers as Record<string, string>, h.gw.webhookSecret)),
+      );
+      expect(events).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ id: expect.stringMatching(/^evt_/), object: 'event', type: 'video.completed', data: { id: ok.id } }),
+          expect.objectContaining({ id: expect.stringMatching(/^evt_/), object: 'event', type: 'video.failed', data: { id: failed.id } }),
+        ]),
+      );
+      const tampered = receiver.deliveries[0]!.body.replace('video.', 'videx.');
+      await expect(client.webhooks.unwrap(tampered, receiver.deliveries[0]!.headers as Record<string, string>, h.gw.webhookSecret)).rejects.toThrow();
+    } finally {
+      await receiver.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { Webhook } from 'standardwebhooks';
 import type { NotifyJob } from '../contracts/jobs';
+import type { TaskRecord } from '../contracts/task';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
 import { clientUrlPolicy, postJson } from '../outbound';
@@ -17,6 +18,21 @@ export const NOTIFY_CAP_SECONDS = 2 * 3600;
 
 /** The id a client can deduplicate on: one per task and final status. */
 export const webhookId = (taskId: string, status: string) => `${taskId}.${status}`;
+
+/**
+ * What a task's webhook says, in the dialect it was made in: the seed's task view, or
+ * OpenAI's event (`video.completed` / `video.failed`, the Video's id). The id is the same on
+ * every attempt, so a client deduplicates on it.
+ */
+async function webhookBody(task: TaskRecord, now: number, d: Needs<'videos'>): Promise<{ id: string; payload: string }> {
+  if (task.dialect === 'openai') {
+    const type = task.state === 'succeeded' ? 'video.completed' : 'video.failed';
+    const id = `evt_${task.id}_${type.slice(6)}`;
+    return { id, payload: JSON.stringify({ id, object: 'event', created_at: Math.floor((task.completed_at ?? now) / 1000), type, data: { id: task.id } }) };
+  }
+  const view = await taskView(task, d.videos);
+  return { id: webhookId(task.id, view.status), payload: JSON.stringify(view) };
+}
 
 /**
  * One webhook attempt: POST the task view to the client's `callback_url`, signed per
@@ -39,9 +55,7 @@ export async function notifyTask(job: NotifyJob, d: NotifyNeeds): Promise<void> 
   if (!key) {
     outcome = 'the API key that made the task no longer exists';
   } else {
-    const view = await taskView(task, d.videos);
-    const payload = JSON.stringify(view);
-    const id = webhookId(task.id, view.status);
+    const { id, payload } = await webhookBody(task, now, d);
     const signature = new Webhook(key.webhook_secret).sign(id, new Date(now), payload);
     try {
       const response = await postJson(
