@@ -29,6 +29,8 @@ let h: Harness;
 let ops: Backstage;
 /** The notify queue's messages are lost (acknowledged unread) while this is set. */
 let loseNotifications = false;
+/** The task ids of the notify messages lost so far. */
+const lost: string[] = [];
 
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
@@ -43,7 +45,11 @@ beforeAll(async () => {
   const { handler } = await import('../../lambdas/notify/handler');
   const { lambdaContext } = await import('../../local/http-adapter');
   h.gw.sqs.createQueue('notify', {
-    consumer: (event: SQSEvent) => (loseNotifications ? undefined : handler(event, lambdaContext('notify', 900_000))),
+    consumer: (event: SQSEvent) => {
+      if (!loseNotifications) return handler(event, lambdaContext('notify', 900_000));
+      for (const record of event.Records) lost.push((JSON.parse(record.body) as { taskId: string }).taskId);
+      return undefined;
+    },
   });
 });
 
@@ -66,6 +72,8 @@ describe('webhook delivery', () => {
         loseNotifications = true;
         const id = await submitOk(h, { prompt, callback_url: hooks.url });
         await h.waitForStatus(id, status);
+        // The task's end is told once the usage is settled: wait for that message to be lost.
+        await h.waitFor('the notification to be lost', async () => (lost.includes(id) ? true : undefined));
         await queuesSettled(h);
         loseNotifications = false;
 

@@ -673,7 +673,13 @@ describe('bad input never becomes a 5xx, a stack trace or a write', () => {
     const claims = items.filter((i) => String(i.pk).startsWith('IDEM#')).map((i) => String(i.pk).slice(`IDEM#${owner}#`.length));
     for (const key of claims) expect(acceptedIdempotencyKeys, `claim for Idempotency-Key ${JSON.stringify(key)}`).toContain(key);
     expect(items.filter((i) => String(i.pk).startsWith('KEY#'))).toHaveLength(keyItemsAtStart);
-    const others = items.filter((i) => !/^(TASK|IDEM|KEY)#/.test(String(i.pk)));
+    // The key's usage: reservations only for accepted tasks, and every task counted once in its month.
+    const usage = items.filter((i) => String(i.pk).startsWith(`USAGE#${owner}#`));
+    for (const item of usage)
+      for (const attribute of Object.keys(item).filter((a) => a.startsWith('r:'))) expect(accepted, `reservation ${attribute}`).toContain(attribute.slice(2));
+    const months = usage.filter((i) => /#\d{4}-\d{2}$/.test(String(i.pk)));
+    expect(months.reduce((n, i) => n + Number(i['t:tasks'] ?? 0), 0)).toBe(tasks.length);
+    const others = items.filter((i) => !/^(TASK|IDEM|KEY|USAGE)#/.test(String(i.pk)));
     expect(others).toEqual([]);
   });
 });
