@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { errorBodySchema } from './contracts/api';
-import { submitBodySchema, submitResponseSchema } from './contracts/submit';
+import { defaultSizes, videoDeletedSchema, videoListSchema, videoObjectSchema } from './contracts/openai';
+import { MAX_PROMPT_CHARS, submitBodySchema, submitResponseSchema } from './contracts/submit';
 import { modelListSchema, taskListSchema, taskViewSchema, usageReportSchema } from './contracts/view';
 import type { Catalog } from './catalog';
 
@@ -30,6 +31,26 @@ function submitRequestSchema(models: Catalog['models']) {
   return json;
 }
 
+/** The OpenAI create's fields: the catalog's models, sizes as WxH of their ratios, seconds as strings. */
+function videoCreateSchema(models: Catalog['models']) {
+  const all = Object.values(models);
+  const seconds = [...new Set(all.flatMap((m) => m.durations))].sort((a, b) => a - b).map(String);
+  const sizes = [...new Set(all.flatMap((m) => m.aspectRatios.map((r) => defaultSizes[r])))];
+  return {
+    type: 'object',
+    required: ['model', 'prompt'],
+    properties: {
+      model: { type: 'string', enum: Object.keys(models) },
+      prompt: { type: 'string', minLength: 1, maxLength: MAX_PROMPT_CHARS },
+      seconds: { type: 'string', enum: seconds, description: "default: the model's own" },
+      size: { type: 'string', pattern: '^\\d+x\\d+$', example: sizes[0], description: `WxH in one of the model's aspect ratios, e.g. ${sizes.join(', ')}` },
+      input_reference: { type: 'string', format: 'binary', description: 'a PNG, JPEG or WebP image up to 10 MiB (multipart), or {image_url} (JSON)' },
+      'input_reference[image_url]': { type: 'string', format: 'uri' },
+      callback_url: { type: 'string', format: 'uri', description: 'receives the video.completed / video.failed event' },
+    },
+  };
+}
+
 const documents = new WeakMap<Catalog['models'], object>();
 
 /** The API's OpenAPI document, generated from the contracts and the catalog. */
@@ -49,6 +70,10 @@ export function openApiDocument(models: Catalog['models']): object {
         ModelList: schema(modelListSchema),
         Usage: schema(usageReportSchema),
         Error: schema(errorBodySchema),
+        Video: schema(videoObjectSchema),
+        VideoList: schema(videoListSchema),
+        VideoDeleted: schema(videoDeletedSchema),
+        VideoCreateRequest: videoCreateSchema(models),
       },
     },
     security: [{ apiKey: [] }],
@@ -85,6 +110,11 @@ export function openApiDocument(models: Catalog['models']): object {
       },
       '/v1/videos/generations/{id}': {
         get: { summary: 'A task', parameters: [taskId], responses: { '200': ok('Task'), ...errors(401, 404) } },
+        delete: {
+          summary: 'Delete a task: cancelled first if unfinished, then its stored video and record removed',
+          parameters: [taskId],
+          responses: { '200': ok('VideoDeleted'), ...errors(401, 404, 409, 503) },
+        },
       },
       '/v1/videos/tasks/{id}': {
         get: { summary: "A task (the seed provider's path)", parameters: [taskId], responses: { '200': ok('Task'), ...errors(401, 404) } },
@@ -94,6 +124,48 @@ export function openApiDocument(models: Catalog['models']): object {
           summary: 'Cancel a task: at once while queued; while rendering, where its model can be stopped',
           parameters: [taskId],
           responses: { '200': ok('Task'), ...errors(401, 404, 409, 503) },
+        },
+      },
+      '/v1/videos': {
+        post: {
+          summary: "Create a video (OpenAI's Videos API, as the official SDK sends it)",
+          parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }],
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': { schema: { $ref: '#/components/schemas/VideoCreateRequest' } },
+              'application/json': { schema: { $ref: '#/components/schemas/VideoCreateRequest' } },
+            },
+          },
+          responses: { '200': ok('Video'), ...errors(400, 401, 409, 413, 415, 429, 502, 503) },
+        },
+        get: {
+          summary: "List the caller's videos",
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'after', in: 'query', schema: { type: 'string' }, description: 'last_id of the previous page' },
+            { name: 'order', in: 'query', schema: { type: 'string', enum: ['asc', 'desc'], default: 'desc' } },
+          ],
+          responses: { '200': ok('VideoList'), ...errors(400, 401) },
+        },
+      },
+      '/v1/videos/{id}': {
+        get: {
+          summary: 'A video (any task, whichever dialect made it); unfinished ones carry openai-poll-after-ms',
+          parameters: [taskId],
+          responses: { '200': ok('Video'), ...errors(401, 404) },
+        },
+        delete: {
+          summary: 'Delete a video: cancelled first if unfinished, then its stored video and record removed',
+          parameters: [taskId],
+          responses: { '200': ok('VideoDeleted'), ...errors(401, 404, 409, 503) },
+        },
+      },
+      '/v1/videos/{id}/content': {
+        get: {
+          summary: 'Redirect to a fresh presigned URL of the video (variant=video; no thumbnail or spritesheet is stored)',
+          parameters: [taskId, { name: 'variant', in: 'query', schema: { type: 'string', enum: ['video', 'thumbnail', 'spritesheet'], default: 'video' } }],
+          responses: { '302': { description: 'redirect to the video' }, ...errors(400, 401, 404) },
         },
       },
       '/v1/videos/generations/{id}/content': {
