@@ -169,7 +169,10 @@ describe('delete, in both dialects', () => {
     const error = await client.videos.delete(created.id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.ConflictError);
     expect((error as Error).message).toMatch(/cannot be stopped/);
-    expect((await client.videos.retrieve(created.id)).status).toBe('in_progress');
+    const still = await client.videos.retrieve(created.id).withResponse();
+    expect(still.data.status).toBe('in_progress');
+    // An unfinished video tells the SDK's poller when to ask again.
+    expect(still.response.headers.get('openai-poll-after-ms')).toBe('2000');
   });
 });
 
