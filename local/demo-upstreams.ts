@@ -12,7 +12,8 @@ import { startReplicateUpstream, type ReplicateUpstream } from './replicate-upst
  * `npm start` with no catalog of the operator's: a simulator of every other dialect on
  * loopback beside the simulated upstream, and one demo model routed to each, so every kind
  * can be tried end to end. The seed's Sora models stay on the simulated upstream, as they are.
- * These simulators keep no jobs across a restart (the simulated upstream does).
+ * With `persistIn`, the OpenAI-compatible simulator keeps its jobs and port across a restart,
+ * as the simulated upstream does; the others keep none.
  */
 
 export interface DemoSimulators {
@@ -41,6 +42,8 @@ export interface DemoOptions {
   /** The embedded S3 the Bedrock simulator writes its output into. */
   s3Endpoint: string;
   region: string;
+  /** Directory the simulators that keep their jobs across a restart keep them in. */
+  persistIn?: string;
   log: (msg: string, fields?: object) => void;
 }
 
@@ -67,7 +70,7 @@ export async function startDemoUpstreams(o: DemoOptions): Promise<DemoUpstreams>
   try {
     const keep = <T extends { close(): Promise<void> }>(sim: T) => (started.push(sim), sim);
     const sims: DemoSimulators = {
-      openai: keep(await startOpenAIUpstream({ ...common, log })),
+      openai: keep(await startOpenAIUpstream({ ...common, persistIn: o.persistIn, log })),
       bedrock: keep(await startSimulatedBedrock({ host: o.host, s3, renderMs: o.renderMs, log })),
       fal: keep(await startFalUpstream({ ...common, log })),
       replicate: keep(await startReplicateUpstream({ ...common, log })),

@@ -194,6 +194,7 @@ async function startWithin(
           renderMs: options.renderMs,
           s3Endpoint: aws.s3Endpoint,
           region: 'us-east-1',
+          persistIn: join(dataDir, 'upstreams'),
           log,
         })
       : undefined;

@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import busboy from 'busboy';
+import * as z from 'zod/mini';
 import type { VideoShape } from './mp4';
-import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, type SimFaults } from './simulated-upstream';
+import { listenRemembered, openSimState } from './sim-state';
+import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, simFaultsSchema, videoShapeSchema, type SimFaults } from './simulated-upstream';
 
 /**
  * A real HTTP server speaking the OpenAI Videos API on loopback (the dialect of the `openai`
@@ -23,7 +25,8 @@ import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, type SimFaults } 
  * Faults are those of `local/simulated-upstream.ts`, by `sim:` prompt tokens or `setFaults()`:
  * submit (reject, 429, 500, 503, stall, accept-drop, accept-504), render (fail, stall, <ms>),
  * state (the word reported instead of `in_progress`), poll (500, 404), video and bytes.
- * Callback faults have nothing to act on here.
+ * Callback faults have nothing to act on here. With `persistIn`, jobs and the port survive a
+ * restart (see `sim-state.ts`): a job that was rendering finishes on its own clock.
  */
 
 export type OpenAIVideoStatus = 'queued' | 'in_progress' | 'completed' | 'failed';
@@ -53,16 +56,33 @@ export interface OpenAISimJob {
   seconds: string;
   size: string;
   /** The reference image as received: its part's filename and type, its size and sha256. */
-  inputReference: { filename: string; contentType: string; bytes: number; sha256: string } | undefined;
-  remixedFrom: string | undefined;
+  inputReference?: { filename: string; contentType: string; bytes: number; sha256: string };
+  remixedFrom?: string;
   /** The `Authorization` header of the submit, as received. */
-  authorization: string | undefined;
+  authorization?: string;
   faults: SimFaults;
   renderMs: number;
   video: VideoShape;
   createdAt: number;
-  finishedAt: number | undefined;
+  finishedAt?: number;
 }
+
+const openAISimJobSchema: z.ZodMiniType<OpenAISimJob> = z.object({
+  id: z.string(),
+  status: z.enum(['queued', 'in_progress', 'completed', 'failed']),
+  model: z.string(),
+  prompt: z.string(),
+  seconds: z.string(),
+  size: z.string(),
+  inputReference: z.optional(z.object({ filename: z.string(), contentType: z.string(), bytes: z.number(), sha256: z.string() })),
+  remixedFrom: z.optional(z.string()),
+  authorization: z.optional(z.string()),
+  faults: simFaultsSchema,
+  renderMs: z.number(),
+  video: videoShapeSchema,
+  createdAt: z.number(),
+  finishedAt: z.optional(z.number()),
+});
 
 export interface OpenAIUpstreamStats {
   submitsReceived: number;
@@ -85,6 +105,8 @@ export interface OpenAIUpstreamOptions {
   faults?: SimFaults;
   /** Size of `oversized` videos when the job names no `bytes`; default 64 MiB. */
   oversizedBytes?: number;
+  /** Directory to keep jobs and the port in across restarts (the local gateway's `<DATA_DIR>/upstreams`). */
+  persistIn?: string;
   log?: (msg: string, fields?: object) => void;
 }
 
@@ -192,7 +214,9 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
   const log = options.log ?? (() => {});
   const defaultRenderMs = options.renderMs ?? DEFAULT_RENDER_MS;
   let serverFaults: SimFaults = { ...options.faults };
-  const jobs = new Map<string, OpenAISimJob>();
+  const state = options.persistIn ? openSimState({ dir: options.persistIn, name: 'openai', job: openAISimJobSchema }) : undefined;
+  const jobs = new Map<string, OpenAISimJob>(state?.jobs);
+  const keep = (job: OpenAISimJob) => state?.put(job.id, job);
   const stats: OpenAIUpstreamStats = {
     submitsReceived: 0,
     submitsAccepted: 0,
@@ -237,14 +261,19 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
     };
   };
 
+  /** The render's steps, timed from the submit: a job kept across a restart picks up where its clock is. */
   const startRender = (job: OpenAISimJob): void => {
-    later(Math.min(job.renderMs * 0.2, 2000), () => {
-      if (job.status === 'queued') job.status = 'in_progress';
+    const at = (offset: number, fn: () => void) => later(Math.max(0, job.createdAt + offset - Date.now()), fn);
+    at(Math.min(job.renderMs * 0.2, 2000), () => {
+      if (job.status !== 'queued') return;
+      job.status = 'in_progress';
+      keep(job);
     });
     if (job.faults.render === 'stall') return;
-    later(job.renderMs, () => {
+    at(job.renderMs, () => {
       job.status = job.faults.render === 'fail' ? 'failed' : 'completed';
       job.finishedAt = Date.now();
+      keep(job);
       log('job finished', { id: job.id, status: job.status });
     });
   };
@@ -310,6 +339,7 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
       finishedAt: undefined,
     };
     jobs.set(id, job);
+    keep(job);
     stats.submitsAccepted++;
     log('job accepted', { id, model: job.model, faults });
     sendAccepted(res, faults.submit, view(job));
@@ -419,18 +449,19 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
     socket.once('close', () => sockets.delete(socket));
   });
 
-  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('openai upstream has no TCP address');
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}/v1`;
-  log('openai upstream listening', { url });
+  const listenHost = options.host ?? '127.0.0.1';
+  const port = await listenRemembered(server, listenHost, state, options.port, log);
+  const host = listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+  const url = `http://${host}:${port}/v1`;
+  log('openai upstream listening', { url, keptJobs: state?.jobs.size ?? 0 });
+  // Poll-only: nothing to send again, only renders to pick up.
+  for (const job of jobs.values()) if (job.status === 'queued' || job.status === 'in_progress') startRender(job);
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= new Promise<void>((resolve) => {
       closing = true;
+      state?.close();
       for (const t of timers) clearTimeout(t);
       timers.clear();
       server.close(() => resolve());
@@ -441,7 +472,7 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
 
   return {
     url,
-    port: address.port,
+    port,
     setFaults(faults: SimFaults) {
       serverFaults = { ...faults };
     },

@@ -104,15 +104,16 @@ export interface SimTaskRecord {
   finalCallbackDelivered?: boolean;
 }
 
-const videoShapeSchema = z.object({ seconds: z.number(), width: z.number(), height: z.number(), bytes: z.number() });
+export const videoShapeSchema = z.object({ seconds: z.number(), width: z.number(), height: z.number(), bytes: z.number() });
 
-const simFaultsSchema = z.object({
-  submit: z.optional(z.enum(['ok', 'reject', '429', '500', '503', 'stall'])),
+/** The faults a job was accepted with, as every simulator keeps them across a restart. */
+export const simFaultsSchema: z.ZodMiniType<SimFaults> = z.object({
+  submit: z.optional(z.enum(['ok', 'reject', '429', '500', '503', 'stall', 'accept-drop', 'accept-504'])),
   retryAfter: z.optional(z.number()),
   render: z.optional(z.enum(['ok', 'fail', 'stall'])),
   renderMs: z.optional(z.number()),
   callback: z.optional(z.enum(['ok', 'drop', 'duplicate'])),
-  video: z.optional(z.enum(['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall'])),
+  video: z.optional(z.enum(['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall', 'no-moov'])),
   bytes: z.optional(z.number()),
   seconds: z.optional(z.number()),
   rate: z.optional(z.number()),

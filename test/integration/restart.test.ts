@@ -37,10 +37,10 @@ const until = async <T>(what: string, probe: () => T | undefined | Promise<T | u
 const api = (path: string, init: RequestInit = {}) =>
   fetch(`http://127.0.0.1:${port}${path}`, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...init.headers } });
 
-async function submit(prompt: string): Promise<string> {
+async function submit(prompt: string, model = 'sora-2'): Promise<string> {
   const res = await api('/v1/videos/generations', {
     method: 'POST',
-    body: JSON.stringify({ model: 'sora-2', prompt, callback_url: hooks.url }),
+    body: JSON.stringify({ model, prompt, callback_url: hooks.url }),
   });
   expect(res.status).toBe(200);
   return ((await res.json()) as { id: string }).id;
@@ -70,7 +70,8 @@ async function succeeded(id: string, since: number): Promise<number> {
   return Date.now() - since;
 }
 
-const jobLines = () => (existsSync(join(dataDir, 'upstreams', 'duomi.jsonl')) ? readFileSync(join(dataDir, 'upstreams', 'duomi.jsonl'), 'utf8') : '');
+const journal = (name: string) => (existsSync(join(dataDir, 'upstreams', `${name}.jsonl`)) ? readFileSync(join(dataDir, 'upstreams', `${name}.jsonl`), 'utf8') : '');
+const jobLines = () => journal('duomi');
 const uploadedParts = () => (existsSync(uploadsDir) ? readdirSync(uploadsDir, { recursive: true }).filter((f) => /(^|\/)\d+$/.test(String(f))) : []);
 const recovery: Record<string, number> = {};
 
@@ -126,9 +127,22 @@ describe('npm start killed and started again on the same data directory', () => 
     expect((await view(id)).video.sha256).toMatch(/^[0-9a-f]{64}$/);
   }, 180_000);
 
+  it('a task rendering on a poll-only demo simulator (OpenAI-compatible) when the process died finishes after the restart', async () => {
+    const id = await submit('a slow demo render sim:render=8000', 'seedance-2.0');
+    // The simulator has the job (its journal says so) and the gateway is polling it.
+    await until('the demo simulator to take the job', () => (journal('openai').includes('a slow demo render') ? true : undefined));
+    await until('the task to be submitted', async () => ((await view(id)).status === 'in_progress' ? true : undefined));
+    // And its next poll is in the local queue's saved state, so this drill is about the simulator alone.
+    await until('the poll of the task in the saved queues', () => (readFileSync(join(dataDir, 'queues', 'sqs.json'), 'utf8').includes(id) ? true : undefined));
+    await kill();
+
+    const restarted = await start();
+    recovery.demoRender = await succeeded(id, restarted);
+  }, 180_000);
+
   it('each task succeeded once: one S3 event and one webhook delivery id per task, and no parts left', async () => {
     const list = (await (await api('/v1/videos/generations?limit=10')).json()) as { data: { id: string; status: string }[] };
-    expect(list.data).toHaveLength(3);
+    expect(list.data).toHaveLength(4);
     const events = readFileSync(join(dataDir, 's3-events.jsonl'), 'utf8')
       .trim()
       .split('\n')
