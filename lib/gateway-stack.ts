@@ -350,6 +350,13 @@ export class GatewayStack extends Stack {
     this.functions.query.acknowledgeWildcards([videos('Presigned GETs for task views and /content redirects')]);
     this.functions.notify.acknowledgeWildcards([videos('Presigned GETs in webhook bodies')]);
     this.functions.archive.acknowledgeWildcards([videos('Multipart uploads of archived videos')]);
+    this.functions.submit.acknowledgeWildcards([
+      videos('DELETE of a task removes its video'),
+      {
+        resource: `${this.arnOf(this.storage.bucket)}/${inputKeyPrefix}*`,
+        reason: `Reference images uploaded with a create are named by task id, so they can only be granted by their prefix ${inputKeyPrefix}.`,
+      },
+    ]);
   }
 
   /** A resource's ARN as cdk-nag writes it in finding ids: `<LogicalId.Arn>`. */
