@@ -27,6 +27,8 @@ const CIRCUIT_FAILURES = 4;
 const RESELLER_KEY = 'sk-reseller-route';
 
 let stage: FaultStage;
+/** The gateway's UPSTREAMS, as configured. */
+let upstreams: { name: string; [setting: string]: unknown }[];
 let h: Harness;
 let ops: Backstage;
 let dead: { url: string };
@@ -71,7 +73,7 @@ beforeAll(async () => {
   replicate = await startReplicateUpstream({ apiKey: 'r8-key', renderMs: 150 });
   openrouter = await startOpenRouterUpstream({ apiKey: 'or-key', renderMs: 150 });
   const simulated = (name: string, url: string) => ({ name, kind: 'simulated', baseUrl: url, apiKey: 'sim-key' });
-  const upstreams = [
+  upstreams = [
     // `walled` calls back, but its callbacks cannot reach the gateway: its entry asks for polling.
     ...Object.entries(sims).map(([name, sim]) => (name === 'walled' ? { ...simulated(name, sim.url), callsBack: false } : simulated(name, sim.url))),
     simulated('nowhere-dc', new URL(dead.url).origin),
@@ -448,6 +450,16 @@ describe('cancel', () => {
     const refused = await cancel(rendering);
     expect(refused).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
     expect((await view(rendering)).status).toBe('in_progress');
+  });
+});
+
+describe('what operators see', () => {
+  it('/admin/upstreams lists the health of every configured upstream, by name', async () => {
+    const admin = await h.gw.createKey('routing operator', { admin: true });
+    const res = await h.api('/admin/upstreams', { key: admin });
+    expect(res.status).toBe(200);
+    const names = ((await res.json()) as { data: { name: string }[] }).data.map((u) => u.name);
+    expect(names.sort()).toEqual(upstreams.map((u) => u.name).sort());
   });
 });
 

@@ -49,7 +49,7 @@ export async function adminQuery(event: HttpEvent, d: AdminNeeds): Promise<HttpR
 }
 
 /** The names of the upstreams this gateway is configured with. */
-export const upstreamNames = (c: Config): string[] => [c.UPSTREAM_PROVIDER];
+export const upstreamNames = (c: Config): string[] => c.catalog.upstreams.map((u) => u.name);
 
 /** A task as its client sees it, plus whose it is and how it was routed. */
 async function adminTaskView(task: TaskRecord, d: AdminNeeds) {
