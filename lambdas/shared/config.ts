@@ -17,6 +17,19 @@ const whole = (min: number) => z.coerce.number().check(z.refine(Number.isInteger
 /** One schema for every positive count: each field adds only its default (a cold start builds fewer schemas). */
 const positive = whole(1);
 const seconds = (fallback: number) => z._default(positive, fallback);
+/** A variable holding JSON (default `{}`), parsed; text that is not JSON is refused naming the variable. */
+const jsonText = (name: string) =>
+  z.pipe(
+    z._default(z.string(), '{}'),
+    z.transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.issues.push({ code: 'custom', message: `${name} must be a JSON object`, input: s });
+        return z.NEVER;
+      }
+    }),
+  );
 const url = z.url();
 /** A URL with any trailing slash removed, so paths can be appended. */
 const baseUrl = z.pipe(url, z.transform((u) => u.replace(/\/+$/, '')));
@@ -79,17 +92,7 @@ export const configSchema = z
     ),
     /** JSON object: gateway model name -> upstream model name. */
     MODEL_MAP: z.pipe(
-      z.pipe(
-        z._default(z.string(), '{}'),
-        z.transform((s, ctx) => {
-          try {
-            return JSON.parse(s) as unknown;
-          } catch {
-            ctx.issues.push({ code: 'custom', message: 'MODEL_MAP must be a JSON object', input: s });
-            return z.NEVER;
-          }
-        }),
-      ),
+      jsonText('MODEL_MAP'),
       z.partialRecord(modelName, z.string().check(z.minLength(1))),
     ),
 
@@ -124,17 +127,7 @@ export const configSchema = z
     KEY_CACHE_SECONDS: z._default(whole(0), 60),
     /** JSON object: the limits of keys without their own, e.g. {"concurrent":5,"rpm":60,"seconds_per_day":600}. */
     DEFAULT_LIMITS: z.pipe(
-      z.pipe(
-        z._default(z.string(), '{}'),
-        z.transform((s, ctx) => {
-          try {
-            return JSON.parse(s) as unknown;
-          } catch {
-            ctx.issues.push({ code: 'custom', message: 'DEFAULT_LIMITS must be a JSON object', input: s });
-            return z.NEVER;
-          }
-        }),
-      ),
+      jsonText('DEFAULT_LIMITS'),
       z.strictObject(limitsSchema.shape),
     ),
   })
