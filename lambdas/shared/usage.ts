@@ -215,9 +215,14 @@ export class UsageStore {
 
   /** Take back a reservation made by a submit that is refused after all: as if it never was. */
   private unreserve(key: { pk: string }, task: Pick<TaskRecord, 'id' | 'model' | 'duration'>) {
-    const names: Record<string, string> = { '#marker': marker(task.id) };
+    return this.closeReservation(key, task.id, { ...countsFor(task.model, { tasks: -1, requested_seconds: -task.duration }), charged: -task.duration });
+  }
+
+  /** Remove a task's reservation marker and move the counters, once: only while the marker is there. */
+  private closeReservation(key: { pk: string }, taskId: string, increments: Record<string, number>) {
+    const names: Record<string, string> = { '#marker': marker(taskId) };
     const values: Record<string, unknown> = {};
-    const clauses = adds({ ...countsFor(task.model, { tasks: -1, requested_seconds: -task.duration }), charged: -task.duration }, names, values);
+    const clauses = adds(increments, names, values);
     return conditional(this.db, {
       TableName: this.table,
       Key: key,
@@ -257,19 +262,9 @@ export class UsageStore {
    */
   async settle(task: Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at'>, s: Settlement): Promise<boolean> {
     const settleIn = (key: { pk: string }) => {
-      const names: Record<string, string> = { '#marker': marker(task.id) };
-      const values: Record<string, unknown> = {};
       const figures: Partial<UsageFigures> = s.succeeded ? { succeeded: 1, delivered_seconds: s.deliveredSeconds, cost: s.cost } : { failed: 1 };
       const charged = (s.succeeded ? s.deliveredSeconds : 0) - task.duration;
-      const clauses = adds({ ...countsFor(task.model, figures), ...(charged ? { charged } : {}) }, names, values);
-      return conditional(this.db, {
-        TableName: this.table,
-        Key: key,
-        UpdateExpression: `REMOVE #marker ADD ${clauses.join(', ')}`,
-        ConditionExpression: 'attribute_exists(#marker)',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-      });
+      return this.closeReservation(key, task.id, { ...countsFor(task.model, figures), ...(charged ? { charged } : {}) });
     };
     const [day] = await Promise.all([
       settleIn(usageKey(task.owner, dayOf(task.created_at))),
