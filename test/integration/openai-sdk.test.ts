@@ -44,12 +44,19 @@ describe('the official openai SDK against the local gateway', () => {
     expect(first.response.headers.get('content-type')).toMatch(/^application\/json/);
 
     const done = await until(created.id, 'completed');
-    expect(done).toMatchObject({ id: created.id, progress: 100, size: '720x1280', seconds: '10' });
     expect(done.completed_at).toBeGreaterThanOrEqual(done.created_at);
 
-    // The same task read in the seed dialect: its archived video's digest.
-    const seed = (await (await h.api(`/v1/videos/generations/${created.id}`)).json()) as { aspect_ratio: string; video: { sha256: string } };
+    // The same task read in the seed dialect: its archived video's digest and measured figures,
+    // which the Video object now reports as what was delivered (the simulator renders the
+    // requested length and ratio at its own small size).
+    const seed = (await (await h.api(`/v1/videos/generations/${created.id}`)).json()) as {
+      aspect_ratio: string;
+      video: { sha256: string; duration_seconds: number; width: number; height: number };
+    };
     expect(seed.aspect_ratio).toBe('9:16');
+    expect(seed.video.duration_seconds).toBeCloseTo(10, 1);
+    expect(seed.video.height).toBeGreaterThan(seed.video.width);
+    expect(done).toMatchObject({ id: created.id, progress: 100, size: `${seed.video.width}x${seed.video.height}`, seconds: '10' });
     const content = await client.videos.downloadContent(created.id);
     const bytes = Buffer.from(await content.arrayBuffer());
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(seed.video.sha256);

@@ -50,6 +50,14 @@ describe('the Video object', () => {
     expect(videoObject({ ...base, state: 'failed', error_code: 'cancelled', error_message: 'cancelled by the client' }).error).toEqual({ code: 'cancelled', message: 'cancelled by the client' });
   });
 
+  it('shows the seconds and size delivered once the video is measured, the requested ones before', () => {
+    const base = { id: 'task_2', owner: 'o', progress: 100, model: 'sora-2', upstream_model: 'm', prompt: 'p', aspect_ratio: '16:9' as const, duration: 10, size: '1280x720', image_urls: [], characters: [], created_at: 1_700_000_000_000, updated_at: 1_700_000_000_000, deadline_at: 0, submit_attempts: 1, state: 'succeeded' as const };
+    expect(videoObject(base)).toMatchObject({ size: '1280x720', seconds: '10' });
+    // The upstream delivered 4 s at 854x480 for a 10 s 1280x720 request: the client sees that.
+    expect(videoObject({ ...base, video_duration_seconds: 4.0021, video_width: 854, video_height: 480, video_short: true })).toMatchObject({ size: '854x480', seconds: '4' });
+    expect(videoObject({ ...base, video_duration_seconds: 9.966, video_width: 1280, video_height: 720 })).toMatchObject({ size: '1280x720', seconds: '9.97' });
+  });
+
   it('and both dialects are in the OpenAPI document', () => {
     const doc = openApiDocument(models) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(doc.paths['/v1/videos']!)).toEqual(['post', 'get']);

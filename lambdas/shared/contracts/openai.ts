@@ -99,7 +99,9 @@ export const videoObjectSchema = z.object({
   completed_at: z.nullable(z.number()),
   expires_at: z.nullable(z.number()),
   prompt: z.string(),
+  /** `WxH`: as requested until the video is measured, then the delivered frame size. */
   size: z.string(),
+  /** As requested until the video is measured, then its delivered duration (to the hundredth). */
   seconds: z.string(),
   remixed_from_video_id: z.nullable(z.string()),
   error: z.nullable(z.object({ code: z.string(), message: z.string() })),
