@@ -29,6 +29,21 @@ interface ModelView {
   default_aspect_ratio?: string;
 }
 
+interface UsageFigures {
+  tasks: number;
+  succeeded: number;
+  failed: number;
+  delivered_seconds: number;
+  cost: number;
+}
+
+interface UsageView {
+  data: (UsageFigures & { model?: string })[];
+  totals: UsageFigures;
+  limits: { concurrent: number | null; rpm: number | null; seconds_per_day: number | null; seconds_per_month: number | null };
+  in_use: { open_tasks: number; seconds_today: number; seconds_this_month: number };
+}
+
 interface UpstreamHealth {
   name: string;
   circuit: string;
@@ -262,23 +277,12 @@ async function renderDetails(id: string) {
   }
 }
 
-async function renderUsage() {
-  const summary = $('usage-summary');
-  try {
-    const usage = await api<{ totals: { tasks: number; succeeded: number; failed: number; delivered_seconds: number; cost: number } }>('/v1/usage');
-    const t = usage.totals;
-    text(summary, `${t.tasks} tasks (${t.succeeded} succeeded, ${t.failed} failed), ${t.delivered_seconds} s of video delivered, $${t.cost.toFixed(2)}`);
-  } catch (error) {
-    text(summary, `Usage is not available: ${(error as Error).message}`);
-  }
-}
-
-async function renderUpstreams() {
-  const { data } = await api<{ data: UpstreamHealth[] }>('/admin/upstreams');
-  $('upstreams').querySelector('tbody')!.replaceChildren(
-    ...data.map((u) => {
+/** A table body of plain text rows (cells are set as text, never as markup). */
+function rows(table: HTMLElement, values: string[][]) {
+  table.querySelector('tbody')!.replaceChildren(
+    ...values.map((cells) => {
       const row = document.createElement('tr');
-      for (const value of [u.name, u.circuit, u.recent_error_rate === undefined ? '' : `${Math.round(u.recent_error_rate * 100)}%`]) {
+      for (const value of cells) {
         const cell = document.createElement('td');
         cell.textContent = value;
         row.append(cell);
@@ -286,6 +290,41 @@ async function renderUpstreams() {
       return row;
     }),
   );
+}
+
+const money = (cost: number) => `$${cost.toFixed(2)}`;
+const figures = (f: UsageFigures) => [String(f.tasks), String(f.succeeded), String(f.failed), `${f.delivered_seconds} s`, money(f.cost)];
+
+function limitsLine({ limits: l, in_use: u }: UsageView): string {
+  const part = (limit: number | null, what: string, used?: string) => `${what}: ${limit ?? 'no limit'}${used ? ` (${used})` : ''}`;
+  return `Limits — ${[
+    part(l.concurrent, 'open tasks at once', `${u.open_tasks} open`),
+    part(l.rpm, 'submits a minute'),
+    part(l.seconds_per_day, 'seconds a day', `${u.seconds_today} s used`),
+    part(l.seconds_per_month, 'seconds a month', `${u.seconds_this_month} s used`),
+  ].join(' · ')}`;
+}
+
+async function renderUsage() {
+  const summary = $('usage-summary');
+  const byModel = $('usage-models');
+  try {
+    const usage = await api<UsageView>('/v1/usage?group_by=model');
+    const t = usage.totals;
+    text(summary, `${t.tasks} tasks (${t.succeeded} succeeded, ${t.failed} failed), ${t.delivered_seconds} s of video delivered, ${money(t.cost)}`);
+    text($('usage-limits'), limitsLine(usage));
+    rows(byModel, usage.data.map((row) => [row.model ?? '', ...figures(row)]));
+    byModel.hidden = usage.data.length === 0;
+  } catch (error) {
+    text(summary, `Usage is not available: ${(error as Error).message}`);
+  }
+}
+
+async function renderUpstreams() {
+  const { data } = await api<{ data: UpstreamHealth[] }>('/admin/upstreams');
+  rows($('upstreams'), data.map((u) => [u.name, u.circuit, u.recent_error_rate === undefined ? '' : `${Math.round(u.recent_error_rate * 100)}%`]));
+  const usage = await api<{ data: (UsageFigures & { key_id: string; name: string })[] }>('/admin/usage');
+  rows($('key-usage'), usage.data.map((k) => [k.key_id, k.name, ...figures(k)]));
 }
 
 async function create(event: SubmitEvent) {

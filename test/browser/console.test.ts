@@ -80,6 +80,13 @@ describe('the console', { timeout: 60_000 }, () => {
     );
     expect(duration).toBeGreaterThan(0);
     expect(await page.getByRole('definition').allTextContents()).toContain('a paper boat on a puddle');
+    // The key's usage, as /v1/usage reports it: the totals, the limits in force, a row per model.
+    const usage = (await (await h.api('/v1/usage')).json()) as { totals: { tasks: number; succeeded: number } };
+    expect(usage.totals.succeeded).toBeGreaterThan(0);
+    const panel = page.getByRole('region', { name: 'Usage this month' });
+    await expect.poll(() => panel.textContent()).toContain(`${usage.totals.tasks} tasks (${usage.totals.succeeded} succeeded`);
+    expect(await panel.textContent()).toMatch(/Limits — open tasks at once: no limit \(\d+ open\) · submits a minute: no limit/);
+    await expect.poll(() => panel.getByRole('table').getByRole('row', { name: /sora-2/ }).first().textContent()).toMatch(/\$\d+\.\d\d/);
     await page.screenshot({ path: join(shots, '2-playing.png'), fullPage: true });
     expect(errors).toEqual([]);
   });
@@ -123,6 +130,11 @@ describe('the console', { timeout: 60_000 }, () => {
     await expect.poll(() => page.getByText('Signed in with an admin key: all tasks').isVisible()).toBe(true);
     const health = page.getByRole('table').filter({ has: page.getByRole('columnheader', { name: 'Circuit' }) });
     await expect.poll(() => health.getByRole('row', { name: /simulated/ }).textContent()).toMatch(/closed/);
+    // Usage per key: the client key's row counts the task it made.
+    const byKey = page.getByRole('table', { name: 'Usage by key this month' });
+    const keys = (await (await h.api('/admin/usage', { key: admin })).json()) as { data: { key_id: string; succeeded: number }[] };
+    const client = keys.data.find((k) => k.succeeded > 0)!;
+    await expect.poll(() => byKey.getByRole('row', { name: new RegExp(client.key_id) }).textContent()).toContain(String(client.succeeded));
     // A client key's task is listed for the operator too.
     await page.getByRole('row', { name: new RegExp(id) }).click();
     await expect.poll(() => page.getByRole('list').filter({ has: page.getByRole('listitem') }).first().textContent()).toMatch(/simulated: submitted/);
