@@ -23,10 +23,21 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * The environment of a user's shell: without the switch that silences the AWS SDK's notice
+ * about Node versions, so a test sees whether the project's own commands print it.
+ */
+function quiet(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+  return env;
+}
+const sdkNotice = /NodeVersionSupportWarning|will require node/;
+
 /** `npm start` as a user runs it; resolves with everything it printed up to "Ctrl-C stops." */
 async function start(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
-    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, SIM_RENDER_MS: '300', LOCAL_API_KEY: '' },
+    env: quiet({ PORT: String(port), DATA_DIR: dataDir, SIM_RENDER_MS: '300', LOCAL_API_KEY: '' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -99,6 +110,11 @@ describe('npm start', () => {
 
     expect(await stop(first.proc)).toBe(0);
     expect(first.output()).toContain('stopped; tasks and videos are kept');
+    // On Node 20 the project's commands print no AWS SDK notice about Node versions.
+    expect(first.output()).not.toMatch(sdkNotice);
+    const keys = await run(process.execPath, ['--import', 'tsx', 'bin/keys.ts', 'list', '--data-dir', dataDir], { env: quiet({}) });
+    expect(keys.stdout).toMatch(/^\w{12} +local +active +client/m);
+    expect(`${keys.stdout}${keys.stderr}`).not.toMatch(sdkNotice);
 
     const second = await start(port);
     child = second.proc;
