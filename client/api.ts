@@ -3,34 +3,14 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { PublicModel as ModelView, TaskView } from '../lambdas/shared/contracts/view';
 
 /**
  * A small client of the gateway's public API (seed dialect), for the `vtg` CLI. It speaks
  * only what any client may: the key's own tasks, the catalog, the video link.
  */
 
-export interface TaskView {
-  id: string;
-  status: 'queued' | 'in_progress' | 'succeeded' | 'failed';
-  phase?: 'queued' | 'rendering' | 'archiving' | 'succeeded' | 'failed';
-  progress: number;
-  model: string;
-  prompt: string;
-  aspect_ratio: string;
-  duration: number;
-  created_at: number;
-  completed_at: number | null;
-  video: { url: string; bytes: number; sha256: string; duration_seconds?: number; width?: number; height?: number } | null;
-  error: { code: string; message: string } | null;
-}
-
-export interface ModelView {
-  id: string;
-  durations: number[];
-  aspect_ratios: string[];
-  max_images: number;
-  characters: boolean;
-}
+export type { PublicModel as ModelView, TaskView } from '../lambdas/shared/contracts/view';
 
 export interface SubmitBody {
   model: string;

@@ -3,46 +3,15 @@
  * `/admin` API), nothing more. The key lives in this tab's session storage only; it is
  * never put in a URL or in local storage.
  */
+import type { PublicModel, TaskView as BaseTaskView, UsageReport } from '../lambdas/shared/contracts/view';
 
-interface TaskView {
-  id: string;
-  status: string;
-  phase?: string;
-  progress: number;
-  model: string;
-  prompt: string;
-  aspect_ratio: string;
-  duration: number;
-  created_at: number;
-  completed_at: number | null;
-  video: { url: string; bytes: number; sha256: string; duration_seconds?: number; width?: number; height?: number } | null;
-  error: { code: string; message: string } | null;
+/** The answers' shapes are the gateway's own contracts (types only: nothing of them is bundled). */
+type TaskView = BaseTaskView & {
+  /** With an admin key: the route attempts and the upstream that served the task. */
   attempts?: { upstream: string; at: number; outcome: string; message?: string }[];
   upstream?: string;
-}
-
-interface ModelView {
-  id: string;
-  durations: number[];
-  default_duration?: number;
-  aspect_ratios: string[];
-  default_aspect_ratio?: string;
-}
-
-interface UsageFigures {
-  tasks: number;
-  succeeded: number;
-  failed: number;
-  delivered_seconds: number;
-  cost: number;
-}
-
-interface UsageView {
-  data: (UsageFigures & { model?: string })[];
-  totals: UsageFigures;
-  limits: { concurrent: number | null; rpm: number | null; seconds_per_day: number | null; seconds_per_month: number | null };
-  in_use: { open_tasks: number; seconds_today: number; seconds_this_month: number };
-}
+};
+type UsageFigures = UsageReport['totals'];
 
 interface UpstreamHealth {
   name: string;
@@ -85,7 +54,7 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
 }
 
 const state = {
-  models: [] as ModelView[],
+  models: [] as PublicModel[],
   selected: undefined as string | undefined,
   admin: false,
   timer: undefined as number | undefined,
@@ -149,7 +118,7 @@ async function enter() {
   who.hidden = false;
   text(who, state.admin ? 'Signed in with an admin key: all tasks' : 'Signed in');
   try {
-    state.models = (await api<{ data: ModelView[] }>('/v1/models')).data;
+    state.models = (await api<{ data: PublicModel[] }>('/v1/models')).data;
   } catch (error) {
     text($('create-error'), `The model list could not be read: ${(error as Error).message}`);
   }
@@ -295,7 +264,7 @@ function rows(table: HTMLElement, values: string[][]) {
 const money = (cost: number) => `$${cost.toFixed(2)}`;
 const figures = (f: UsageFigures) => [String(f.tasks), String(f.succeeded), String(f.failed), `${f.delivered_seconds} s`, money(f.cost)];
 
-function limitsLine({ limits: l, in_use: u }: UsageView): string {
+function limitsLine({ limits: l, in_use: u }: UsageReport): string {
   const part = (limit: number | null, what: string, used?: string) => `${what}: ${limit ?? 'no limit'}${used ? ` (${used})` : ''}`;
   return `Limits — ${[
     part(l.concurrent, 'open tasks at once', `${u.open_tasks} open`),
@@ -309,7 +278,7 @@ async function renderUsage() {
   const summary = $('usage-summary');
   const byModel = $('usage-models');
   try {
-    const usage = await api<UsageView>('/v1/usage?group_by=model');
+    const usage = await api<UsageReport>('/v1/usage?group_by=model');
     const t = usage.totals;
     text(summary, `${t.tasks} tasks (${t.succeeded} succeeded, ${t.failed} failed), ${t.delivered_seconds} s of video delivered, ${money(t.cost)}`);
     text($('usage-limits'), limitsLine(usage));

@@ -60,6 +60,8 @@ export const publicModelSchema = z.object({
   characters: z.boolean(),
 });
 
+export type PublicModel = z.infer<typeof publicModelSchema>;
+
 export const modelListSchema = z.object({
   object: z.literal('list'),
   data: z.array(publicModelSchema),
