@@ -1,15 +1,9 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { CircuitBreaker } from '../../lambdas/shared/circuit-breaker';
+import { embeddedDynamo } from './dynalite';
 
-let server: Server;
-let raw: DynamoDBClient;
-let db: DynamoDBDocumentClient;
-let tables = 0;
+const dynamo = embeddedDynamo();
+
 let t: number;
 const clock = { now: () => t };
 const settings = { failureThreshold: 3, coolDownMs: 30_000, probeLeaseMs: 5_000 };
@@ -18,36 +12,11 @@ let table: string;
 let a: CircuitBreaker;
 let b: CircuitBreaker;
 
-beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  raw = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  db = DynamoDBDocumentClient.from(raw);
-});
-
-afterAll(async () => {
-  db?.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
-
 beforeEach(async () => {
-  table = `circuits-${++tables}`;
-  await raw.send(
-    new CreateTableCommand({
-      TableName: table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-    }),
-  );
+  table = await dynamo.newTable('circuits');
   t = Date.UTC(2026, 11, 2, 12);
-  a = new CircuitBreaker(db, table, settings, clock);
-  b = new CircuitBreaker(db, table, settings, clock);
+  a = new CircuitBreaker(dynamo.db, table, settings, clock);
+  b = new CircuitBreaker(dynamo.db, table, settings, clock);
 });
 
 async function fail(breaker: CircuitBreaker, times: number) {

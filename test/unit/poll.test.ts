@@ -1,23 +1,16 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lambdas/shared/config';
 import type { Gateway } from '../../lambdas/shared/core/deps';
 import { pollDelaySeconds, pollTask, startPolling } from '../../lambdas/shared/core/poll';
 import { UpstreamError, type UpstreamProvider, type UpstreamStatus } from '../../lambdas/shared/providers/provider';
-import { tableSchema } from '../../lambdas/shared/table-schema';
 import { TaskStore } from '../../lambdas/shared/task-store';
 import { UsageStore } from '../../lambdas/shared/usage';
 import { taskRecord } from '../fixtures/task';
+import { embeddedDynamo } from './dynalite';
 
-let server: Server;
-let raw: DynamoDBClient;
-let db: DynamoDBDocumentClient;
+const dynamo = embeddedDynamo();
+
 let usage: UsageStore;
-let tables = 0;
 let t: number;
 let store: TaskStore;
 let sent: { queue: string; job: unknown; delay?: number }[];
@@ -64,51 +57,11 @@ const deps = (): Pick<Gateway, 'config' | 'store' | 'usage' | 'upstreams' | 'que
   queues: { archive: record('archive'), notify: record('notify'), poll: record('poll') },
 });
 
-beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  raw = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  db = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-});
-
-afterAll(async () => {
-  db?.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
-
 beforeEach(async () => {
-  const name = `poll-${++tables}`;
-  const { partitionKey, byDue } = tableSchema;
-  await raw.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: partitionKey, AttributeType: 'S' },
-        { AttributeName: byDue.partitionKey, AttributeType: 'S' },
-        { AttributeName: byDue.sortKey, AttributeType: 'N' },
-      ],
-      KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: byDue.indexName,
-          KeySchema: [
-            { AttributeName: byDue.partitionKey, KeyType: 'HASH' },
-            { AttributeName: byDue.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
-  );
+  const name = await dynamo.newTable('poll');
   t = Date.UTC(2026, 11, 2, 12);
-  store = new TaskStore(db, name, { now: () => t });
-  usage = new UsageStore(db, name);
+  store = new TaskStore(dynamo.db, name, { now: () => t });
+  usage = new UsageStore(dynamo.db, name);
   sent = [];
   answers = [];
   polled = [];

@@ -1,18 +1,12 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lambdas/shared/contracts';
-import { MAX_DUE_SHARDS, dueKey, tableSchema } from '../../lambdas/shared/table-schema';
+import { MAX_DUE_SHARDS, dueKey } from '../../lambdas/shared/table-schema';
 import { ARCHIVE_LEASE_MS, NOTIFY_GRACE_MS, TaskStore, isShortVideo, recordedVideo, type Clock, type VideoFacts } from '../../lambdas/shared/task-store';
 import { taskRecord } from '../fixtures/task';
+import { embeddedDynamo } from './dynalite';
 
-let server: Server;
-let raw: DynamoDBClient;
-let db: DynamoDBDocumentClient;
-let tables = 0;
+const dynamo = embeddedDynamo();
 
 /** A clock the test moves by hand. */
 class FakeClock implements Clock {
@@ -29,65 +23,11 @@ let clock: FakeClock;
 let store: TaskStore;
 let tableName: string;
 
-async function createTable(name: string) {
-  const { partitionKey, byOwner, byDue } = tableSchema;
-  await raw.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: partitionKey, AttributeType: 'S' },
-        { AttributeName: byOwner.partitionKey, AttributeType: 'S' },
-        { AttributeName: byOwner.sortKey, AttributeType: 'S' },
-        { AttributeName: byDue.partitionKey, AttributeType: 'S' },
-        { AttributeName: byDue.sortKey, AttributeType: 'N' },
-      ],
-      KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: byOwner.indexName,
-          KeySchema: [
-            { AttributeName: byOwner.partitionKey, KeyType: 'HASH' },
-            { AttributeName: byOwner.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-        {
-          IndexName: byDue.indexName,
-          KeySchema: [
-            { AttributeName: byDue.partitionKey, KeyType: 'HASH' },
-            { AttributeName: byDue.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
-  );
-}
-
-beforeAll(async () => {
-  server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  raw = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  db = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-});
-
-afterAll(async () => {
-  db?.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
-
 /** Each test gets a table of its own, so what one test leaves open is not another's due task. */
 beforeEach(async () => {
-  const name = (tableName = `tasks-${++tables}`);
-  await createTable(name);
+  tableName = await dynamo.newTable('tasks');
   clock = new FakeClock();
-  store = new TaskStore(db, name, clock);
+  store = new TaskStore(dynamo.db, tableName, clock);
 });
 
 const HOUR = 3600_000;
@@ -628,7 +568,7 @@ describe('TaskStore.dueTasks', () => {
 
 describe('the sharded due index', () => {
   const indexKeyOf = async (id: string) =>
-    (await db.send(new GetCommand({ TableName: tableName, Key: { pk: `TASK#${id}` }, ConsistentRead: true }))).Item?.open as string | undefined;
+    (await dynamo.db.send(new GetCommand({ TableName: tableName, Key: { pk: `TASK#${id}` }, ConsistentRead: true }))).Item?.open as string | undefined;
 
   it("a task's shard comes from its id: always the same one, and the shards share the tasks evenly", () => {
     const counts = new Map<string, number>();
@@ -661,7 +601,7 @@ describe('the sharded due index', () => {
 
   it('a task written before the index was sharded is still found, and moves to its shard at its next change', async () => {
     const old = task({ due_at: clock.now() - 1 });
-    await db.send(new PutCommand({ TableName: tableName, Item: { pk: `TASK#${old.id}`, ...old, open: 'open' } }));
+    await dynamo.db.send(new PutCommand({ TableName: tableName, Item: { pk: `TASK#${old.id}`, ...old, open: 'open' } }));
     expect((await store.dueTasks(100)).map((t) => t.id)).toEqual([old.id]);
     await store.reschedule(old.id, 'queued', clock.now() - 1);
     expect(await indexKeyOf(old.id)).toBe(dueKey(old.id, 8));
@@ -669,7 +609,7 @@ describe('the sharded due index', () => {
   });
 
   it('a reader configured with another shard count still finds every task', async () => {
-    const writer = new TaskStore(db, tableName, clock, 3);
+    const writer = new TaskStore(dynamo.db, tableName, clock, 3);
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
       const t = task({ due_at: clock.now() - 100 + i });
@@ -677,7 +617,7 @@ describe('the sharded due index', () => {
       ids.push(t.id);
     }
     expect(new Set(await Promise.all(ids.map(indexKeyOf)))).toEqual(new Set(['open#0', 'open#1', 'open#2']));
-    expect((await new TaskStore(db, tableName, clock, 16).dueTasks(100)).map((t) => t.id)).toEqual(ids);
+    expect((await new TaskStore(dynamo.db, tableName, clock, 16).dueTasks(100)).map((t) => t.id)).toEqual(ids);
   });
 
   it('a finished task leaves the index, whichever shard it was in', async () => {

@@ -1,60 +1,30 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import dynalite from 'dynalite';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { effectiveLimits } from '../../lambdas/shared/contracts/limits';
 import type { TaskRecord } from '../../lambdas/shared/contracts/task';
 import { ApiError } from '../../lambdas/shared/http';
 import { newTaskId } from '../../lambdas/shared/ids';
-import { tableSchema } from '../../lambdas/shared/table-schema';
 import { figuresOf, UsageStore } from '../../lambdas/shared/usage';
+import { embeddedDynamo } from './dynalite';
 
-let server: Server;
-let db: DynamoDBDocumentClient;
+const dynamo = embeddedDynamo();
+
 let table: string;
 let usage: UsageStore;
-let tables = 0;
 const owner = 'a'.repeat(64);
 const noon = Date.UTC(2026, 11, 2, 12);
 type Ended = Pick<TaskRecord, 'id' | 'state' | 'owner'>;
 let ended: Map<string, Ended>;
 const lookup = async (id: string) => ended.get(id);
 
-beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const raw = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-  db = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
-});
-
-afterAll(async () => {
-  db?.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
-
 beforeEach(async () => {
-  table = `usage-${++tables}`;
-  await db.send(
-    new CreateTableCommand({
-      TableName: table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: tableSchema.partitionKey, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: tableSchema.partitionKey, KeyType: 'HASH' }],
-    }),
-  );
-  usage = new UsageStore(db, table);
+  table = await dynamo.newTable('usage');
+  usage = new UsageStore(dynamo.db, table);
   ended = new Map();
 });
 
 const task = (duration: number, at = noon, model = 'sora-2') => ({ id: newTaskId(at), owner, model, duration, created_at: at });
-const item = async (period: string) => (await db.send(new GetCommand({ TableName: table, Key: { pk: `USAGE#${owner}#${period}` } }))).Item ?? {};
+const item = async (period: string) => (await dynamo.db.send(new GetCommand({ TableName: table, Key: { pk: `USAGE#${owner}#${period}` } }))).Item ?? {};
 
 async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string; retryAfter: number }> {
   const error = await p.then(

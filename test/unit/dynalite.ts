@@ -1,0 +1,78 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { afterAll, beforeAll } from 'vitest';
+import { tableSchema } from '../../lambdas/shared/table-schema';
+
+export interface EmbeddedDynamo {
+  /** The document client the gateway's stores take (undefined values removed, as in the handlers). */
+  readonly db: DynamoDBDocumentClient;
+  /** A new table of the gateway's shape (key and both indexes), named `<prefix>-<n>`. */
+  newTable(prefix: string): Promise<string>;
+}
+
+/**
+ * An embedded DynamoDB for one test file: started before its tests and stopped after them.
+ * Tests take tables of their own (`newTable` in a `beforeEach`), so what one test leaves
+ * behind is not another's.
+ */
+export function embeddedDynamo(): EmbeddedDynamo {
+  let server: Server;
+  let raw: DynamoDBClient;
+  let db: DynamoDBDocumentClient;
+  let tables = 0;
+
+  beforeAll(async () => {
+    server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    raw = new DynamoDBClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    db = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
+  });
+
+  afterAll(async () => {
+    db?.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const index = ({ indexName, partitionKey, sortKey }: { indexName: string; partitionKey: string; sortKey: string }) => ({
+    IndexName: indexName,
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' as const },
+      { AttributeName: sortKey, KeyType: 'RANGE' as const },
+    ],
+    Projection: { ProjectionType: 'ALL' as const },
+  });
+
+  return {
+    get db() {
+      return db;
+    },
+    async newTable(prefix) {
+      const name = `${prefix}-${++tables}`;
+      const { partitionKey, byOwner, byDue } = tableSchema;
+      await raw.send(
+        new CreateTableCommand({
+          TableName: name,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [
+            { AttributeName: partitionKey, AttributeType: 'S' },
+            { AttributeName: byOwner.partitionKey, AttributeType: 'S' },
+            { AttributeName: byOwner.sortKey, AttributeType: 'S' },
+            { AttributeName: byDue.partitionKey, AttributeType: 'S' },
+            { AttributeName: byDue.sortKey, AttributeType: 'N' },
+          ],
+          KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
+          GlobalSecondaryIndexes: [index(byOwner), index(byDue)],
+        }),
+      );
+      return name;
+    },
+  };
+}
