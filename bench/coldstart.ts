@@ -73,6 +73,15 @@ const sdkParts = {
     used: ['GetObjectCommand', 'getSignedUrl'],
     construct: 'new S3Client({})',
   },
+  // Submit: an uploaded reference image stored and presigned for the upstream, a cancelled task's video deleted.
+  s3Inputs: {
+    imports: [
+      "import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';",
+      "import { getSignedUrl } from '@aws-sdk/s3-request-presigner';",
+    ],
+    used: ['DeleteObjectCommand', 'GetObjectCommand', 'PutObjectCommand', 'getSignedUrl'],
+    construct: 'new S3Client({})',
+  },
   // The archive: multipart uploads, the HeadObject of a resumed attempt, and the copy of Bedrock's output inside S3.
   s3Upload: {
     imports: [
@@ -120,7 +129,7 @@ type SdkPart = keyof typeof sdkParts;
  */
 const withBedrock = (name: LambdaName): SdkPart[] => (kindsFor(name, benchKinds).includes('bedrock') ? ['bedrock'] : []);
 export const baselineClients: Record<LambdaName, SdkPart[]> = {
-  submit: ['dynamo', 'secrets', 'sqs', ...withBedrock('submit')],
+  submit: ['dynamo', 's3Inputs', 'secrets', 'sqs', ...withBedrock('submit')],
   query: ['dynamo', 's3Presign'],
   callback: ['dynamo', 'secrets', 'sqs', ...withBedrock('callback')],
   archive: ['dynamo', 's3Upload', 'secrets', 'sqs', ...withBedrock('archive')],

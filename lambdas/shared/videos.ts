@@ -16,6 +16,7 @@ import { s3 } from './aws/s3';
 import type { Config } from './config';
 import { openGet, policyFor, type OutboundPolicy } from './outbound';
 import type { VideoFacts } from './task-store';
+import { copyVideo } from './video-copy';
 
 /** Multipart upload shape: memory held is about part size × queue size, whatever the video's size. */
 export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
@@ -110,10 +111,10 @@ export class VideoStore {
 
   /**
    * Archive a video an upstream wrote into our own bucket (`s3://…`, Bedrock) by server-side
-   * copy, with the same checks and `beforeStore` (see `copyVideo`). Its code loads on first use.
+   * copy, with the same checks and `beforeStore` (see `copyVideo`). Imported statically: a dynamic
+   * import would make esbuild wrap the S3 client lazily and keep every one of its commands.
    */
   async copy(sourceUri: string, key: string, options: Pick<ArchiveOptions, 'beforeStore'> = {}): Promise<VideoFacts> {
-    const { copyVideo } = await import('./video-copy');
     return copyVideo({ s3: this.o.s3, bucket: this.o.bucket, maxBytes: this.o.maxBytes }, sourceUri, key, options);
   }
 
