@@ -109,6 +109,9 @@ export interface ReserveResult {
   active: boolean;
 }
 
+/** What settling or withdrawing a reservation reads of its task (`usage_active`: it joined the open set). */
+type ReservedTask = Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at' | 'usage_active'>;
+
 type TaskLookup = (id: string) => Promise<Pick<TaskRecord, 'id' | 'state' | 'owner'> | undefined>;
 
 export class UsageStore {
@@ -234,12 +237,20 @@ export class UsageStore {
   }
 
   /** Give back a reservation whose task was never written (its write failed): as if never made. */
-  async withdraw(task: Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at'>): Promise<void> {
+  async withdraw(task: ReservedTask): Promise<void> {
     await Promise.all([
       this.unreserve(usageKey(task.owner, dayOf(task.created_at)), task),
       this.unreserve(usageKey(task.owner, monthOf(task.created_at)), task),
-      this.leave(task.owner, task.id),
+      this.leaveIfJoined(task),
     ]);
+  }
+
+  /**
+   * Only a task that joined its key's set of open tasks leaves it: for a key without a
+   * concurrency limit the write would change nothing (and make an empty item).
+   */
+  private async leaveIfJoined(task: ReservedTask) {
+    if (task.usage_active) await this.leave(task.owner, task.id);
   }
 
   private leave(owner: string, taskId: string) {
@@ -260,7 +271,7 @@ export class UsageStore {
    * one that settled it in its day; any number of calls, at once or one after another, settle
    * it once.
    */
-  async settle(task: Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at'>, s: Settlement): Promise<boolean> {
+  async settle(task: ReservedTask, s: Settlement): Promise<boolean> {
     const settleIn = (key: { pk: string }) => {
       const figures: Partial<UsageFigures> = s.succeeded ? { succeeded: 1, delivered_seconds: s.deliveredSeconds, cost: s.cost } : { failed: 1 };
       const charged = (s.succeeded ? s.deliveredSeconds : 0) - task.duration;
@@ -269,7 +280,7 @@ export class UsageStore {
     const [day] = await Promise.all([
       settleIn(usageKey(task.owner, dayOf(task.created_at))),
       settleIn(usageKey(task.owner, monthOf(task.created_at))),
-      this.leave(task.owner, task.id),
+      this.leaveIfJoined(task),
     ]);
     return day;
   }

@@ -23,7 +23,11 @@ beforeEach(async () => {
   ended = new Map();
 });
 
-const task = (duration: number, at = noon, model = 'sora-2') => ({ id: newTaskId(at), owner, model, duration, created_at: at });
+const task = (duration: number, at = noon, model = 'sora-2'): Pick<TaskRecord, 'id' | 'owner' | 'model' | 'duration' | 'created_at' | 'usage_active'> => ({ id: newTaskId(at), owner, model, duration, created_at: at });
+/** Reserve as submit does: a task that joined its key's open set is marked so on its record. */
+const reserveTask = async (t: ReturnType<typeof task>, limits: Parameters<UsageStore['reserve']>[1]) => {
+  if ((await usage.reserve(t, limits, lookup)).active) t.usage_active = true;
+};
 const item = async (period: string) => (await dynamo.db.send(new GetCommand({ TableName: table, Key: { pk: `USAGE#${owner}#${period}` } }))).Item ?? {};
 
 async function refusal(p: Promise<unknown>): Promise<{ status: number; code: string; retryAfter: number }> {
@@ -105,7 +109,7 @@ describe('settling', () => {
 
   it('a failed task gives its seconds back and costs nothing, however often it is released', async () => {
     const t = task(15);
-    await usage.reserve(t, { seconds_per_day: 20, concurrent: 1 }, lookup);
+    await reserveTask(t, { seconds_per_day: 20, concurrent: 1 });
     const failed = { succeeded: false, deliveredSeconds: 0, cost: 0 };
     await Promise.all([usage.settle(t, failed), usage.settle(t, failed), usage.settle(t, failed)]);
     expect(figuresOf(await item('2026-12-02'), 't')).toEqual({ tasks: 1, succeeded: 0, failed: 1, requested_seconds: 15, delivered_seconds: 0, cost: 0 });
@@ -123,12 +127,21 @@ describe('settling', () => {
 
   it('a reservation whose task was never written is withdrawn without a trace, and cannot be settled after', async () => {
     const t = task(10);
-    await usage.reserve(t, { concurrent: 1, seconds_per_day: 10 }, lookup);
+    await reserveTask(t, { concurrent: 1, seconds_per_day: 10 });
     await usage.withdraw(t);
     expect(figuresOf(await item('2026-12-02'), 't')).toMatchObject({ tasks: 0, requested_seconds: 0 });
     expect(await usage.charged(owner, noon)).toEqual({ day: 0, month: 0, open: 0 });
     expect(await usage.settle(t, { succeeded: true, deliveredSeconds: 10, cost: 1 })).toBe(false);
     await expect(usage.reserve(task(10), { concurrent: 1, seconds_per_day: 10 }, lookup)).resolves.toEqual({ active: true });
+  });
+
+  it('a key without a concurrency limit has no set of open tasks: ending a task writes only its day and month', async () => {
+    const t = task(10);
+    await reserveTask(t, { seconds_per_day: 100 });
+    expect(t.usage_active).toBeUndefined();
+    await usage.settle(t, { succeeded: true, deliveredSeconds: 10, cost: 1 });
+    expect(await item('active')).toEqual({});
+    expect(figuresOf(await item('2026-12-02'), 't')).toMatchObject({ succeeded: 1, delivered_seconds: 10 });
   });
 
   it('days and models are kept apart', async () => {
