@@ -175,7 +175,7 @@ export class TaskStore {
   async get(id: string): Promise<TaskRecord | undefined> {
     if (!isTaskId(id)) return undefined; // not one of ours; also keeps odd input away from the key
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: taskKey(id), ConsistentRead: true }));
-    return Item ? taskRecordSchema.parse(Item) : undefined;
+    return Item ? taskRecordSchema().parse(Item) : undefined;
   }
 
   /** Forget a finished task (the client's delete): its usage records are kept apart and stay. */
@@ -203,7 +203,7 @@ export class TaskStore {
         Limit: limit + 1,
       }),
     );
-    const tasks = Items.map((i) => taskRecordSchema.parse(i));
+    const tasks = Items.map((i) => taskRecordSchema().parse(i));
     return { tasks: tasks.slice(0, limit), hasMore: tasks.length > limit };
   }
 
@@ -242,7 +242,7 @@ export class TaskStore {
       .flat()
       .sort((a, b) => Number(a[byDue.sortKey]) - Number(b[byDue.sortKey]))
       .slice(0, limit)
-      .map((i) => taskRecordSchema.parse(i));
+      .map((i) => taskRecordSchema().parse(i));
   }
 
   /**
@@ -524,7 +524,7 @@ export class TaskStore {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return taskRecordSchema.parse(Attributes);
+      return taskRecordSchema().parse(Attributes);
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;

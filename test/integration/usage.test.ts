@@ -191,7 +191,7 @@ describe('usage, measured and settled once', () => {
     expect(sim.callbacks.filter((cb) => cb.state === 'succeeded').length).toBe(2);
     // The same ending told again, at once and after: the reconciler, a racing worker.
     const parts = { config: config(), store: taskStore(config()), usage: usageStore(config()) };
-    const again = { ...taskRecordSchema.parse(item), usage_status: 'reserved' as const };
+    const again = { ...taskRecordSchema().parse(item), usage_status: 'reserved' as const };
     await Promise.all([settleUsage(again, parts), settleUsage(again, parts), h.gw.reconcileNow()]);
     expect((await c.usage()).totals).toEqual({ tasks: 1, succeeded: 1, failed: 0, requested_seconds: 10, delivered_seconds: 10, cost: 1 });
     expect((await c.usage()).in_use).toMatchObject({ seconds_today: 10 });

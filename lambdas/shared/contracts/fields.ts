@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { lazySchema } from './lazy';
 
 /**
  * The pieces more than one contract is made of: the model names and a character clip,
@@ -43,8 +44,10 @@ export const timestamps = z.string({ error: () => 'timestamps must be a string "
   }),
 );
 
-export const characterSchema = z.object({
-  url: httpUrl('characters[].url'),
-  timestamps,
-});
-export type Character = z.infer<typeof characterSchema>;
+export const characterSchema = lazySchema(() =>
+  z.object({
+    url: httpUrl('characters[].url'),
+    timestamps,
+  }),
+);
+export type Character = z.infer<ReturnType<typeof characterSchema>>;

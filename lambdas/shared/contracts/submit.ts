@@ -13,20 +13,21 @@ export const MAX_PROMPT_CHARS = 5000;
 export const MAX_CHARACTERS = 3;
 
 /** `characters` may arrive as an array, or as a string holding one (JSON or the seed's relaxed syntax). */
-const charactersField = z.pipe(
-  z.transform((v: unknown) => {
-    if (typeof v !== 'string') return v;
-    if (v.trim() === '') return [];
-    try {
-      return JSON5.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  }),
-  z
-    .array(characterSchema, { error: () => 'characters must be an array of {url, timestamps} (or a string holding one)' })
-    .check(z.maxLength(MAX_CHARACTERS, { message: `characters holds at most ${MAX_CHARACTERS} entries` })),
-);
+const charactersField = () =>
+  z.pipe(
+    z.transform((v: unknown) => {
+      if (typeof v !== 'string') return v;
+      if (v.trim() === '') return [];
+      try {
+        return JSON5.parse(v) as unknown;
+      } catch {
+        return v;
+      }
+    }),
+    z
+      .array(characterSchema(), { error: () => 'characters must be an array of {url, timestamps} (or a string holding one)' })
+      .check(z.maxLength(MAX_CHARACTERS, { message: `characters holds at most ${MAX_CHARACTERS} entries` })),
+  );
 
 /** `a, b or c` */
 const oneOf = (values: readonly (string | number)[]) =>
@@ -68,7 +69,7 @@ function submitFields(models: Catalog['models']) {
       aspect_ratio: z.optional(z.unknown()),
       duration: z.optional(z.unknown()),
       image_urls: z._default(z.array(httpUrl('image_urls[]'), { error: () => 'image_urls must be an array of http(s) URLs' }), []),
-      characters: z.optional(charactersField),
+      characters: z.optional(charactersField()),
       /** Deprecated single-character form, folded into `characters`. */
       character_url: z.optional(httpUrl('character_url')),
       character_timestamps: z.optional(timestamps),

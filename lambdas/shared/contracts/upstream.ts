@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { characterSchema } from './fields';
+import { lazySchema } from './lazy';
 
 /**
  * Longest upstream-supplied text the gateway keeps: a message, a job id, a status word, a
@@ -20,27 +21,33 @@ const upstreamId = (id: z.ZodMiniType<string | number>) => z.pipe(id, z.transfor
 /** The upstream's dialect (duomi): what it is sent, its submit answer, its status and callback body. */
 
 /** What the upstream is sent; the seed's request body with the upstream's model name. */
-export const upstreamSubmitBodySchema = z.object({
-  model: z.string(),
-  prompt: z.string(),
-  aspect_ratio: z.string(),
-  duration: z.number(),
-  image_urls: z.optional(z.array(z.string())),
-  characters: z.optional(z.array(characterSchema)),
-  callback_url: z.string(),
-});
-export type UpstreamSubmitBody = z.infer<typeof upstreamSubmitBodySchema>;
+export const upstreamSubmitBodySchema = lazySchema(() =>
+  z.object({
+    model: z.string(),
+    prompt: z.string(),
+    aspect_ratio: z.string(),
+    duration: z.number(),
+    image_urls: z.optional(z.array(z.string())),
+    characters: z.optional(z.array(characterSchema())),
+    callback_url: z.string(),
+  }),
+);
+export type UpstreamSubmitBody = z.infer<ReturnType<typeof upstreamSubmitBodySchema>>;
 
-export const upstreamSubmitResponseSchema = z.object({
-  id: upstreamId(z.union([z.string().check(z.minLength(1)), z.number()])),
-});
+export const upstreamSubmitResponseSchema = lazySchema(() =>
+  z.object({
+    id: upstreamId(z.union([z.string().check(z.minLength(1)), z.number()])),
+  }),
+);
 
 /** The upstream's status answer and callback body. Unknown state words are kept as they are (capped). */
-export const upstreamStatusSchema = z.object({
-  id: z.optional(upstreamId(z.union([z.string(), z.number()]))),
-  state: upstreamText(upstreamCaps.state),
-  progress: z.optional(z.catch(z.coerce.number(), 0)),
-  data: z.nullish(z.looseObject({ videos: z.nullish(z.array(z.looseObject({ url: upstreamText(upstreamCaps.url) }))) })),
-  message: z.nullish(upstreamText(upstreamCaps.message)),
-});
-export type UpstreamStatusBody = z.infer<typeof upstreamStatusSchema>;
+export const upstreamStatusSchema = lazySchema(() =>
+  z.object({
+    id: z.optional(upstreamId(z.union([z.string(), z.number()]))),
+    state: upstreamText(upstreamCaps.state),
+    progress: z.optional(z.catch(z.coerce.number(), 0)),
+    data: z.nullish(z.looseObject({ videos: z.nullish(z.array(z.looseObject({ url: upstreamText(upstreamCaps.url) }))) })),
+    message: z.nullish(upstreamText(upstreamCaps.message)),
+  }),
+);
+export type UpstreamStatusBody = z.infer<ReturnType<typeof upstreamStatusSchema>>;

@@ -29,7 +29,7 @@ export class DuomiProvider implements UpstreamProvider {
   async submit(job: UpstreamJob): Promise<{ upstreamId: string }> {
     const response = await this.request('POST', '/v1/videos/generations', duomiBody(job));
     if (isOk(response)) {
-      const parsed = upstreamSubmitResponseSchema.safeParse(safeJson(response.bodyText));
+      const parsed = upstreamSubmitResponseSchema().safeParse(safeJson(response.bodyText));
       if (parsed.success) return { upstreamId: parsed.data.id };
       throw new UpstreamError('unavailable', 'upstream accepted the task but sent no id', response.status);
     }
@@ -48,7 +48,7 @@ export class DuomiProvider implements UpstreamProvider {
 
   /** A status answer or callback body of this dialect (the two have one shape). */
   parseStatus(body: unknown): UpstreamStatus {
-    const parsed = upstreamStatusSchema.safeParse(body);
+    const parsed = upstreamStatusSchema().safeParse(body);
     if (!parsed.success) throw new UpstreamError('rejected', 'upstream status body has no state');
     // Every string is capped by the schema (`upstreamCaps`).
     const { id, state, progress, data, message } = parsed.data;
@@ -84,7 +84,7 @@ export const createProvider: CreateProvider = ({ upstream, apiKey, timeoutMs }) 
 
 /** The seed's request body with the route's model id. */
 export const duomiBody = (job: UpstreamJob) =>
-  upstreamSubmitBodySchema.parse({
+  upstreamSubmitBodySchema().parse({
     model: job.model,
     prompt: job.prompt,
     aspect_ratio: job.aspectRatio,
