@@ -167,7 +167,7 @@ describe('usage, measured and settled once', () => {
     await Promise.all([full, short, pro].map(settled));
     const byModel = await c.usage('?group_by=model');
     // The answer is the contract's (and the OpenAPI document's) shape.
-    expect(usageReportSchema.parse(byModel)).toEqual(byModel);
+    expect(usageReportSchema().parse(byModel)).toEqual(byModel);
     expect(byModel.data).toEqual([
       { model: 'sora-2', tasks: 2, succeeded: 2, failed: 0, requested_seconds: 25, delivered_seconds: 22, cost: 2.2 },
       { model: 'sora-2-pro', tasks: 1, succeeded: 1, failed: 0, requested_seconds: 25, delivered_seconds: 25, cost: 7.5 },

@@ -42,7 +42,7 @@ describe('the Video object', () => {
   it('is a task in OpenAI\'s words, whichever dialect made it', () => {
     const base = { id: 'task_1', owner: 'o', progress: 40, model: 'sora-2', upstream_model: 'm', prompt: 'p', aspect_ratio: '9:16' as const, duration: 15, image_urls: [], characters: [], created_at: 1_700_000_000_000, updated_at: 1_700_000_000_000, deadline_at: 0, submit_attempts: 1, expires_at: 1_800_000_000 };
     const running = videoObject({ ...base, state: 'archiving' });
-    expect(videoObjectSchema.parse(running)).toEqual({
+    expect(videoObjectSchema().parse(running)).toEqual({
       id: 'task_1', object: 'video', model: 'sora-2', status: 'in_progress', progress: 40, created_at: 1_700_000_000, completed_at: null,
       expires_at: 1_800_000_000, prompt: 'p', size: '720x1280', seconds: '15', remixed_from_video_id: null, error: null,
     });

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { lazySchema } from './lazy';
 
 /**
  * What every request and answer of the HTTP API shares: the body size limit, the error
@@ -25,14 +26,16 @@ export const errorCodes = [
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
-export const errorBodySchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    param: z.optional(z.string()),
+export const errorBodySchema = lazySchema(() =>
+  z.object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      param: z.optional(z.string()),
+    }),
   }),
-});
-export type ErrorBody = z.infer<typeof errorBodySchema>;
+);
+export type ErrorBody = z.infer<ReturnType<typeof errorBodySchema>>;
 
 /** The first problem of a failed parse, as the API reports it: message and offending field. */
 export function describeIssue(error: z.core.$ZodError): { message: string; param?: string } {

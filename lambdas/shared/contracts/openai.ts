@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { lazySchema } from './lazy';
 import { modelOf, type AspectRatio, type Catalog } from '../catalog';
 import { listQuerySchema } from './query';
 
@@ -89,34 +90,40 @@ export function openaiToSeedBody(body: Record<string, unknown>, models: Catalog[
 export const openaiStatuses = ['queued', 'in_progress', 'completed', 'failed'] as const;
 
 /** The Video object of OpenAI's Videos API. */
-export const videoObjectSchema = z.object({
-  id: z.string(),
-  object: z.literal('video'),
-  model: z.string(),
-  status: z.enum(openaiStatuses),
-  progress: z.number(),
-  created_at: z.number(),
-  completed_at: z.nullable(z.number()),
-  expires_at: z.nullable(z.number()),
-  prompt: z.string(),
-  /** `WxH`: as requested until the video is measured, then the delivered frame size. */
-  size: z.string(),
-  /** As requested until the video is measured, then its delivered duration (to the hundredth). */
-  seconds: z.string(),
-  remixed_from_video_id: z.nullable(z.string()),
-  error: z.nullable(z.object({ code: z.string(), message: z.string() })),
-});
-export type VideoObject = z.infer<typeof videoObjectSchema>;
+export const videoObjectSchema = lazySchema(() =>
+  z.object({
+    id: z.string(),
+    object: z.literal('video'),
+    model: z.string(),
+    status: z.enum(openaiStatuses),
+    progress: z.number(),
+    created_at: z.number(),
+    completed_at: z.nullable(z.number()),
+    expires_at: z.nullable(z.number()),
+    prompt: z.string(),
+    /** `WxH`: as requested until the video is measured, then the delivered frame size. */
+    size: z.string(),
+    /** As requested until the video is measured, then its delivered duration (to the hundredth). */
+    seconds: z.string(),
+    remixed_from_video_id: z.nullable(z.string()),
+    error: z.nullable(z.object({ code: z.string(), message: z.string() })),
+  }),
+);
+export type VideoObject = z.infer<ReturnType<typeof videoObjectSchema>>;
 
-export const videoListSchema = z.object({
-  object: z.literal('list'),
-  data: z.array(videoObjectSchema),
-  first_id: z.nullable(z.string()),
-  last_id: z.nullable(z.string()),
-  has_more: z.boolean(),
-});
+export const videoListSchema = lazySchema(() =>
+  z.object({
+    object: z.literal('list'),
+    data: z.array(videoObjectSchema()),
+    first_id: z.nullable(z.string()),
+    last_id: z.nullable(z.string()),
+    has_more: z.boolean(),
+  }),
+);
 
-export const videoDeletedSchema = z.object({ id: z.string(), object: z.literal('video.deleted'), deleted: z.literal(true) });
+export const videoDeletedSchema = lazySchema(() =>
+  z.object({ id: z.string(), object: z.literal('video.deleted'), deleted: z.literal(true) }),
+);
 
 /** `GET /v1/videos?limit=&after=&order=`: the seed list's query, and its order. */
 export const videoListQuerySchema = z.extend(listQuerySchema, {
