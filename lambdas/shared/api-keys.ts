@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod/mini';
+import { lazySchema } from './contracts/lazy';
 import { conditionalPut } from './aws/conditional-put';
 import { limitsSchema, type Limits } from './contracts/limits';
 import { ApiError, header, type HttpEvent } from './http';
@@ -11,18 +12,20 @@ import { ApiError, header, type HttpEvent } from './http';
  */
 export const KEY_PREFIX = 'vtg_';
 
-export const apiKeyRecordSchema = z.object({
-  key_hash: z.string(),
-  name: z.string(),
-  webhook_secret: z.string(),
-  created_at: z.number(),
-  revoked_at: z.optional(z.number()),
-  /** An operator's key: reads every task, per-key usage and upstream health under /admin. */
-  admin: z.optional(z.boolean()),
-  /** The key's own limits (`keys limits`); those it lacks are the operator's `DEFAULT_LIMITS`. */
-  limits: z.optional(limitsSchema),
-});
-export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>;
+export const apiKeyRecordSchema = lazySchema(() =>
+  z.object({
+    key_hash: z.string(),
+    name: z.string(),
+    webhook_secret: z.string(),
+    created_at: z.number(),
+    revoked_at: z.optional(z.number()),
+    /** An operator's key: reads every task, per-key usage and upstream health under /admin. */
+    admin: z.optional(z.boolean()),
+    /** The key's own limits (`keys limits`); those it lacks are the operator's `DEFAULT_LIMITS`. */
+    limits: z.optional(limitsSchema),
+  }),
+);
+export type ApiKeyRecord = z.infer<ReturnType<typeof apiKeyRecordSchema>>;
 
 export const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 const keyItem = (hash: string) => ({ pk: `KEY#${hash}` });
@@ -71,7 +74,7 @@ export class ApiKeyStore {
 
   async byHash(hash: string): Promise<ApiKeyRecord | undefined> {
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: keyItem(hash) }));
-    return Item ? apiKeyRecordSchema.parse(Item) : undefined;
+    return Item ? apiKeyRecordSchema().parse(Item) : undefined;
   }
 
   /** The key's record when it is known and not revoked; lookups are cached for `cacheMs`. */
@@ -102,7 +105,7 @@ export class ApiKeyStore {
           ExclusiveStartKey: start,
         }),
       );
-      records.push(...(page.Items ?? []).map((i) => apiKeyRecordSchema.parse(i)));
+      records.push(...(page.Items ?? []).map((i) => apiKeyRecordSchema().parse(i)));
       start = page.LastEvaluatedKey;
     } while (start);
     return records;

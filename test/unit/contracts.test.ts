@@ -366,12 +366,12 @@ describe('the submit body', () => {
 
 describe('the list query', () => {
   it('defaults to 20 tasks and no cursor', () => {
-    expect(listQuerySchema.parse({})).toEqual({ limit: 20 });
+    expect(listQuerySchema().parse({})).toEqual({ limit: 20 });
   });
 
   it('reads limit from its query-string text', () => {
-    expect(listQuerySchema.parse({ limit: '1', after: 'task_01' })).toEqual({ limit: 1, after: 'task_01' });
-    expect(listQuerySchema.parse({ limit: '100' }).limit).toBe(100);
+    expect(listQuerySchema().parse({ limit: '1', after: 'task_01' })).toEqual({ limit: 1, after: 'task_01' });
+    expect(listQuerySchema().parse({ limit: '100' }).limit).toBe(100);
   });
 
   it.each([
@@ -380,13 +380,13 @@ describe('the list query', () => {
     ['2.5', 'limit must be a whole number'],
     ['ten', 'limit must be a number from 1 to 100'],
   ])('refuses limit=%s: %s', (limit, message) => {
-    const result = listQuerySchema.safeParse({ limit });
+    const result = listQuerySchema().safeParse({ limit });
     expect(result.success).toBe(false);
     expect(describeIssue(result.error!)).toEqual({ message, param: 'limit' });
   });
 
   it('refuses a cursor longer than any task id', () => {
-    const result = listQuerySchema.safeParse({ after: 'x'.repeat(65) });
+    const result = listQuerySchema().safeParse({ after: 'x'.repeat(65) });
     expect(result.success).toBe(false);
     expect(describeIssue(result.error!).param).toBe('after');
   });

@@ -33,8 +33,8 @@ describe('the OpenAI create, as a seed body', () => {
   });
 
   it('lists in either order, newest first by default', () => {
-    expect(videoListQuerySchema.parse({})).toEqual({ limit: 20, order: 'desc' });
-    expect(videoListQuerySchema.safeParse({ order: 'sideways' }).success).toBe(false);
+    expect(videoListQuerySchema().parse({})).toEqual({ limit: 20, order: 'desc' });
+    expect(videoListQuerySchema().safeParse({ order: 'sideways' }).success).toBe(false);
   });
 });
 

@@ -126,11 +126,15 @@ export const videoDeletedSchema = lazySchema(() =>
 );
 
 /** `GET /v1/videos?limit=&after=&order=`: the seed list's query, and its order. */
-export const videoListQuerySchema = z.extend(listQuerySchema, {
-  order: z._default(z.enum(['asc', 'desc'], { error: () => 'order must be "asc" or "desc"' }), 'desc'),
-});
+export const videoListQuerySchema = lazySchema(() =>
+  z.extend(listQuerySchema(), {
+    order: z._default(z.enum(['asc', 'desc'], { error: () => 'order must be "asc" or "desc"' }), 'desc'),
+  }),
+);
 
 /** `GET /v1/videos/{id}/content?variant=`. */
-export const contentQuerySchema = z.object({
-  variant: z._default(z.enum(['video', 'thumbnail', 'spritesheet'], { error: () => 'variant must be video, thumbnail or spritesheet' }), 'video'),
-});
+export const contentQuerySchema = lazySchema(() =>
+  z.object({
+    variant: z._default(z.enum(['video', 'thumbnail', 'spritesheet'], { error: () => 'variant must be video, thumbnail or spritesheet' }), 'video'),
+  }),
+);

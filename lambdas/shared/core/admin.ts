@@ -23,7 +23,7 @@ export async function adminQuery(event: HttpEvent, d: AdminNeeds): Promise<HttpR
   await d.keys.authenticateAdmin(event);
   switch (event.routeKey) {
     case 'GET /admin/tasks': {
-      const { limit, after } = parseWith(listQuerySchema, event.queryStringParameters ?? {});
+      const { limit, after } = parseWith(listQuerySchema(), event.queryStringParameters ?? {});
       const { tasks, hasMore } = await allTasks(d, limit, after);
       const data = await Promise.all(tasks.map((t) => adminTaskView(t, d)));
       return json(200, { object: 'list', data, has_more: hasMore, next_cursor: hasMore ? (tasks.at(-1)?.id ?? null) : null });
@@ -34,7 +34,7 @@ export async function adminQuery(event: HttpEvent, d: AdminNeeds): Promise<HttpR
       return json(200, await adminTaskView(task, d));
     }
     case 'GET /admin/usage': {
-      const q = parseWith(usageQuerySchema, event.queryStringParameters ?? {});
+      const q = parseWith(usageQuerySchema(), event.queryStringParameters ?? {});
       return json(200, await adminUsageReport(await d.keys.list(), q, { usage: d.usage, defaultLimits: d.config.DEFAULT_LIMITS, now: () => d.store.now() }));
     }
     case 'GET /admin/upstreams':

@@ -34,7 +34,7 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
       return listTasks(event, d);
     case 'GET /v1/usage': {
       const key = await d.keys.authenticate(event);
-      const q = parseWith(usageQuerySchema, event.queryStringParameters ?? {});
+      const q = parseWith(usageQuerySchema(), event.queryStringParameters ?? {});
       return json(200, await usageReport(key, q, { usage: d.usage, defaultLimits: d.defaultLimits ?? {}, now: () => d.store.now() }));
     }
     case 'GET /v1/videos/generations/{id}':
@@ -50,7 +50,7 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
       return json(200, videoObject(task), open ? { 'openai-poll-after-ms': String(POLL_AFTER_MS) } : {});
     }
     case 'GET /v1/videos/{id}/content': {
-      const { variant } = parseWith(contentQuerySchema, event.queryStringParameters ?? {});
+      const { variant } = parseWith(contentQuerySchema(), event.queryStringParameters ?? {});
       // The upstreams hand over the video alone: there is never a thumbnail or spritesheet to serve.
       if (variant !== 'video') throw new ApiError(404, 'not_found', `no ${variant} is stored for this video; only variant=video is served`, 'variant');
       return contentRedirect(event, d);
@@ -70,7 +70,7 @@ async function ownedTask(event: HttpEvent, d: QueryNeeds): Promise<TaskRecord> {
 
 async function listTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
-  const { limit, after } = parseWith(listQuerySchema, event.queryStringParameters ?? {});
+  const { limit, after } = parseWith(listQuerySchema(), event.queryStringParameters ?? {});
   const { tasks, hasMore } = await d.store.listByOwner(key.key_hash, limit, after);
   const data = await Promise.all(tasks.map((t) => taskView(t, d.videos)));
   return json(200, { object: 'list', data, has_more: hasMore, next_cursor: hasMore ? (tasks.at(-1)?.id ?? null) : null });
@@ -81,7 +81,7 @@ const POLL_AFTER_MS = 2000;
 
 async function listVideos(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
-  const { limit, after, order } = parseWith(videoListQuerySchema, event.queryStringParameters ?? {});
+  const { limit, after, order } = parseWith(videoListQuerySchema(), event.queryStringParameters ?? {});
   const { tasks, hasMore } = await d.store.listByOwner(key.key_hash, limit, after, order);
   const data = tasks.map(videoObject);
   return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore });
