@@ -4,8 +4,9 @@
  * and the tests all take their shapes from here.
  *
  * One module per concern, and Lambda code imports the module it needs rather than this
- * index: a module's schemas are built when it loads, so a Lambda builds only those it uses
- * (and only the submit contract brings in json5). This index is for the tests and tools.
+ * index, so a Lambda bundles only what it uses; schemas that are needed only per request
+ * (or only for the OpenAPI document) are built on first use (`lazySchema`), so loading a
+ * Lambda builds only the configuration's. This index is for the tests and tools.
  *
  * Written with `zod/mini`, whose functions tree-shake: the Lambda bundles carry only the
  * validators they use (full zod would add about 440 KB to each).

@@ -1,12 +1,10 @@
-import JSON5 from 'json5';
 import * as z from 'zod/mini';
 import { modelOf, seedModelIds, type AspectRatio, type Catalog, type CatalogModel } from '../catalog';
 import { characterSchema, httpUrl, timestamps } from './fields';
+import { parseRelaxedJson } from './relaxed-json';
 
 /**
- * `POST /v1/videos/generations`: the client's body and the answer. The only contract that
- * needs json5 (the seed's relaxed `characters` string), so only the Lambdas that parse or
- * document a submit bundle it.
+ * `POST /v1/videos/generations`: the client's body and the answer.
  */
 
 export const MAX_PROMPT_CHARS = 5000;
@@ -19,7 +17,7 @@ const charactersField = () =>
       if (typeof v !== 'string') return v;
       if (v.trim() === '') return [];
       try {
-        return JSON5.parse(v) as unknown;
+        return parseRelaxedJson(v);
       } catch {
         return v;
       }
