@@ -22,15 +22,16 @@ function withLogContext<E, R>(work: (event: E) => Promise<R>) {
 
 /**
  * An SQS Lambda: each message parsed with its contract and handled on its own; the ones
- * that throw are reported back to SQS for redelivery, the rest are done.
+ * that throw are reported back to SQS for redelivery, the rest are done. `schema` gives the
+ * contract (a `lazySchema`: built with the first message, not while the Lambda loads).
  */
-export function queueHandler<S extends z.ZodMiniType, D>(schema: S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
+export function queueHandler<S extends z.ZodMiniType, D>(schema: () => S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
   return withLogContext(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
     for (const record of event.Records) {
       let job: z.infer<S>;
       try {
-        job = schema.parse(JSON.parse(record.body));
+        job = schema().parse(JSON.parse(record.body));
       } catch (error) {
         // A message that can never be read is dropped, not retried forever.
         logger.error('unreadable queue message dropped', { messageId: record.messageId, error: error as Error });

@@ -64,7 +64,7 @@ export function openApiDocument(models: Catalog['models']): object {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'Authorization' } },
       schemas: {
         SubmitRequest: submitRequestSchema(models),
-        SubmitResponse: schema(submitResponseSchema),
+        SubmitResponse: schema(submitResponseSchema()),
         Task: schema(taskViewSchema()),
         TaskList: schema(taskListSchema()),
         ModelList: schema(modelListSchema()),

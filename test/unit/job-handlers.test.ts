@@ -27,7 +27,7 @@ describe('queueHandler', () => {
   it('hands each readable message to the job and reports only the failed ones for redelivery', async () => {
     const log = watchLogger();
     const seen: string[] = [];
-    const handler = queueHandler(jobSchema, async (job: { taskId: string }) => {
+    const handler = queueHandler(() => jobSchema, async (job: { taskId: string }) => {
       seen.push(job.taskId);
       if (job.taskId === 'task_b') throw new Error('upstream down');
     }, {});
@@ -44,7 +44,7 @@ describe('queueHandler', () => {
 
   it('logs under the invocation’s context, and clears its keys once the batch is done', async () => {
     const log = watchLogger();
-    const handler = queueHandler(jobSchema, async () => void log.calls.push('job'), {});
+    const handler = queueHandler(() => jobSchema, async () => void log.calls.push('job'), {});
     const context = lambdaContext('notify', 900_000);
     await handler(sqsEvent('{"taskId":"task_a"}', '{"taskId":"task_b"}'), context);
     expect(log.calls).toEqual([`context ${context.awsRequestId}`, 'job', 'job', 'reset']);

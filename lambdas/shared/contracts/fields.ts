@@ -7,10 +7,12 @@ import { lazySchema } from './lazy';
  */
 
 export const models = ['sora-2', 'sora-2-pro', 'sora-2-temporary'] as const;
-export const modelSchema = z.enum(models, {
-  error: (iss) => (iss.input === undefined ? 'model is required' : `model must be one of ${models.join(', ')}`),
-});
-export type Model = z.infer<typeof modelSchema>;
+export const modelSchema = lazySchema(() =>
+  z.enum(models, {
+    error: (iss) => (iss.input === undefined ? 'model is required' : `model must be one of ${models.join(', ')}`),
+  }),
+);
+export type Model = z.infer<ReturnType<typeof modelSchema>>;
 
 export const MAX_CHARACTER_SECONDS = 3;
 
@@ -30,24 +32,26 @@ export const httpUrl = (what: string) =>
   );
 
 /** `"a,b"` in seconds: 0 <= a < b and b - a <= 3. */
-export const timestamps = z.string({ error: () => 'timestamps must be a string "start,end" in seconds, e.g. "0,3"' }).check(
-  z.superRefine((s, ctx) => {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$/.exec(s);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: 'timestamps must be "start,end" in seconds, e.g. "0,3"' });
-      return;
-    }
-    const [a, b] = [Number(m[1]), Number(m[2])];
-    if (!(a < b)) ctx.addIssue({ code: 'custom', message: 'timestamps: start must be before end' });
-    else if (b - a > MAX_CHARACTER_SECONDS)
-      ctx.addIssue({ code: 'custom', message: `timestamps: a character clip is at most ${MAX_CHARACTER_SECONDS} seconds` });
-  }),
+export const timestamps = lazySchema(() =>
+  z.string({ error: () => 'timestamps must be a string "start,end" in seconds, e.g. "0,3"' }).check(
+    z.superRefine((s, ctx) => {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$/.exec(s);
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: 'timestamps must be "start,end" in seconds, e.g. "0,3"' });
+        return;
+      }
+      const [a, b] = [Number(m[1]), Number(m[2])];
+      if (!(a < b)) ctx.addIssue({ code: 'custom', message: 'timestamps: start must be before end' });
+      else if (b - a > MAX_CHARACTER_SECONDS)
+        ctx.addIssue({ code: 'custom', message: `timestamps: a character clip is at most ${MAX_CHARACTER_SECONDS} seconds` });
+    }),
+  ),
 );
 
 export const characterSchema = lazySchema(() =>
   z.object({
     url: httpUrl('characters[].url'),
-    timestamps,
+    timestamps: timestamps(),
   }),
 );
 export type Character = z.infer<ReturnType<typeof characterSchema>>;

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { lazySchema } from './lazy';
 import { modelOf, seedModelIds, type AspectRatio, type Catalog, type CatalogModel } from '../catalog';
 import { characterSchema, httpUrl, timestamps } from './fields';
 import { parseRelaxedJson } from './relaxed-json';
@@ -70,7 +71,7 @@ function submitFields(models: Catalog['models']) {
       characters: z.optional(charactersField()),
       /** Deprecated single-character form, folded into `characters`. */
       character_url: z.optional(httpUrl('character_url')),
-      character_timestamps: z.optional(timestamps),
+      character_timestamps: z.optional(timestamps()),
       callback_url: z.optional(httpUrl('callback_url')),
     })
     .check(
@@ -173,4 +174,6 @@ export function submitBodySchema(models: Catalog['models']) {
 export type SubmitRequest = z.output<ReturnType<typeof buildSubmitSchema>>;
 
 /** The answer to a submit. */
-export const submitResponseSchema = z.object({ id: z.string() });
+export const submitResponseSchema = lazySchema(() =>
+  z.object({ id: z.string() }),
+);
