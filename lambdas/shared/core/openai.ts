@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import busboy from 'busboy';
+import type { Busboy } from 'busboy';
 import { submitBodySchema } from '../contracts/submit';
 import { openaiToSeedBody, OpenaiFieldError, seedToOpenaiParam } from '../contracts/openai';
 import type { TaskRecord } from '../contracts/task';
@@ -27,13 +27,17 @@ function imageKind(bytes: Buffer): { type: string; ext: string } | undefined {
   return undefined;
 }
 
-/** A multipart/form-data body: its text fields, and the `input_reference` file if one was sent. */
-function parseMultipart(event: HttpEvent, type: string): Promise<{ fields: Record<string, string>; image?: UploadedImage }> {
+/**
+ * A multipart/form-data body: its text fields, and the `input_reference` file if one was sent.
+ * busboy is evaluated with the first multipart body (the seed dialect's JSON submits never need it).
+ */
+async function parseMultipart(event: HttpEvent, type: string): Promise<{ fields: Record<string, string>; image?: UploadedImage }> {
+  const { default: busboy } = await import('busboy');
   return new Promise((resolve, reject) => {
     const fields: Record<string, string> = {};
     let image: UploadedImage | undefined;
     let failure: ApiError | undefined;
-    let parser: busboy.Busboy;
+    let parser: Busboy;
     try {
       parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: MAX_INPUT_IMAGE_BYTES, files: 1, fields: 50 } });
     } catch {
