@@ -1,4 +1,3 @@
-import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts/api';
@@ -93,19 +92,11 @@ export function parseWith<S extends z.ZodMiniType>(schema: S, input: unknown): z
 }
 
 /**
- * Middy middleware: any error leaves the Lambda as the API's JSON error. Errors the client
- * is meant to see keep their status; anything else is logged and becomes a bare 500.
+ * Any error as the API's JSON error. Errors the client is meant to see keep their status;
+ * anything else is logged and becomes a bare 500.
  */
-export function jsonErrors(): MiddlewareObj<HttpEvent, HttpResult> {
-  return {
-    onError: async (request) => {
-      const error = request.error;
-      if (error instanceof ApiError) {
-        request.response = errorResult(error);
-        return;
-      }
-      logger.error('unhandled error', { error: error as Error, routeKey: request.event?.routeKey });
-      request.response = errorResult(new ApiError(500, 'internal_error', 'internal error'));
-    },
-  };
+export function errorResponse(error: unknown, event: HttpEvent | undefined): HttpResult {
+  if (error instanceof ApiError) return errorResult(error);
+  logger.error('unhandled error', { error: error as Error, routeKey: event?.routeKey });
+  return errorResult(new ApiError(500, 'internal_error', 'internal error'));
 }

@@ -1,24 +1,7 @@
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type * as z from 'zod/mini';
+import { withLogContext } from './handler-kit';
 import { logger } from './logger';
-
-/**
- * The Lambda context on every log line of one invocation, then the invocation's keys
- * cleared: what Powertools' middy middleware does for the HTTP Lambdas, without middy,
- * whose streaming support alone costs a job Lambda about 5 ms of cold start.
- */
-function withLogContext<E, R>(work: (event: E) => Promise<R>) {
-  return async (event: E, context: Context): Promise<R> => {
-    logger.refreshSampleRateCalculation();
-    logger.addContext(context);
-    logger.logEventIfEnabled(event);
-    try {
-      return await work(event);
-    } finally {
-      logger.resetKeys();
-    }
-  };
-}
 
 /**
  * An SQS Lambda: each message parsed with its contract and handled on its own; the ones

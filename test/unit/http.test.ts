@@ -1,13 +1,12 @@
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { seedCatalogModels } from '../../lambdas/shared/catalog';
 import { submitBodySchema } from '../../lambdas/shared/contracts';
+import { TIMEOUT_EARLY_MS, httpHandler } from '../../lambdas/shared/handler-kit';
 import {
   ApiError,
   header,
   json,
-  jsonErrors,
   parseJsonBody,
   parseWith,
   type HttpEvent,
@@ -177,16 +176,17 @@ describe('parseWith', () => {
   });
 });
 
-describe('the jsonErrors middleware', () => {
-  afterEach(() => vi.restoreAllMocks());
+describe('an HTTP handler', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
 
   const context = { functionName: 'unit', awsRequestId: 'req-1', getRemainingTimeInMillis: () => 1000 } as unknown as Context;
   const failingWith = (error: unknown) =>
-    middy<HttpEvent, HttpResult>()
-      .use(jsonErrors())
-      .handler(async () => {
-        throw error;
-      });
+    httpHandler(async (): Promise<HttpResult> => {
+      throw error;
+    }, {});
 
   it('answers an ApiError with its status, JSON body and headers', async () => {
     const result = await failingWith(new ApiError(400, 'invalid_request', 'duration must be 10, 15 or 25', 'duration', { deprecation: 'true' }))(
@@ -226,13 +226,55 @@ describe('the jsonErrors middleware', () => {
   });
 
   it('leaves a successful answer alone', async () => {
-    const ok = middy<HttpEvent, HttpResult>()
-      .use(jsonErrors())
-      .handler(async () => json(200, { id: 'task_1' }));
+    const ok = httpHandler(async () => json(200, { id: 'task_1' }), {});
     expect(await ok(request('{}'), context)).toEqual({
       statusCode: 200,
       headers: { 'content-type': 'application/json; charset=utf-8' },
       body: '{"id":"task_1"}',
     });
+  });
+
+  it('hands the core its event and its collaborators', async () => {
+    const deps = { store: 'the store' };
+    const seen: unknown[] = [];
+    const handler = httpHandler(async (event: HttpEvent, d: typeof deps) => {
+      seen.push(event.body, d);
+      return json(200, {});
+    }, deps);
+    await handler(request('{"a":1}'), context);
+    expect(seen).toEqual(['{"a":1}', deps]);
+  });
+
+  it('logs under the invocation’s context, and clears its keys once it has answered, also after an error', async () => {
+    const calls: string[] = [];
+    vi.spyOn(logger, 'addContext').mockImplementation((c) => void calls.push(`context ${(c as { awsRequestId: string }).awsRequestId}`));
+    vi.spyOn(logger, 'resetKeys').mockImplementation(() => void calls.push('reset'));
+    vi.spyOn(logger, 'error').mockImplementation(() => void calls.push('error logged'));
+    const handler = httpHandler(async () => {
+      calls.push('work');
+      return json(200, {});
+    }, {});
+    await handler(request('{}'), context);
+    expect(calls).toEqual(['context req-1', 'work', 'reset']);
+    calls.length = 0;
+    await failingWith(new Error('boom'))(request('{}'), context);
+    expect(calls).toEqual(['context req-1', 'error logged', 'reset']);
+  });
+
+  it('answers the JSON 500 just before the invocation runs out of time, and logs it', async () => {
+    vi.useFakeTimers();
+    const logged = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    const never = httpHandler(() => new Promise<HttpResult>(() => undefined), {});
+    const answer = never(request('{}'), { ...context, getRemainingTimeInMillis: () => 200 } as Context);
+    await vi.advanceTimersByTimeAsync(200 - TIMEOUT_EARLY_MS);
+    expect(await answer).toMatchObject({ statusCode: 500, body: '{"error":{"code":"internal_error","message":"internal error"}}' });
+    expect((logged.mock.calls[0]![1] as { error: Error }).error.name).toBe('TimeoutError');
+  });
+
+  it('leaves no timer behind once the core has answered', async () => {
+    vi.useFakeTimers();
+    const quick = httpHandler(async () => json(200, {}), {});
+    await quick(request('{}'), context);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
