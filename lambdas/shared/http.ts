@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type * as z from 'zod/mini';
-import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode } from './contracts/api';
+import { MAX_BODY_BYTES, describeIssue, type ErrorBody, type ErrorCode, type ErrorType } from './contracts/api';
 import { logger } from './logger';
 
 export type HttpEvent = APIGatewayProxyEventV2;
@@ -16,6 +16,14 @@ export class ApiError extends Error {
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
+  }
+
+  /** OpenAI's class for the status: what its SDK's clients switch on, the same in both dialects. */
+  get type(): ErrorType {
+    if (this.status === 401) return 'authentication_error';
+    if (this.status === 429) return this.code === 'quota_exceeded' ? 'insufficient_quota' : 'rate_limit_error';
+    if (this.status >= 500) return 'server_error';
+    return 'invalid_request_error';
   }
 
   static invalid(message: string, param?: string) {
@@ -41,7 +49,7 @@ export function json(status: number, body: unknown, headers: Record<string, stri
 }
 
 export function errorResult(error: ApiError): HttpResult {
-  const body: ErrorBody = { error: { code: error.code, message: error.message } };
+  const body: ErrorBody = { error: { code: error.code, message: error.message, type: error.type } };
   if (error.param !== undefined) body.error.param = error.param;
   return json(error.status, body, error.headers);
 }

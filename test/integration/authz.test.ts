@@ -62,7 +62,8 @@ function call(h: Harness, e: Endpoint, id: string, authorization: string | null)
 async function expectError(res: Response, status: number, code: string, message?: string) {
   expect(res.status).toBe(status);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-  expect(await res.json()).toEqual({ error: { code, message: message ?? expect.any(String) } });
+  const type = status === 401 ? 'authentication_error' : 'invalid_request_error';
+  expect(await res.json()).toEqual({ error: { code, message: message ?? expect.any(String), type } });
 }
 
 const presigned = (url: string) => new URL(url).searchParams;
@@ -152,7 +153,7 @@ describe('authorization and tenancy (key cache off: KEY_CACHE_SECONDS=0)', () =>
         expect(res.status).toBe(404);
         expect(res.headers.get('location')).toBeNull();
         const answer = await res.json();
-        expect(answer).toEqual({ error: { code: 'not_found', message: 'no such task' } });
+        expect(answer).toEqual({ error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } });
         expect(await missing.json()).toEqual(answer);
       }
       // The owner still gets it.

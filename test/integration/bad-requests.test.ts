@@ -41,7 +41,7 @@ describe('bad requests get the JSON error, and nothing is written', () => {
     const res = await h.submit(body);
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await res.json()).toEqual({ error });
+    expect(await res.json()).toEqual({ error: { ...error, type: 'invalid_request_error' } });
     expect(await taskCount()).toBe(before);
     expect(h.gw.upstream.stats.submitsReceived).toBe(0);
   });
@@ -49,7 +49,7 @@ describe('bad requests get the JSON error, and nothing is written', () => {
   it('wrong content type is 415', async () => {
     const res = await h.api('/v1/videos/generations', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify(valid) });
     expect(res.status).toBe(415);
-    expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', message: 'send the request body as application/json' } });
+    expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', type: 'invalid_request_error', message: 'send the request body as application/json' } });
   });
 
   it('a JSON body declared in UTF-16 is 415, and nothing is written', async () => {
@@ -61,20 +61,20 @@ describe('bad requests get the JSON error, and nothing is written', () => {
     });
     expect(res.status).toBe(415);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', message: 'send the request body as UTF-8 JSON, not utf-16' } });
+    expect(await res.json()).toEqual({ error: { code: 'unsupported_media_type', type: 'invalid_request_error', message: 'send the request body as UTF-8 JSON, not utf-16' } });
     expect(await taskCount()).toBe(before);
   });
 
   it('a body over 64 KiB is 413', async () => {
     const res = await h.submit({ ...valid, filler: 'x'.repeat(70 * 1024) });
     expect(res.status).toBe(413);
-    expect(await res.json()).toEqual({ error: { code: 'payload_too_large', message: 'request body is over 64 KiB' } });
+    expect(await res.json()).toEqual({ error: { code: 'payload_too_large', type: 'invalid_request_error', message: 'request body is over 64 KiB' } });
   });
 
   it('malformed JSON is 400', async () => {
     const res = await h.submit('{"model": "sora-2", ');
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ error: { code: 'invalid_request', message: 'request body is not valid JSON' } });
+    expect(await res.json()).toEqual({ error: { code: 'invalid_request', type: 'invalid_request_error', message: 'request body is not valid JSON' } });
   });
 
   it('no key, or an unknown key, is 401', async () => {

@@ -170,7 +170,7 @@ describe('callbacks that must change nothing', () => {
     for (const [what, token] of forgeries) {
       const res = await postCallback(h, target, token, succeededBody(targetUpstream));
       expect(res.status, what).toBe(401);
-      expect(await res.json(), what).toEqual({ error: { code: 'unauthorized', message: 'bad callback token' } });
+      expect(await res.json(), what).toEqual({ error: { code: 'unauthorized', type: 'authentication_error', message: 'bad callback token' } });
     }
     expect(await ops.item(target)).toEqual(before);
     expect(await ops.objectKeys(`videos/${target}`)).toEqual([]);

@@ -55,7 +55,7 @@ describe('the upstream refuses or fails the submit', () => {
     const id = res.headers.get('x-task-id');
     expect(id).toMatch(/^task_/);
     const body = (await res.json()) as any;
-    expect(body).toEqual({ error: { code: 'upstream_rejected', message: expect.stringContaining('prompt violates content policy') } });
+    expect(body).toEqual({ error: { code: 'upstream_rejected', type: 'invalid_request_error', message: expect.stringContaining('prompt violates content policy') } });
 
     const view = await taskView(h, id!);
     expect(view).toMatchObject({

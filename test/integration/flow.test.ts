@@ -132,7 +132,7 @@ describe('the seed flow, end to end through the local gateway', () => {
     expect(page2.data[0].id).toBe(ids[0]);
     const bad = await h.api('/v1/videos/generations?limit=500');
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ error: { code: 'invalid_request', message: 'limit is at most 100', param: 'limit' } });
+    expect(await bad.json()).toEqual({ error: { code: 'invalid_request', type: 'invalid_request_error', message: 'limit is at most 100', param: 'limit' } });
   });
 
   it('another key sees none of these tasks', async () => {
@@ -140,7 +140,7 @@ describe('the seed flow, end to end through the local gateway', () => {
     const other = await h.gw.createKey('other tenant');
     const res = await h.api(`/v1/videos/generations/${id}`, { key: other });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no such task' } });
+    expect(await res.json()).toEqual({ error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } });
     const list = (await (await h.api('/v1/videos/generations', { key: other })).json()) as any;
     expect(list.data).toEqual([]);
   });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../../lambdas/shared/api-keys';
 import { callbackToken } from '../../lambdas/shared/callback-token';
 import { models } from '../../lambdas/shared/contracts';
+import { errorTypes } from '../../lambdas/shared/contracts/api';
 import { isTaskId } from '../../lambdas/shared/ids';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { localCredentials } from '../../local/embedded-aws';
@@ -17,7 +18,7 @@ import { startHarness, type Harness } from './helpers';
 /**
  * Bad input never becomes a 5xx (issue 3, point 7). fast-check throws generated bodies,
  * headers, paths, methods, query strings and upstream callbacks at the real local gateway
- * over HTTP. Every answer must be the API's JSON (a success or `{"error": {code, message}}`),
+ * over HTTP. Every answer must be the API's JSON (a success or `{"error": {code, message, param?, type}}`),
  * below 500, with no trace of a stack or a source path, and a rejected request must leave
  * the table as it was.
  *
@@ -173,8 +174,9 @@ function checkAnswer(probe: Probe, answer: Answer): unknown {
       error.code !== '' &&
       typeof error.message === 'string' &&
       (error.param === undefined || typeof error.param === 'string') &&
-      Object.keys(error).every((k) => ['code', 'message', 'param'].includes(k));
-    if (!wellFormed) throw new Error(`error answer is not {"error": {code, message, param?}}${where()}`);
+      (errorTypes as readonly unknown[]).includes(error.type) &&
+      Object.keys(error).every((k) => ['code', 'message', 'param', 'type'].includes(k));
+    if (!wellFormed) throw new Error(`error answer is not {"error": {code, message, param?, type}}${where()}`);
   }
   return body;
 }

@@ -30,7 +30,7 @@ describe('Idempotency-Key', () => {
     const res = await h.submit(body('another body'), { 'idempotency-key': 'order-2' });
     expect(res.status).toBe(409);
     expect(await res.json()).toEqual({
-      error: { code: 'idempotency_conflict', message: 'this Idempotency-Key was used with a different request body' },
+      error: { code: 'idempotency_conflict', type: 'invalid_request_error', message: 'this Idempotency-Key was used with a different request body' },
     });
     expect(accepted()).toBe(before);
   });
@@ -67,7 +67,7 @@ describe('Idempotency-Key', () => {
     const res = await h.submit(body('long key'), { 'idempotency-key': 'k'.repeat(256) });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({
-      error: { code: 'invalid_request', message: 'Idempotency-Key must be 1 to 255 characters', param: 'Idempotency-Key' },
+      error: { code: 'invalid_request', type: 'invalid_request_error', message: 'Idempotency-Key must be 1 to 255 characters', param: 'Idempotency-Key' },
     });
   });
 });

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashKey, keyId } from '../../lambdas/shared/api-keys';
+import { main as keys } from '../../bin/keys';
 import { startHarness, startHookReceiver, type Harness } from './helpers';
 
 let h: Harness;
@@ -124,7 +126,7 @@ describe('the official openai SDK against the local gateway', () => {
     for (const [body, param, message] of cases) {
       const error = await client.videos.create(body as never).catch((e: unknown) => e);
       expect(error, JSON.stringify(body)).toBeInstanceOf(OpenAI.BadRequestError);
-      expect((error as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(body)).toBe(param);
+      expect(error, JSON.stringify(body)).toMatchObject({ param, type: 'invalid_request_error', code: 'invalid_request' });
       expect((error as Error).message, JSON.stringify(body)).toMatch(message);
     }
     const notImage = await client.videos
@@ -136,12 +138,28 @@ describe('the official openai SDK against the local gateway', () => {
 
   it('answers an unknown key with AuthenticationError and an unknown video with NotFoundError', async () => {
     const stranger = new OpenAI({ baseURL: `${h.gw.url}/v1`, apiKey: 'vtg_not_a_key_of_this_gateway', maxRetries: 0 });
-    await expect(stranger.videos.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    await expect(client.videos.retrieve('task_00000000000000000000000000')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const unknownKey = await stranger.videos.list().catch((e: unknown) => e);
+    expect(unknownKey).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(unknownKey).toMatchObject({ status: 401, type: 'authentication_error', code: 'unauthorized', param: undefined });
+    const unknownVideo = await client.videos.retrieve('task_00000000000000000000000000').catch((e: unknown) => e);
+    expect(unknownVideo).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(unknownVideo).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'not_found', message: '404 no such task' });
     const variant = await fetch(`${h.gw.url}/v1/videos/task_00000000000000000000000000/content?variant=thumbnail`, {
       headers: { authorization: `Bearer ${h.gw.apiKey}` },
     });
     expect(variant.status).toBe(404);
+  });
+
+  it('answers a key over its limit with RateLimitError, typed rate_limit_error, with Retry-After', async () => {
+    const key = await h.gw.createKey('sdk-limited');
+    const limits = await keys(['limits', keyId(hashKey(key)), '--concurrent', '1', '--data-dir', h.dataDir], { out: () => undefined, err: () => undefined });
+    expect(limits).toBe(0);
+    const limited = new OpenAI({ baseURL: `${h.gw.url}/v1`, apiKey: key, maxRetries: 0 });
+    await limited.videos.create({ model: 'sora-2', prompt: 'holds the one slot sim:render=stall' });
+    const refused = await limited.videos.create({ model: 'sora-2', prompt: 'one too many' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(refused).toMatchObject({ status: 429, type: 'rate_limit_error', code: 'concurrency_limit' });
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).headers.get('retry-after')).toMatch(/^\d+$/);
   });
 });
 

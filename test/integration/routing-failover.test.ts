@@ -345,7 +345,7 @@ describe('a poll-only upstream', () => {
     const before = await ops.item(id);
     const res = await postCallback(h, id, callbackToken(secret, id), { id: 'x', status: 'failed', error: { message: 'forged' } });
     expect(res.status).toBe(409);
-    expect(await res.json()).toMatchObject({ error: { code: 'conflict', message: "this task's upstream does not call back; it is polled" } });
+    expect(await res.json()).toMatchObject({ error: { code: 'conflict', type: 'invalid_request_error', message: "this task's upstream does not call back; it is polled" } });
     const after = await ops.item(id);
     expect(after.state).toBe(before.state);
     expect(after.upstream_message).toBe(before.upstream_message);
@@ -417,7 +417,7 @@ describe('cancel', () => {
     const prompt = 'cancelled while every route is down';
     const { id } = await submitted('patient', prompt);
     expect((await view(id)).status).toBe('queued');
-    expect(await cancel(id, await h.gw.createKey('someone else'))).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    expect(await cancel(id, await h.gw.createKey('someone else'))).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error' } } });
 
     const res = await cancel(id);
     expect(res).toMatchObject({ status: 200, body: { id, status: 'failed', error: { code: 'cancelled', message: 'cancelled by the client' } } });
@@ -431,7 +431,7 @@ describe('cancel', () => {
       return found.length ? found : undefined;
     });
     expect(verifiedPayload(h.gw.webhookSecret, delivery!)).toMatchObject({ id, status: 'failed', error: { code: 'cancelled' } });
-    expect(await cancel(id)).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'the task cannot be cancelled: it has failed' } } });
+    expect(await cancel(id)).toMatchObject({ status: 409, body: { error: { code: 'conflict', type: 'invalid_request_error', message: 'the task cannot be cancelled: it has failed' } } });
   });
 
   it('a rendering task reaches its upstream where the dialect can stop a job (fal), and is 409 where it cannot', async () => {
@@ -448,7 +448,7 @@ describe('cancel', () => {
     const polledPrompt = 'cannot be stopped sim:render=stall';
     const rendering = (await submitted('polled', polledPrompt)).id;
     const refused = await cancel(rendering);
-    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'conflict', type: 'invalid_request_error', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
     expect((await view(rendering)).status).toBe('in_progress');
   });
 });

@@ -96,7 +96,7 @@ describe('limits', () => {
     expect(refused.headers.get('retry-after')).toBe('5');
     expect(refused.headers.get('content-type')).toMatch(/^application\/json/);
     expect((await refused.json()) as any).toEqual({
-      error: { code: 'concurrency_limit', message: 'this key may have 5 tasks open at once; try again when one has finished' },
+      error: { code: 'concurrency_limit', type: 'rate_limit_error', message: 'this key may have 5 tasks open at once; try again when one has finished' },
     });
     const usage = await c.usage();
     // Nothing of a refused submit was written: five tasks, and only theirs.
@@ -120,7 +120,7 @@ describe('limits', () => {
     const retryAfter = Number(third.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(((await third.json()) as any).error).toMatchObject({ code: 'rate_limited', message: 'this key may submit 2 tasks a minute; try again in the next minute' });
+    expect(((await third.json()) as any).error).toMatchObject({ code: 'rate_limited', type: 'rate_limit_error', message: 'this key may submit 2 tasks a minute; try again in the next minute' });
     expect((await c.usage()).totals.tasks).toBe(2);
   });
 
@@ -136,6 +136,7 @@ describe('limits', () => {
     expect(Math.abs(Date.now() / 1000 + seconds - midnight)).toBeLessThanOrEqual(2);
     expect(((await over.json()) as any).error).toMatchObject({
       code: 'quota_exceeded',
+      type: 'insufficient_quota',
       message: 'this key may make 25 seconds of video a day (UTC), seconds still rendering included; this 10-second task does not fit',
     });
     await ended(c, failing, 'failed');

@@ -346,7 +346,7 @@ describe('submitting a task', () => {
     const g = gateway();
     const answer = await respond(submitTask(submitEvent(seedBody, { authorization: '' }), g));
     expect(answer.status).toBe(401);
-    expect(answer.body).toEqual({ error: { code: 'unauthorized', message: 'send your API key in the Authorization header' } });
+    expect(answer.body).toEqual({ error: { code: 'unauthorized', type: 'authentication_error', message: 'send your API key in the Authorization header' } });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
     expect(g.provider.submit).not.toHaveBeenCalled();
   });
@@ -354,7 +354,7 @@ describe('submitting a task', () => {
   it('with an unknown key is 401 and writes nothing', async () => {
     const g = gateway();
     const answer = await respond(submitTask(submitEvent(seedBody, { authorization: 'Bearer vtg_nobody' }), g));
-    expect(answer).toMatchObject({ status: 401, body: { error: { code: 'unauthorized', message: 'unknown or revoked API key' } } });
+    expect(answer).toMatchObject({ status: 401, body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'unknown or revoked API key' } } });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
   });
 
@@ -368,7 +368,7 @@ describe('submitting a task', () => {
     const g = gateway();
     const answer = await respond(submitTask(submitEvent({ model: 'sora-2', duration: 25, prompt: 'x' }), g));
     expect(answer.status).toBe(400);
-    expect(answer.body).toEqual({ error: { code: 'invalid_request', message: 'duration 25 is only available with sora-2-pro (sora-2 takes 10 or 15)', param: 'duration' } });
+    expect(answer.body).toEqual({ error: { code: 'invalid_request', type: 'invalid_request_error', message: 'duration 25 is only available with sora-2-pro (sora-2 takes 10 or 15)', param: 'duration' } });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
     expect(g.provider.submit).not.toHaveBeenCalled();
   });
@@ -376,10 +376,10 @@ describe('submitting a task', () => {
   it('with a body that is not JSON is 415 or 400, and writes nothing', async () => {
     const g = gateway();
     expect((await respond(submitTask(submitEvent(seedBody, { 'content-type': 'text/plain' }), g))).body).toEqual({
-      error: { code: 'unsupported_media_type', message: 'send the request body as application/json' },
+      error: { code: 'unsupported_media_type', type: 'invalid_request_error', message: 'send the request body as application/json' },
     });
     expect((await respond(submitTask(submitEvent('{"model":'), g))).body).toEqual({
-      error: { code: 'invalid_request', message: 'request body is not valid JSON' },
+      error: { code: 'invalid_request', type: 'invalid_request_error', message: 'request body is not valid JSON' },
     });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
   });
@@ -388,7 +388,7 @@ describe('submitting a task', () => {
     const answer = await respond(submitTask(submitEvent({ ...seedBody, model: 'sora-2-temporary' }), gateway()));
     expect(answer).toMatchObject({
       status: 400,
-      body: { error: { code: 'invalid_request', message: 'model sora-2-temporary is not available on this gateway', param: 'model' } },
+      body: { error: { code: 'invalid_request', type: 'invalid_request_error', message: 'model sora-2-temporary is not available on this gateway', param: 'model' } },
     });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
   });
@@ -408,7 +408,7 @@ describe('submitting a task', () => {
       const answer = await respond(submitTask(submitEvent({ ...seedBody, image_urls: [], ...fields }), g));
       expect(answer).toMatchObject({ status: 400 });
       expect(answer.body).toEqual({
-        error: { code: 'invalid_request', param, message: `${param}: ${host} resolves to ${address}, which is not a public address (${kind})` },
+        error: { code: 'invalid_request', type: 'invalid_request_error', param, message: `${param}: ${host} resolves to ${address}, which is not a public address (${kind})` },
       });
       expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
       expect(g.provider.submit).not.toHaveBeenCalled();
@@ -498,7 +498,7 @@ describe('submitting a task', () => {
     g.provider.submit.mockRejectedValueOnce(new UpstreamError('rejected', 'prompt violates content policy', 400));
     const answer = await respond(submitTask(submitEvent(), g));
     expect(answer.status).toBe(400);
-    expect(answer.body).toEqual({ error: { code: 'upstream_rejected', message: 'prompt violates content policy' } });
+    expect(answer.body).toEqual({ error: { code: 'upstream_rejected', type: 'invalid_request_error', message: 'prompt violates content policy' } });
     const id = String(answer.headers['x-task-id']);
     expect(taskItem(id)).toMatchObject({ state: 'failed', error_code: 'upstream_rejected', error_message: 'prompt violates content policy' });
     expect(g.queues.notify).not.toHaveBeenCalled();
@@ -568,7 +568,7 @@ describe('submitting a task', () => {
       const other = await respond(submitTask(submitEvent({ ...seedBody, prompt: 'another prompt' }, { 'idempotency-key': 'order-1' }), g));
       expect(other.status).toBe(409);
       expect(other.body).toEqual({
-        error: { code: 'idempotency_conflict', message: 'this Idempotency-Key was used with a different request body' },
+        error: { code: 'idempotency_conflict', type: 'invalid_request_error', message: 'this Idempotency-Key was used with a different request body' },
       });
       expect(g.provider.submit).toHaveBeenCalledOnce();
       expect(tasksWritten()).toHaveLength(1);
@@ -616,7 +616,7 @@ describe('submitting a task', () => {
       const answer = await respond(submitTask(submitEvent(seedBody, { 'idempotency-key': 'k'.repeat(256) }), gateway()));
       expect(answer).toMatchObject({
         status: 400,
-        body: { error: { code: 'invalid_request', message: 'Idempotency-Key must be 1 to 255 characters', param: 'Idempotency-Key' } },
+        body: { error: { code: 'invalid_request', type: 'invalid_request_error', message: 'Idempotency-Key must be 1 to 255 characters', param: 'Idempotency-Key' } },
       });
       expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
     });
@@ -634,7 +634,7 @@ describe('an upstream callback', () => {
     expect(answer).toEqual({
       status: 401,
       headers: expect.anything(),
-      body: { error: { code: 'unauthorized', message: 'bad callback token' } },
+      body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'bad callback token' } },
     });
     expect(ddb.calls()).toHaveLength(0);
     expect(g.queues.archive).not.toHaveBeenCalled();
@@ -732,23 +732,23 @@ describe('an upstream callback', () => {
     const g = gateway();
     const task = seedTask(g);
     const answer = await respond(handleCallback(callbackEvent(task.id, succeededBody('up-999')), g));
-    expect(answer).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'callback is for another upstream task' } } });
+    expect(answer).toMatchObject({ status: 409, body: { error: { code: 'conflict', type: 'invalid_request_error', message: 'callback is for another upstream task' } } });
     expect(taskItem(task.id)!.state).toBe('submitted');
   });
 
   it('for a task that does not exist is 404', async () => {
     const answer = await respond(handleCallback(callbackEvent('task_01kaskw0k0a4x7q2r5t9v6w8yc', succeededBody()), gateway()));
-    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: 'no such task' } } });
+    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } } });
   });
 
   it('with a body that is not JSON, or has no state, is 400', async () => {
     const g = gateway();
     const task = seedTask(g);
     expect((await respond(handleCallback(callbackEvent(task.id, '{"state":'), g))).body).toEqual({
-      error: { code: 'invalid_request', message: 'callback body is not valid JSON' },
+      error: { code: 'invalid_request', type: 'invalid_request_error', message: 'callback body is not valid JSON' },
     });
     expect((await respond(handleCallback(callbackEvent(task.id, { progress: 5 }), g))).body).toEqual({
-      error: { code: 'invalid_request', message: 'upstream status body has no state' },
+      error: { code: 'invalid_request', type: 'invalid_request_error', message: 'upstream status body has no state' },
     });
   });
 });
@@ -771,19 +771,19 @@ describe('reading tasks', () => {
     const g = gateway();
     const task = seedTask(g);
     const answer = await respond(queryTasks(getEvent('GET /v1/videos/generations/{id}', task.id, {}), g));
-    expect(answer).toMatchObject({ status: 401, body: { error: { code: 'unauthorized', message: 'send your API key in the Authorization header' } } });
+    expect(answer).toMatchObject({ status: 401, body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'send your API key in the Authorization header' } } });
   });
 
   it('of an unknown id is 404', async () => {
     const answer = await respond(queryTasks(getEvent('GET /v1/videos/generations/{id}', 'task_01kaskw0k0a4x7q2r5t9v6w8yc'), gateway()));
-    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: 'no such task' } } });
+    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } } });
   });
 
   it('of another key’s task is the same 404', async () => {
     const g = gateway();
     const task = seedTask(g, { owner: hashKey(OTHER_KEY) });
     const answer = await respond(queryTasks(getEvent('GET /v1/videos/generations/{id}', task.id), g));
-    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: 'no such task' } } });
+    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } } });
   });
 
   it('shows a running task in the seed provider’s shape', async () => {
@@ -861,7 +861,7 @@ describe('reading tasks', () => {
 
   it('refuses a list limit out of range with 400 on limit', async () => {
     const answer = await respond(queryTasks(getEvent('GET /v1/videos/generations', undefined, { authorization: API_KEY }, { limit: '500' }), gateway()));
-    expect(answer).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', message: 'limit is at most 100', param: 'limit' } } });
+    expect(answer).toMatchObject({ status: 400, body: { error: { code: 'invalid_request', type: 'invalid_request_error', message: 'limit is at most 100', param: 'limit' } } });
   });
 
   it('redirects to the video of a finished task, and 404s while it is not ready', async () => {
@@ -871,12 +871,12 @@ describe('reading tasks', () => {
     const redirect = await queryTasks(getEvent('GET /v1/videos/generations/{id}/content', done.id), g);
     expect(redirect).toMatchObject({ statusCode: 302, headers: { location: 'https://vtg-unit-videos.s3.amazonaws.com/videos/v.mp4?X-Amz-Signature=abc' } });
     const notYet = await respond(queryTasks(getEvent('GET /v1/videos/generations/{id}/content', running.id), g));
-    expect(notYet).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    expect(notYet).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error' } } });
   });
 
   it('answers an unknown route with a JSON 404', async () => {
     const answer = await respond(queryTasks(httpEvent({ route: '$default', path: '/v2/nothing' }), gateway()));
-    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'not_found', type: 'invalid_request_error' } } });
   });
 });
 
@@ -1197,7 +1197,7 @@ describe('the Lambda handlers', () => {
     expect(answer).toEqual({
       status: 401,
       contentType: 'application/json; charset=utf-8',
-      body: { error: { code: 'unauthorized', message: 'send your API key in the Authorization header' } },
+      body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'send your API key in the Authorization header' } },
     });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
   });
@@ -1208,7 +1208,7 @@ describe('the Lambda handlers', () => {
     expect(answer).toEqual({
       status: 500,
       contentType: 'application/json; charset=utf-8',
-      body: { error: { code: 'internal_error', message: 'internal error' } },
+      body: { error: { code: 'internal_error', type: 'server_error', message: 'internal error' } },
     });
   });
 
@@ -1218,7 +1218,7 @@ describe('the Lambda handlers', () => {
     expect(answerOf(await handlers.query(event, lambdaContext('query')))).toEqual({
       status: 401,
       contentType: 'application/json; charset=utf-8',
-      body: { error: { code: 'unauthorized', message: 'send your API key in the Authorization header' } },
+      body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'send your API key in the Authorization header' } },
     });
   });
 
@@ -1226,7 +1226,7 @@ describe('the Lambda handlers', () => {
     expect(answerOf(await handlers.query(fixture('query-task.json'), lambdaContext('query')))).toEqual({
       status: 404,
       contentType: 'application/json; charset=utf-8',
-      body: { error: { code: 'not_found', message: 'no such task' } },
+      body: { error: { code: 'not_found', type: 'invalid_request_error', message: 'no such task' } },
     });
   });
 
@@ -1259,7 +1259,7 @@ describe('the Lambda handlers', () => {
     event.queryStringParameters = { token: 'forged' };
     expect(answerOf(await handlers.callback(event, lambdaContext('callback')))).toMatchObject({
       status: 401,
-      body: { error: { code: 'unauthorized', message: 'bad callback token' } },
+      body: { error: { code: 'unauthorized', type: 'authentication_error', message: 'bad callback token' } },
     });
     expect(ddb.calls()).toHaveLength(0);
     expect(sqs.calls()).toHaveLength(0);

@@ -5,6 +5,7 @@ import { submitBodySchema } from '../../lambdas/shared/contracts';
 import { TIMEOUT_EARLY_MS, httpHandler } from '../../lambdas/shared/handler-kit';
 import {
   ApiError,
+  errorResult,
   header,
   json,
   parseJsonBody,
@@ -45,7 +46,8 @@ function answerTo(event: HttpEvent): { statusCode?: number; body: unknown } {
     return { statusCode: 200, body: undefined };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return { statusCode: error.status, body: { error: { code: error.code, message: error.message, ...(error.param ? { param: error.param } : {}) } } };
+    const answer = errorResult(error);
+    return { statusCode: answer.statusCode, body: JSON.parse(answer.body!) };
   }
 }
 
@@ -66,7 +68,7 @@ describe('parseJsonBody', () => {
     (type) => {
       expect(answerTo(request('{"a":1}', { 'content-type': type }))).toEqual({
         statusCode: 415,
-        body: { error: { code: 'unsupported_media_type', message: 'send the request body as application/json' } },
+        body: { error: { code: 'unsupported_media_type', type: 'invalid_request_error', message: 'send the request body as application/json' } },
       });
     },
   );
@@ -79,7 +81,7 @@ describe('parseJsonBody', () => {
   ])('answers 415 to a JSON body in another charset than UTF-8 (%j)', (type, charset) => {
     expect(answerTo(request('{"a":1}', { 'content-type': type }))).toEqual({
       statusCode: 415,
-      body: { error: { code: 'unsupported_media_type', message: `send the request body as UTF-8 JSON, not ${charset}` } },
+      body: { error: { code: 'unsupported_media_type', type: 'invalid_request_error', message: `send the request body as UTF-8 JSON, not ${charset}` } },
     });
   });
 
@@ -103,7 +105,7 @@ describe('parseJsonBody', () => {
     const filler = 'x'.repeat(64 * 1024);
     expect(answerTo(request(`{"p":"${filler}"}`))).toEqual({
       statusCode: 413,
-      body: { error: { code: 'payload_too_large', message: 'request body is over 64 KiB' } },
+      body: { error: { code: 'payload_too_large', type: 'invalid_request_error', message: 'request body is over 64 KiB' } },
     });
   });
 
@@ -115,7 +117,7 @@ describe('parseJsonBody', () => {
   it.each(['{"model": "sora-2"', "{'model': 'sora-2'}", '', 'sora-2'])('answers 400 invalid_request to the malformed body %j', (body) => {
     expect(answerTo(request(body))).toEqual({
       statusCode: 400,
-      body: { error: { code: 'invalid_request', message: 'request body is not valid JSON' } },
+      body: { error: { code: 'invalid_request', type: 'invalid_request_error', message: 'request body is not valid JSON' } },
     });
   });
 
@@ -135,7 +137,7 @@ describe('parseJsonBody', () => {
     const latin1 = Buffer.from([0x7b, 0x22, 0x70, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]).toString('base64'); // {"p":"é"} in Latin-1
     expect(answerTo(request(latin1, { 'content-type': 'application/json' }, true))).toEqual({
       statusCode: 400,
-      body: { error: { code: 'invalid_request', message: 'request body is not valid UTF-8' } },
+      body: { error: { code: 'invalid_request', type: 'invalid_request_error', message: 'request body is not valid UTF-8' } },
     });
   });
 });
@@ -196,14 +198,14 @@ describe('an HTTP handler', () => {
     expect(result.statusCode).toBe(400);
     expect(result.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8', deprecation: 'true' });
     expect(JSON.parse(result.body!)).toEqual({
-      error: { code: 'invalid_request', message: 'duration must be 10, 15 or 25', param: 'duration' },
+      error: { code: 'invalid_request', type: 'invalid_request_error', message: 'duration must be 10, 15 or 25', param: 'duration' },
     });
   });
 
   it('leaves param out when the error names no field', async () => {
     const result = await failingWith(ApiError.notFound())(request('{}'), context);
     expect(result.statusCode).toBe(404);
-    expect(result.body).toBe('{"error":{"code":"not_found","message":"no such task"}}');
+    expect(result.body).toBe('{"error":{"code":"not_found","message":"no such task","type":"invalid_request_error"}}');
   });
 
   it('turns an unknown error into a bare 500 with no stack or detail, and logs the cause', async () => {
@@ -212,17 +214,33 @@ describe('an HTTP handler', () => {
     const result = await failingWith(secret)(request('{}'), context);
     expect(result.statusCode).toBe(500);
     expect(result.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8' });
-    expect(result.body).toBe('{"error":{"code":"internal_error","message":"internal error"}}');
+    expect(result.body).toBe('{"error":{"code":"internal_error","message":"internal error","type":"server_error"}}');
     expect(result.body).not.toContain('ECONNREFUSED');
     expect(result.body).not.toContain('    at ');
     expect(logged).toHaveBeenCalledOnce();
     expect(logged.mock.calls[0]![1]).toMatchObject({ error: secret });
   });
 
+  it.each([
+    [400, 'invalid_request', 'invalid_request_error'],
+    [401, 'unauthorized', 'authentication_error'],
+    [404, 'not_found', 'invalid_request_error'],
+    [409, 'conflict', 'invalid_request_error'],
+    [413, 'payload_too_large', 'invalid_request_error'],
+    [415, 'unsupported_media_type', 'invalid_request_error'],
+    [429, 'rate_limited', 'rate_limit_error'],
+    [429, 'concurrency_limit', 'rate_limit_error'],
+    [429, 'quota_exceeded', 'insufficient_quota'],
+    [502, 'upstream_error', 'server_error'],
+    [503, 'upstream_unavailable', 'server_error'],
+  ])('gives a %i %s the type %s, as OpenAI words it', (status, code, type) => {
+    expect(JSON.parse(errorResult(new ApiError(status, code, 'x')).body!)).toEqual({ error: { code, message: 'x', type } });
+  });
+
   it('turns a thrown non-Error into the same bare 500', async () => {
     vi.spyOn(logger, 'error').mockImplementation(() => undefined);
     const result = await failingWith('boom')(request('{}'), context);
-    expect(result).toMatchObject({ statusCode: 500, body: '{"error":{"code":"internal_error","message":"internal error"}}' });
+    expect(result).toMatchObject({ statusCode: 500, body: '{"error":{"code":"internal_error","message":"internal error","type":"server_error"}}' });
   });
 
   it('leaves a successful answer alone', async () => {

@@ -26,12 +26,17 @@ export const errorCodes = [
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
+/** The class of an error in OpenAI's words, which its SDK and clients written against it read. */
+export const errorTypes = ['invalid_request_error', 'authentication_error', 'rate_limit_error', 'insufficient_quota', 'server_error'] as const;
+export type ErrorType = (typeof errorTypes)[number];
+
 export const errorBodySchema = lazySchema(() =>
   z.object({
     error: z.object({
       code: z.string(),
       message: z.string(),
       param: z.optional(z.string()),
+      type: z.enum(errorTypes),
     }),
   }),
 );
