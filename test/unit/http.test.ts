@@ -285,7 +285,7 @@ describe('an HTTP handler', () => {
     const never = httpHandler(() => new Promise<HttpResult>(() => undefined), {});
     const answer = never(request('{}'), { ...context, getRemainingTimeInMillis: () => 200 } as Context);
     await vi.advanceTimersByTimeAsync(200 - TIMEOUT_EARLY_MS);
-    expect(await answer).toMatchObject({ statusCode: 500, body: '{"error":{"code":"internal_error","message":"internal error"}}' });
+    expect(await answer).toMatchObject({ statusCode: 500, body: '{"error":{"code":"internal_error","message":"internal error","type":"server_error"}}' });
     expect((logged.mock.calls[0]![1] as { error: Error }).error.name).toBe('TimeoutError');
   });
 
