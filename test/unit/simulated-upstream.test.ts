@@ -126,7 +126,8 @@ afterEach(async () => {
 
 describe('simulated upstream: the happy path', () => {
   it('renders a task from pending through running to succeeded, calling back half-way and at the end', async () => {
-    const up = await start({ renderMs: 300 });
+    // Pending for the first fifth of the render: long enough to be read on a busy machine.
+    const up = await start({ renderMs: 2000 });
     const id = await submitOk(up, 'a cat on a skateboard', { callback_url: `${receiver.url}/cb/1?token=t` });
     expect((await status(up, id)).state).toBe('pending');
 
