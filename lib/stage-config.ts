@@ -138,6 +138,14 @@ const stageSettingsSchema = z
     /** Steady-state requests per second and burst for the whole HTTP API stage. */
     throttleRateLimit: count(50),
     throttleBurstLimit: count(100),
+    /**
+     * Keep the `byOwner` index (all attributes) beside `byOwnerKeys` for one deploy: a stack
+     * deployed with it upgrades in two steps, as CloudFormation adds or removes one index per update.
+     */
+    legacyOwnerIndex: z
+      .union([z.boolean(), z.enum(['true', 'false'])])
+      .transform((v) => v === true || v === 'true')
+      .default(false),
     /** The failed-ratio alarm fires above this share of the tasks that ended in 15 minutes. */
     failedRatioAlarm: z.coerce.number().gt(0).lte(1).default(0.2),
   })
@@ -230,6 +238,7 @@ export const stageConfigEnvironmentNames = {
   throttleRateLimit: 'THROTTLE_RATE_LIMIT',
   throttleBurstLimit: 'THROTTLE_BURST_LIMIT',
   failedRatioAlarm: 'FAILED_RATIO_ALARM',
+  legacyOwnerIndex: 'LEGACY_OWNER_INDEX',
 } as const satisfies Partial<Record<keyof StageConfigInput, string>>;
 
 export class StageConfigError extends Error {}

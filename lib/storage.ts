@@ -22,7 +22,7 @@ export class GatewayStorage extends Construct {
   readonly accessLogsBucket: s3.Bucket;
   readonly videoEvents: sns.Topic;
 
-  constructor(scope: Construct, id: string) {
+  constructor(scope: Construct, id: string, options: { legacyOwnerIndex?: boolean } = {}) {
     super(scope, id);
 
     this.table = new dynamodb.Table(this, 'Table', {
@@ -34,19 +34,23 @@ export class GatewayStorage extends Construct {
       // Task records and API key hashes must survive a `cdk destroy` or a replaced stack.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    const { byOwner, legacyByOwner, byDue } = tableSchema;
+    const projection = { ALL: dynamodb.ProjectionType.ALL, KEYS_ONLY: dynamodb.ProjectionType.KEYS_ONLY };
+    for (const index of options.legacyOwnerIndex ? [byOwner, legacyByOwner] : [byOwner]) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.indexName,
+        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
+        // Task ids sort by creation time, so this index lists a key's tasks newest first.
+        sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING },
+        projectionType: projection[index.projection],
+      });
+    }
     this.table.addGlobalSecondaryIndex({
-      indexName: tableSchema.byOwner.indexName,
-      partitionKey: { name: tableSchema.byOwner.partitionKey, type: dynamodb.AttributeType.STRING },
-      // Task ids sort by creation time, so this index lists a key's tasks newest first.
-      sortKey: { name: tableSchema.byOwner.sortKey, type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
-    });
-    this.table.addGlobalSecondaryIndex({
-      indexName: tableSchema.byDue.indexName,
-      partitionKey: { name: tableSchema.byDue.partitionKey, type: dynamodb.AttributeType.STRING },
+      indexName: byDue.indexName,
+      partitionKey: { name: byDue.partitionKey, type: dynamodb.AttributeType.STRING },
       // Epoch seconds: the reconciler reads the tasks that are due first.
-      sortKey: { name: tableSchema.byDue.sortKey, type: dynamodb.AttributeType.NUMBER },
-      projectionType: dynamodb.ProjectionType.ALL,
+      sortKey: { name: byDue.sortKey, type: dynamodb.AttributeType.NUMBER },
+      projectionType: projection[byDue.projection],
     });
 
     this.accessLogsBucket = new s3.Bucket(this, 'AccessLogsBucket', {

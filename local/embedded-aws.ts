@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CreateTableCommand, DynamoDBClient, ResourceInUseException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
+import { ensureLocalTable } from './table-rebuild';
 
 /** The parts of the synthesized stack the local runtime rebuilds, so local and cloud cannot drift. */
 export interface StackDefinitions {
@@ -152,11 +153,10 @@ export async function startEmbeddedAws(options: {
   const region = 'us-east-1';
   const db = new DynamoDBClient({ endpoint: dynamodbEndpoint, region, credentials: localCredentials });
   try {
-    await db.send(new CreateTableCommand({ ...options.definitions.table, TableName: options.tableName }));
-  } catch (error) {
-    if (!(error instanceof ResourceInUseException)) throw error; // kept from the last run
+    await ensureLocalTable(db, options.definitions.table, options.tableName); // kept from the last run, or rebuilt
+  } finally {
+    db.destroy();
   }
-  db.destroy();
   const s3 = new S3Client({ endpoint: s3Endpoint, region, credentials: localCredentials, forcePathStyle: true });
   try {
     await s3.send(new CreateBucketCommand({ Bucket: options.bucketName }));

@@ -2,7 +2,11 @@
  * Key design of the one DynamoDB table. The stack creates the table from this; the local
  * runtime creates its copy from the synthesized template, so both agree with it.
  *
- * - task items: `pk = TASK#<id>`; `owner` + `id` index them per API key, newest first;
+ * - task items: `pk = TASK#<id>`; `owner` + `id` index them per API key, newest first
+ *   (`byOwnerKeys` projects only the keys, so that a task's updates, which never change
+ *   them, cost that index nothing: one key value per API key takes one write per task;
+ *   `byOwner`, which projected every attribute, is read only while a stack deployed with it
+ *   is being upgraded);
  *   `open` + `due_at` (sparse: only while the gateway still owes the task work) is what the
  *   reconciler scans; `open` is one of `open#0…open#31`, chosen from the task id, so that
  *   the index's writes spread over many partitions (tasks written before the shards hold
@@ -13,8 +17,9 @@
 export const tableSchema = {
   partitionKey: 'pk',
   ttlAttribute: 'expires_at',
-  byOwner: { indexName: 'byOwner', partitionKey: 'owner', sortKey: 'id' },
-  byDue: { indexName: 'byDue', partitionKey: 'open', sortKey: 'due_at' },
+  byOwner: { indexName: 'byOwnerKeys', partitionKey: 'owner', sortKey: 'id', projection: 'KEYS_ONLY' },
+  legacyByOwner: { indexName: 'byOwner', partitionKey: 'owner', sortKey: 'id', projection: 'ALL' },
+  byDue: { indexName: 'byDue', partitionKey: 'open', sortKey: 'due_at', projection: 'ALL' },
 } as const;
 
 /** How many due-index shards writes spread over unless `DUE_SHARDS` says otherwise. */

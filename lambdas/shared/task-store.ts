@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { conditionalPut } from './aws/conditional-put';
 import { taskRecordSchema, type Attempt, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
@@ -189,7 +189,10 @@ export class TaskStore {
     return task?.owner === owner ? task : undefined;
   }
 
-  /** The owner's tasks, newest first (or oldest first, `asc`), starting after the task id `after`. */
+  /**
+   * The owner's tasks, newest first (or oldest first, `asc`), starting after the task id `after`:
+   * the page's ids from the owner index (which holds only keys), then the tasks themselves.
+   */
   async listByOwner(owner: string, limit: number, after?: string, order: 'asc' | 'desc' = 'desc'): Promise<{ tasks: TaskRecord[]; hasMore: boolean }> {
     const { byOwner } = tableSchema;
     const { Items = [] } = await this.db.send(
@@ -203,8 +206,28 @@ export class TaskStore {
         Limit: limit + 1,
       }),
     );
-    const tasks = Items.map((i) => taskRecordSchema().parse(i));
-    return { tasks: tasks.slice(0, limit), hasMore: tasks.length > limit };
+    const ids = Items.slice(0, limit).map((i) => String(i[byOwner.sortKey]));
+    const found = new Map((await this.getMany(ids)).map((t) => [t.id, t]));
+    // A task deleted between the two reads is left out of its page.
+    const tasks = ids.flatMap((id) => found.get(id) ?? []);
+    return { tasks, hasMore: Items.length > limit };
+  }
+
+  /** Tasks by id, in any order; ids with no task are left out. At most 100 per request, as DynamoDB takes them. */
+  async getMany(ids: readonly string[]): Promise<TaskRecord[]> {
+    const tasks: TaskRecord[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Record<string, unknown>[] = ids.slice(i, i + 100).map(taskKey);
+      // DynamoDB may leave keys unprocessed under load: ask again for those, backing off a little.
+      for (let round = 0; keys.length; round++) {
+        if (round === 8) throw new Error(`DynamoDB left ${keys.length} task reads unprocessed after ${round} tries`);
+        if (round > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
+        const answer = await this.db.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }));
+        for (const item of answer.Responses?.[this.table] ?? []) tasks.push(taskRecordSchema().parse(item));
+        keys = answer.UnprocessedKeys?.[this.table]?.Keys ?? [];
+      }
+    }
+    return tasks;
   }
 
   /**

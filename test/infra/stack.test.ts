@@ -36,12 +36,13 @@ describe('task table', () => {
       ]),
       GlobalSecondaryIndexes: [
         {
-          IndexName: 'byOwner',
+          IndexName: 'byOwnerKeys',
           KeySchema: [
             { AttributeName: 'owner', KeyType: 'HASH' },
             { AttributeName: 'id', KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          // Only keys: a task's updates never touch them, so its owner's index item is written once.
+          Projection: { ProjectionType: 'KEYS_ONLY' },
         },
         {
           IndexName: 'byDue',
@@ -53,6 +54,19 @@ describe('task table', () => {
         },
       ],
     });
+  });
+
+  it('keeps the all-attribute byOwner index beside it for the first deploy of an upgrade, one index change per update', () => {
+    const indexes = (synthesized: Synthesized) => {
+      const [, table] = resourcesOfType(synthesized.json, 'AWS::DynamoDB::Table')[0]!;
+      return (table.Properties!.GlobalSecondaryIndexes as { IndexName: string; Projection: { ProjectionType: string } }[]).map(
+        (i) => `${i.IndexName} ${i.Projection.ProjectionType}`,
+      );
+    };
+    const upgrading = indexes(synthesizeGateway({ legacyOwnerIndex: 'true' }));
+    expect(upgrading).toEqual(['byOwnerKeys KEYS_ONLY', 'byOwner ALL', 'byDue ALL']);
+    // From the stack that had only byOwner, the first deploy adds one index; the next removes one.
+    expect(upgrading.filter((i) => !indexes(s).includes(i))).toEqual(['byOwner ALL']);
   });
 
   it('bills per request, keeps point-in-time backups, expires items on expires_at and survives the stack', () => {

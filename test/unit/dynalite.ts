@@ -41,13 +41,13 @@ export function embeddedDynamo(): EmbeddedDynamo {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const index = ({ indexName, partitionKey, sortKey }: { indexName: string; partitionKey: string; sortKey: string }) => ({
+  const index = ({ indexName, partitionKey, sortKey, projection }: { indexName: string; partitionKey: string; sortKey: string; projection: 'ALL' | 'KEYS_ONLY' }) => ({
     IndexName: indexName,
     KeySchema: [
       { AttributeName: partitionKey, KeyType: 'HASH' as const },
       { AttributeName: sortKey, KeyType: 'RANGE' as const },
     ],
-    Projection: { ProjectionType: 'ALL' as const },
+    Projection: { ProjectionType: projection },
   });
 
   return {

@@ -4,12 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   ScanCommand,
   UpdateCommand,
+  type BatchGetCommandInput,
   type GetCommandInput,
   type PutCommandInput,
   type QueryCommandInput,
@@ -18,6 +20,7 @@ import {
 import type { APIGatewayProxyStructuredResultV2, Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CircuitBreaker } from '../../lambdas/shared/circuit-breaker';
+import { tableSchema } from '../../lambdas/shared/table-schema';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi, type Mock } from 'vitest';
 
@@ -118,14 +121,20 @@ function installTable() {
   ddb.on(QueryCommand).callsFake(async (input: QueryCommandInput) => {
     const v = input.ExpressionAttributeValues ?? {};
     let items = [...table.values()].filter((i) => String(i.pk).startsWith('TASK#'));
-    if (input.IndexName === 'byOwner') {
+    if (input.IndexName === tableSchema.byOwner.indexName) {
       items = items.filter((i) => i.owner === v[':o'] && (v[':after'] === undefined || i.id < v[':after']));
       items.sort((a, b) => (a.id < b.id ? -1 : 1));
       if (input.ScanIndexForward === false) items.reverse();
+      // The owner index holds only the keys.
+      items = items.map((i) => ({ pk: i.pk, owner: i.owner, id: i.id }));
     } else {
       items = items.filter((i) => i.open === v[':open'] && i.due_at <= v[':now']).sort((a, b) => a.due_at - b.due_at);
     }
     return { Items: copy(items.slice(0, input.Limit ?? items.length)) };
+  });
+  ddb.on(BatchGetCommand).callsFake(async (input: BatchGetCommandInput) => {
+    const [[name, { Keys = [] }]] = Object.entries(input.RequestItems!) as [[string, { Keys?: Record<string, unknown>[] }]];
+    return { Responses: { [name]: copy(Keys.flatMap((k) => table.get(String(k.pk)) ?? [])) } };
   });
   ddb.on(ScanCommand).resolves({ Items: [] });
   sqs.on(SendMessageCommand).resolves({ MessageId: 'msg-1' });

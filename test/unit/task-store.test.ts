@@ -539,6 +539,58 @@ describe('TaskStore.listByOwner', () => {
     expect((await store.listByOwner('owner-b', 10)).tasks.map((t) => t.id).sort()).toEqual(theirs.sort());
     expect((await store.listByOwner('owner-c', 10)).tasks).toEqual([]);
   });
+
+  it('lists whole, current task records though the owner index holds only their keys', async () => {
+    const t = await created({ owner: 'owner-a', callback_url: 'https://hooks.example.com/v' });
+    await store.markSubmitted(t.id, 'up-1', clock.now() + 300_000);
+    const [listed] = (await store.listByOwner('owner-a', 10)).tasks;
+    expect(listed).toEqual(await store.get(t.id));
+    expect(listed).toMatchObject({ state: 'submitted', upstream_id: 'up-1', prompt: t.prompt, callback_url: 'https://hooks.example.com/v' });
+  });
+
+  it('leaves out a task deleted between the index read and the task read, and still pages on', async () => {
+    const ids = (await tasksOf('owner-a', 3)).reverse();
+    const deleting = new TaskStore(
+      {
+        send: async (command: { constructor: { name: string } }) => {
+          if (command.constructor.name === 'BatchGetCommand') await store.remove(ids[1]!);
+          return dynamo.db.send(command as never);
+        },
+      } as never,
+      tableName,
+      clock,
+    );
+    const page = await deleting.listByOwner('owner-a', 3);
+    expect(page.tasks.map((t) => t.id)).toEqual([ids[0], ids[2]]);
+    expect(page.hasMore).toBe(false);
+  });
+
+  it('reads a page of more than 100 tasks in batches, and asks again for the keys DynamoDB left unprocessed', async () => {
+    const ids = await tasksOf('owner-a', 130);
+    const batches: number[] = [];
+    const stingy = new TaskStore(
+      {
+        send: async (command: { constructor: { name: string }; input: { RequestItems: Record<string, { Keys: unknown[] }> } }) => {
+          if (command.constructor.name !== 'BatchGetCommand') return dynamo.db.send(command as never);
+          const keys = command.input.RequestItems[tableName]!.Keys;
+          batches.push(keys.length);
+          // The first answer of each batch holds only half of it, as DynamoDB may under load.
+          if (batches.length % 2 === 1 && keys.length > 1) {
+            const half = Math.ceil(keys.length / 2);
+            command.input.RequestItems[tableName]!.Keys = keys.slice(0, half);
+            const answer = (await dynamo.db.send(command as never)) as Record<string, unknown>;
+            return { ...answer, UnprocessedKeys: { [tableName]: { Keys: keys.slice(half), ConsistentRead: true } } };
+          }
+          return dynamo.db.send(command as never);
+        },
+      } as never,
+      tableName,
+      clock,
+    );
+    const page = await stingy.listByOwner('owner-a', 130);
+    expect(page.tasks.map((t) => t.id)).toEqual([...ids].reverse());
+    expect(batches).toEqual([100, 50, 30, 15]);
+  });
 });
 
 describe('TaskStore.dueTasks', () => {
