@@ -238,12 +238,13 @@ function costOf(label: string, tasks: number, counter: Counter, itemBytes: numbe
   const sum = (match: (op: string) => boolean) => Object.entries(requests).reduce((n, [k, v]) => (match(k) ? n + v : n), 0);
   const writes = sum((k) => /^DynamoDB (PutItem|UpdateItem|DeleteItem|BatchWriteItem)$/.test(k));
   const reads = sum((k) => /^DynamoDB (GetItem|Query|Scan|BatchGetItem)$/.test(k));
-  // A task write costs a unit per KB of the item for the table and again for each index whose
-  // copy it changes (both project every attribute: the owner index always, the due index
-  // while the task is open); the small key, usage and idempotency items a unit each.
+  // A task write costs a unit per KB of the item for the table and again for the due index,
+  // which projects every attribute (counted for every write: an upper bound, the task leaves
+  // it once finished); the owner index holds only keys, which its updates never change: one
+  // unit when the task is created. The small key, usage and idempotency items a unit each.
   const taskWrites = per(counter.writesByItem.get('TASK') ?? 0);
   const otherWrites = Math.max(0, writes - taskWrites);
-  const writeUnits = taskWrites * Math.ceil(itemBytes / 1024) * 3 + otherWrites;
+  const writeUnits = taskWrites * Math.ceil(itemBytes / 1024) * 2 + 1 + otherWrites;
   const readUnits = reads * Math.ceil(itemBytes / 4096);
   const api = Object.fromEntries([...counter.api].map(([fn, { count, ms }]) => [fn, { count: per(count), ms: ms / count }]));
   const apiRequests = Object.values(api).reduce((n, a) => n + a.count, 0);
