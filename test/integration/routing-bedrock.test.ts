@@ -97,6 +97,7 @@ describe('the demo catalog', () => {
     await submitOk(h, { model: 'sora-2', prompt: 'the seed rules stay', duration: 15, characters: [{ url: 'https://cdn.example.com/c.mp4', timestamps: '0,3' }] });
     expect(await refused({ model: 'sora-2', duration: 5 })).toEqual({
       code: 'invalid_request',
+      type: 'invalid_request_error',
       param: 'duration',
       message: expect.stringMatching(/^duration 5 is only available with .*seedance-2\.0.*\(sora-2 takes 10 or 15\)$/),
     });
@@ -104,6 +105,7 @@ describe('the demo catalog', () => {
     expect(await refused({ model: 'seedance-2.0', duration: 15 })).toMatchObject({ param: 'duration', message: expect.stringContaining('seedance-2.0 takes 5 or 10') });
     expect(await refused({ model: 'seedance-2.0', duration: 5, characters: [{ url: 'https://cdn.example.com/c.mp4', timestamps: '0,3' }] })).toEqual({
       code: 'invalid_request',
+      type: 'invalid_request_error',
       param: 'characters',
       message: 'seedance-2.0 takes no characters',
     });
@@ -112,6 +114,7 @@ describe('the demo catalog', () => {
     expect(await refused({ model: 'luma-ray-2', duration: 10 })).toMatchObject({ param: 'duration', message: expect.stringContaining('luma-ray-2 takes 5 or 9') });
     expect(await refused({ model: 'luma-ray-2', duration: 5, image_urls: ['https://cdn.example.com/a.png'] })).toEqual({
       code: 'invalid_request',
+      type: 'invalid_request_error',
       param: 'image_urls',
       message: 'luma-ray-2 takes no reference image: image_urls must be empty',
     });
