@@ -5,8 +5,8 @@
  * - task items: `pk = TASK#<id>`; `owner` + `id` index them per API key, newest first
  *   (`byOwnerKeys` projects only the keys, so that a task's updates, which never change
  *   them, cost that index nothing: one key value per API key takes one write per task;
- *   `byOwner`, which projected every attribute, is read only while a stack deployed with it
- *   is being upgraded);
+ *   `legacyByOwner`, which projected every attribute, is never read: the stack keeps it only
+ *   for the first deploy of an upgrade from a table that has it);
  *   `open` + `due_at` (sparse: only while the gateway still owes the task work) is what the
  *   reconciler scans; `open` is one of `open#0…open#31`, chosen from the task id, so that
  *   the index's writes spread over many partitions (tasks written before the shards hold

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll } from 'vitest';
@@ -41,38 +41,42 @@ export function embeddedDynamo(): EmbeddedDynamo {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const index = ({ indexName, partitionKey, sortKey, projection }: { indexName: string; partitionKey: string; sortKey: string; projection: 'ALL' | 'KEYS_ONLY' }) => ({
-    IndexName: indexName,
-    KeySchema: [
-      { AttributeName: partitionKey, KeyType: 'HASH' as const },
-      { AttributeName: sortKey, KeyType: 'RANGE' as const },
-    ],
-    Projection: { ProjectionType: projection },
-  });
-
   return {
     get db() {
       return db;
     },
     async newTable(prefix) {
       const name = `${prefix}-${++tables}`;
-      const { partitionKey, byOwner, byDue } = tableSchema;
-      await raw.send(
-        new CreateTableCommand({
-          TableName: name,
-          BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: partitionKey, AttributeType: 'S' },
-            { AttributeName: byOwner.partitionKey, AttributeType: 'S' },
-            { AttributeName: byOwner.sortKey, AttributeType: 'S' },
-            { AttributeName: byDue.partitionKey, AttributeType: 'S' },
-            { AttributeName: byDue.sortKey, AttributeType: 'N' },
-          ],
-          KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
-          GlobalSecondaryIndexes: [index(byOwner), index(byDue)],
-        }),
-      );
+      await raw.send(new CreateTableCommand(taskTableDefinition(name)));
       return name;
     },
+  };
+}
+
+type IndexSchema = { indexName: string; partitionKey: string; sortKey: string; projection: 'ALL' | 'KEYS_ONLY' };
+const index = ({ indexName, partitionKey, sortKey, projection }: IndexSchema) => ({
+  IndexName: indexName,
+  KeySchema: [
+    { AttributeName: partitionKey, KeyType: 'HASH' as const },
+    { AttributeName: sortKey, KeyType: 'RANGE' as const },
+  ],
+  Projection: { ProjectionType: projection },
+});
+
+/** The task table as lambdas/shared/table-schema.ts lays it out, with the given owner index (the current one unless told). */
+export function taskTableDefinition(name: string, ownerIndex: IndexSchema = tableSchema.byOwner): CreateTableCommandInput {
+  const { partitionKey, byDue } = tableSchema;
+  return {
+    TableName: name,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: partitionKey, AttributeType: 'S' },
+      { AttributeName: ownerIndex.partitionKey, AttributeType: 'S' },
+      { AttributeName: ownerIndex.sortKey, AttributeType: 'S' },
+      { AttributeName: byDue.partitionKey, AttributeType: 'S' },
+      { AttributeName: byDue.sortKey, AttributeType: 'N' },
+    ],
+    KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
+    GlobalSecondaryIndexes: [index(ownerIndex), index(byDue)],
   };
 }

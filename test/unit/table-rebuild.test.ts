@@ -7,12 +7,12 @@ import {
   PutItemCommand,
   QueryCommand,
   ScanCommand,
-  type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { ensureLocalTable } from '../../local/table-rebuild';
+import { taskTableDefinition } from './dynalite';
 
 const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
 let db: DynamoDBClient;
@@ -35,33 +35,8 @@ beforeEach(() => {
   table = `local-${++n}`;
 });
 
-/** A table definition with the owner index under the given name and projection. */
-function definition(owner: { indexName: string; projection: 'ALL' | 'KEYS_ONLY' }): CreateTableCommandInput {
-  const { partitionKey, byDue } = tableSchema;
-  const index = (name: string, hash: string, range: string, projection: 'ALL' | 'KEYS_ONLY') => ({
-    IndexName: name,
-    KeySchema: [
-      { AttributeName: hash, KeyType: 'HASH' as const },
-      { AttributeName: range, KeyType: 'RANGE' as const },
-    ],
-    Projection: { ProjectionType: projection },
-  });
-  return {
-    TableName: 'unused',
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: partitionKey, AttributeType: 'S' },
-      { AttributeName: 'owner', AttributeType: 'S' },
-      { AttributeName: 'id', AttributeType: 'S' },
-      { AttributeName: byDue.partitionKey, AttributeType: 'S' },
-      { AttributeName: byDue.sortKey, AttributeType: 'N' },
-    ],
-    KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
-    GlobalSecondaryIndexes: [index(owner.indexName, 'owner', 'id', owner.projection), index(byDue.indexName, byDue.partitionKey, byDue.sortKey, 'ALL')],
-  };
-}
-const before = definition(tableSchema.legacyByOwner);
-const now = definition(tableSchema.byOwner);
+const before = taskTableDefinition('unused', tableSchema.legacyByOwner);
+const now = taskTableDefinition('unused');
 
 async function seed(name: string, count: number) {
   for (let i = 0; i < count; i++) {
