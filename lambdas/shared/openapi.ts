@@ -121,7 +121,7 @@ export function openApiDocument(models: Catalog['models']): object {
       },
       '/v1/videos/generations/{id}/cancel': {
         post: {
-          summary: 'Cancel a task: at once while queued; while rendering, where its model can be stopped',
+          summary: 'Cancel a task: at once while queued; while rendering, where its model can be stopped (otherwise, and once ended, 409 not_cancellable)',
           parameters: [taskId],
           responses: { '200': ok('Task'), ...errors(401, 404, 409, 503) },
         },

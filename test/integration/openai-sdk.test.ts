@@ -193,6 +193,7 @@ describe('delete, in both dialects', () => {
     await until(created.id, 'in_progress');
     const error = await client.videos.delete(created.id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.ConflictError);
+    expect(error).toMatchObject({ status: 409, code: 'not_cancellable', type: 'invalid_request_error' });
     expect((error as Error).message).toMatch(/cannot be stopped/);
     const still = await client.videos.retrieve(created.id).withResponse();
     expect(still.data.status).toBe('in_progress');

@@ -431,7 +431,7 @@ describe('cancel', () => {
       return found.length ? found : undefined;
     });
     expect(verifiedPayload(h.gw.webhookSecret, delivery!)).toMatchObject({ id, status: 'failed', error: { code: 'cancelled' } });
-    expect(await cancel(id)).toMatchObject({ status: 409, body: { error: { code: 'conflict', type: 'invalid_request_error', message: 'the task cannot be cancelled: it has failed' } } });
+    expect(await cancel(id)).toMatchObject({ status: 409, body: { error: { code: 'not_cancellable', type: 'invalid_request_error', message: 'the task cannot be cancelled: it has failed' } } });
   });
 
   it('a rendering task reaches its upstream where the dialect can stop a job (fal), and is 409 where it cannot', async () => {
@@ -448,7 +448,7 @@ describe('cancel', () => {
     const polledPrompt = 'cannot be stopped sim:render=stall';
     const rendering = (await submitted('polled', polledPrompt)).id;
     const refused = await cancel(rendering);
-    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'conflict', type: 'invalid_request_error', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: 'not_cancellable', type: 'invalid_request_error', message: 'this task is already rendering and its model cannot be stopped; it will finish' } } });
     expect((await view(rendering)).status).toBe('in_progress');
   });
 });

@@ -33,6 +33,7 @@ import { callbackToken, callbackUrl, verifyCallbackToken } from '../../lambdas/s
 import { parseConfig, type Config } from '../../lambdas/shared/config';
 import { submitBodySchema, type TaskRecord } from '../../lambdas/shared/contracts';
 import { archiveTask } from '../../lambdas/shared/core/archive';
+import { cancelTask } from '../../lambdas/shared/core/cancel';
 import { applyUpstreamStatus, handleCallback } from '../../lambdas/shared/core/callback';
 import type { Gateway } from '../../lambdas/shared/core/deps';
 import { notifyTask } from '../../lambdas/shared/core/notify';
@@ -759,6 +760,34 @@ describe('an upstream callback', () => {
     expect((await respond(handleCallback(callbackEvent(task.id, { progress: 5 }), g))).body).toEqual({
       error: { code: 'invalid_request', type: 'invalid_request_error', message: 'upstream status body has no state' },
     });
+  });
+});
+
+describe('cancelling a task', () => {
+  const cancelEvent = (id: string) =>
+    httpEvent({ route: 'POST /v1/videos/generations/{id}/cancel', path: `/v1/videos/generations/${id}/cancel`, pathParameters: { id }, headers: { authorization: API_KEY } });
+
+  it('whose video is being stored, or that has ended, is 409 not_cancellable and changes nothing', async () => {
+    const g = gateway();
+    for (const [state, where] of [
+      ['archiving', 'its video is being stored'],
+      ['succeeded', 'it has succeeded'],
+    ] as const) {
+      const task = seedTask(g, { state });
+      const answer = await respond(cancelTask(cancelEvent(task.id), g));
+      expect(answer).toMatchObject({ status: 409, body: { error: { code: 'not_cancellable', type: 'invalid_request_error', message: `the task cannot be cancelled: ${where}` } } });
+      expect(table.get(`TASK#${task.id}`)!.state).toBe(state);
+    }
+    expect(g.queues.notify).not.toHaveBeenCalled();
+  });
+
+  it('that changed while being cancelled, yet stands where it was, is 409 conflict: ask again', async () => {
+    const g = gateway();
+    const task = seedTask(g, { state: 'queued' });
+    vi.spyOn(g.store, 'markFailed').mockResolvedValueOnce(undefined);
+    const answer = await respond(cancelTask(cancelEvent(task.id), g));
+    expect(answer).toMatchObject({ status: 409, body: { error: { code: 'conflict', message: 'the task changed while it was being cancelled; try again' } } });
+    expect(table.get(`TASK#${task.id}`)!.state).toBe('queued');
   });
 });
 

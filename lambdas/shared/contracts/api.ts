@@ -14,6 +14,7 @@ export const errorCodes = [
   'not_found',
   'idempotency_conflict',
   'conflict',
+  'not_cancellable',
   'payload_too_large',
   'unsupported_media_type',
   'rate_limited',

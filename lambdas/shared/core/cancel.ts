@@ -16,8 +16,10 @@ const noVideos = { presign: async (): Promise<never> => Promise.reject(new Error
  * `POST /v1/videos/generations/{id}/cancel`. A queued task is cancelled at once (no upstream
  * holds a job, or one may after an ambiguous answer, and its word no longer changes the task).
  * A task an upstream is rendering is cancelled once that upstream has stopped the job, where
- * its dialect can (fal, Replicate); elsewhere it is 409 and the task finishes. The task fails
- * with `cancelled`, and its webhook is sent.
+ * its dialect can (fal, Replicate); elsewhere, and for a task already finished or being
+ * archived, it is 409 `not_cancellable` and the task finishes as it would have (`conflict` is
+ * only the race of a task that changed state during the cancel). The task fails with
+ * `cancelled`, and its webhook is sent.
  */
 export async function cancelTask(event: HttpEvent, d: CancelNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
@@ -61,18 +63,18 @@ async function cancelOwned(task: TaskRecord, d: CancelNeeds): Promise<TaskRecord
 async function stopUpstreamJob(task: TaskRecord, d: CancelNeeds): Promise<void> {
   const provider = await taskUpstream(task, d);
   if (!provider.cancel)
-    throw new ApiError(409, 'conflict', 'this task is already rendering and its model cannot be stopped; it will finish');
+    throw new ApiError(409, 'not_cancellable', 'this task is already rendering and its model cannot be stopped; it will finish');
   try {
     await provider.cancel(task.upstream_id ?? '');
   } catch (error) {
     logger.warn('upstream cancel failed', { taskId: task.id, upstream: task.upstream, reason: (error as Error).message });
     if (error instanceof UpstreamError && error.kind === 'rejected')
-      throw new ApiError(409, 'conflict', 'this task is already rendering and could not be stopped; it will finish');
+      throw new ApiError(409, 'not_cancellable', 'this task is already rendering and could not be stopped; it will finish');
     throw new ApiError(503, 'upstream_unavailable', 'the rendering could not be stopped just now; try again');
   }
 }
 
 function finished(task: TaskRecord): ApiError {
   const where = task.state === 'archiving' ? 'its video is being stored' : `it has ${task.state}`;
-  return new ApiError(409, 'conflict', `the task cannot be cancelled: ${where}`);
+  return new ApiError(409, 'not_cancellable', `the task cannot be cancelled: ${where}`);
 }
