@@ -12,6 +12,8 @@ import { listenRemembered, openSimState, type SimState } from './sim-state';
  * A real HTTP server speaking the `duomi` dialect on loopback, for `npm start` and tests.
  *
  *   POST /v1/videos/generations   -> 200 {"id"}
+ *   POST /v1/videos/{id}/remix    -> 200 {"id"}: a new job from a succeeded one (same body; its
+ *                                    duration and ratio when the body leaves them out)
  *   GET  /v1/videos/tasks/{id}    -> {id, state, progress, data: {videos: [{url}]}, message}
  *   GET  /files/{id}.mp4          -> the rendered video (a real MP4, grown to the task's size)
  *
@@ -102,6 +104,8 @@ export interface SimTaskRecord {
   callbacks: DuomiTaskView[];
   /** The final callback was answered with a 2xx. */
   finalCallbackDelivered?: boolean;
+  /** A remix: the job it was made from. */
+  remixedFrom?: string;
 }
 
 export const videoShapeSchema = z.object({ seconds: z.number(), width: z.number(), height: z.number(), bytes: z.number() });
@@ -138,6 +142,7 @@ export const simTaskRecordSchema: z.ZodMiniType<SimTaskRecord> = z.object({
   model: z.string(),
   prompt: z.string(),
   callback_url: z.optional(z.string()),
+  remixedFrom: z.optional(z.string()),
   body: z.record(z.string(), z.unknown()),
   authorization: z.optional(z.string()),
   faults: simFaultsSchema,
@@ -669,9 +674,14 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
     }
   };
 
-  const handleSubmit = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** A submit, or (`source`) a remix of a finished job. */
+  const handleSubmit = async (req: IncomingMessage, res: ServerResponse, source?: string): Promise<void> => {
     stats.submitsReceived++;
     checkKey(req);
+    const original = source === undefined ? undefined : tasks.get(source);
+    if (source !== undefined && !original) throw new HttpError(404, 'not_found', `task ${source} not found`);
+    if (original && original.state !== 'succeeded')
+      throw new HttpError(400, 'invalid_request', `task ${original.id} cannot be remixed: it is ${original.state}`);
     const body = await readJson(req);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new HttpError(400, 'invalid_request', 'request body must be a JSON object');
@@ -721,15 +731,21 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
       ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
       faults,
       renderMs: faults.renderMs ?? defaultRenderMs,
-      video: jobVideo(id, { seconds: fields.duration, aspectRatio: fields.aspect_ratio }, faults, options.oversizedBytes),
+      video: jobVideo(
+        id,
+        { seconds: fields.duration ?? original?.body.duration, aspectRatio: fields.aspect_ratio ?? original?.body.aspect_ratio },
+        faults,
+        options.oversizedBytes,
+      ),
       videoUrl: `${baseUrl}/files/${id}.mp4`,
       createdAt: Date.now(),
       callbacks: [],
+      ...(original ? { remixedFrom: original.id } : {}),
     };
     tasks.set(id, task);
     keep(task);
     stats.submitsAccepted++;
-    log('task accepted', { id, model, faults });
+    log(original ? 'remix accepted' : 'task accepted', { id, model, faults, ...(original ? { remixedFrom: original.id } : {}) });
     sendAccepted(res, faults.submit, { id });
     startRender(task);
   };
@@ -758,9 +774,10 @@ export async function startSimulatedUpstream(options: SimulatedUpstreamOptions =
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://upstream').pathname;
     const method = req.method ?? 'GET';
-    if (path === '/v1/videos/generations') {
+    const remix = /^\/v1\/videos\/([^/]+)\/remix$/.exec(path);
+    if (path === '/v1/videos/generations' || remix) {
       if (method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${method} not allowed`);
-      return handleSubmit(req, res).catch((err: unknown) => {
+      return handleSubmit(req, res, remix ? decodeURIComponent(remix[1] ?? '') : undefined).catch((err: unknown) => {
         stats.submitsRefused++;
         throw err;
       });

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { errorBodySchema } from './contracts/api';
 import { defaultSizes, videoDeletedSchema, videoListSchema, videoObjectSchema } from './contracts/openai';
-import { MAX_PROMPT_CHARS, submitBodySchema, submitResponseSchema } from './contracts/submit';
+import { MAX_PROMPT_CHARS, remixBodySchema, submitBodySchema, submitResponseSchema } from './contracts/submit';
 import { modelListSchema, taskListSchema, taskViewSchema, usageReportSchema } from './contracts/view';
 import type { Catalog } from './catalog';
 
@@ -51,6 +51,15 @@ function videoCreateSchema(models: Catalog['models']) {
   };
 }
 
+/** A remix, in either dialect: the original's model, duration and size, its route only; 409 until the original has its video. */
+const remixOperation = (summary: string, answer: string) => ({
+  summary,
+  description: "Models whose upstream cannot remix answer 400 remix_unsupported; an original that is not completed, 409 video_not_ready.",
+  parameters: [taskId, { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }],
+  requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/RemixRequest' } } } },
+  responses: { '200': ok(answer), ...errors(400, 401, 404, 409, 413, 415, 429, 502, 503) },
+});
+
 const documents = new WeakMap<Catalog['models'], object>();
 
 /** The API's OpenAPI document, generated from the contracts and the catalog. */
@@ -74,6 +83,7 @@ export function openApiDocument(models: Catalog['models']): object {
         VideoList: schema(videoListSchema()),
         VideoDeleted: schema(videoDeletedSchema()),
         VideoCreateRequest: videoCreateSchema(models),
+        RemixRequest: schema(remixBodySchema(), 'input'),
       },
     },
     security: [{ apiKey: [] }],
@@ -125,6 +135,12 @@ export function openApiDocument(models: Catalog['models']): object {
           parameters: [taskId],
           responses: { '200': ok('Task'), ...errors(401, 404, 409, 503) },
         },
+      },
+      '/v1/videos/generations/{id}/remix': {
+        post: remixOperation('A new task from a succeeded one and a new prompt, made by the upstream that made the original', 'SubmitResponse'),
+      },
+      '/v1/videos/{id}/remix': {
+        post: remixOperation('A new video from a completed one and a new prompt (remixed_from_video_id names the original)', 'Video'),
       },
       '/v1/videos': {
         post: {

@@ -45,6 +45,8 @@ export interface RouterNeeds {
   ambiguousWaitMs: number;
   /** Where the upstream can be asked (`findJob`), how soon after an ambiguous answer. */
   findJobAfterMs: number;
+  /** The call that makes the job; a submit unless given (a remix asks the upstream to remix its original). */
+  send?(provider: UpstreamProvider, job: UpstreamJob): Promise<{ upstreamId: string }>;
 }
 
 export interface RoutingTask {
@@ -131,7 +133,7 @@ export async function routeTask(
       record(metric.upstreamSubmits, 1, undefined, { upstream: route.upstream, outcome });
     };
     try {
-      const { upstreamId } = await provider.submit(jobFor(route));
+      const { upstreamId } = await (d.send ? d.send(provider, jobFor(route)) : provider.submit(jobFor(route)));
       timed('submitted');
       await d.circuits.succeeded(permit);
       note(route.upstream, 'submitted');

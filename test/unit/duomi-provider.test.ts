@@ -170,6 +170,32 @@ describe('DuomiProvider.submit', () => {
   });
 });
 
+describe('DuomiProvider.remix', () => {
+  it('posts the new prompt with the original job\'s settings to /v1/videos/{id}/remix, without its images, and answers the new id', async () => {
+    answer = reply(200, { id: 'up-remix-1' });
+    expect(await provider().remix('up 123', { ...body, prompt: 'the car, in the rain' })).toEqual({ upstreamId: 'up-remix-1' });
+    expect(seen[0]!.method).toBe('POST');
+    expect(seen[0]!.url).toBe('/v1/videos/up%20123/remix');
+    expect(seen[0]!.headers.authorization).toBe('sk-duomi-123');
+    expect(JSON.parse(seen[0]!.body)).toEqual({
+      model: 'sora-2',
+      prompt: 'the car, in the rain',
+      aspect_ratio: '16:9',
+      duration: 15,
+      callback_url: body.callbackUrl,
+    });
+  });
+
+  it('reads the answer as a submit\'s: a 400 is a refusal with the reason, a 503 unavailable', async () => {
+    answer = reply(400, { error: { message: 'task up-1 cannot be remixed: it is running' } });
+    const refused = await failure(provider().remix('up-1', body));
+    expect(refused.kind).toBe('rejected');
+    expect(refused.message).toContain('cannot be remixed');
+    answer = reply(503, { error: { message: 'busy' } });
+    expect((await failure(provider().remix('up-1', body))).kind).toBe('unavailable');
+  });
+});
+
 describe('DuomiProvider.status', () => {
   it('asks GET /v1/videos/tasks/{id} with the key', async () => {
     answer = reply(200, { id: 'up/1', state: 'running', progress: 10 });

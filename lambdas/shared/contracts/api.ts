@@ -15,6 +15,8 @@ export const errorCodes = [
   'idempotency_conflict',
   'conflict',
   'not_cancellable',
+  'video_not_ready',
+  'remix_unsupported',
   'payload_too_large',
   'unsupported_media_type',
   'rate_limited',

@@ -46,6 +46,17 @@ function unknownModel(models: Catalog['models'], model: string): string {
   return `model must be one of ${Object.keys(models).join(', ')}`;
 }
 
+/** A prompt: required, not blank once trimmed, at most `MAX_PROMPT_CHARS` characters (a create's and a remix's). */
+export const promptField = () =>
+  z
+    .string({ error: (iss) => (iss.input === undefined ? 'prompt is required' : 'prompt must be a string') })
+    .check(
+      z.trim(),
+      z.minLength(1, { message: 'prompt must not be empty' }),
+      // Characters as people count them (code points), not UTF-16 units: CJK and emoji count once.
+      z.refine((p) => [...p].length <= MAX_PROMPT_CHARS, { message: `prompt is at most ${MAX_PROMPT_CHARS} characters` }),
+    );
+
 function submitFields(models: Catalog['models']) {
   return z
     .object({
@@ -56,14 +67,7 @@ function submitFields(models: Catalog['models']) {
             if (!Object.hasOwn(models, m)) ctx.addIssue({ code: 'custom', message: unknownModel(models, m) });
           }),
         ),
-      prompt: z
-        .string({ error: (iss) => (iss.input === undefined ? 'prompt is required' : 'prompt must be a string') })
-        .check(
-          z.trim(),
-          z.minLength(1, { message: 'prompt must not be empty' }),
-          // Characters as people count them (code points), not UTF-16 units: CJK and emoji count once.
-          z.refine((p) => [...p].length <= MAX_PROMPT_CHARS, { message: `prompt is at most ${MAX_PROMPT_CHARS} characters` }),
-        ),
+      prompt: promptField(),
       /** Checked against the model's entry below; the model's default when absent. */
       aspect_ratio: z.optional(z.unknown()),
       duration: z.optional(z.unknown()),
@@ -172,6 +176,18 @@ export function submitBodySchema(models: Catalog['models']) {
   return schema;
 }
 export type SubmitRequest = z.output<ReturnType<typeof buildSubmitSchema>>;
+
+/**
+ * A remix, in both dialects (`POST /v1/videos/generations/{id}/remix`, `POST /v1/videos/{id}/remix`):
+ * the new prompt (what the official SDK sends), and our `callback_url`. The rest is the original's.
+ */
+export const remixBodySchema = lazySchema(() =>
+  z.object({
+    prompt: promptField(),
+    callback_url: z.optional(httpUrl('callback_url')),
+  }),
+);
+export type RemixRequest = z.infer<ReturnType<typeof remixBodySchema>>;
 
 /** The answer to a submit. */
 export const submitResponseSchema = lazySchema(() =>

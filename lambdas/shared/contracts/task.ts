@@ -51,6 +51,10 @@ export const taskRecordSchema = lazySchema(() =>
     dialect: z.optional(z.enum(['seed', 'openai'])),
     /** The OpenAI dialect's `size` as the client sent it, echoed in its Video object. */
     size: z.optional(z.string()),
+    /** A remix: the id of the task whose video it remixes. */
+    remixed_from: z.optional(z.string()),
+    /** A remix: the original's job at the upstream that made it, which that upstream remixes. */
+    remix_source_job: z.optional(z.string()),
     created_at: z.number(),
     updated_at: z.number(),
     completed_at: z.optional(z.number()),

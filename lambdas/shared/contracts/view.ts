@@ -23,6 +23,8 @@ export const taskViewSchema = lazySchema(() =>
     created_at: z.number(),
     updated_at: z.number(),
     completed_at: z.nullable(z.number()),
+    /** The id of the task whose video this one remixes (`POST …/{id}/remix`); null for a task made from a prompt. */
+    remixed_from: z.nullable(z.string()),
     video: z.nullable(
       z.object({
         url: z.string(),

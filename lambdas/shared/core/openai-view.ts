@@ -40,7 +40,7 @@ export function videoObject(task: TaskRecord): VideoObject {
     expires_at: task.expires_at ?? null,
     prompt: task.prompt,
     ...delivered(task),
-    remixed_from_video_id: null,
+    remixed_from_video_id: task.remixed_from ?? null,
     error: task.state === 'failed' ? { code: task.error_code ?? 'failed', message: task.error_message ?? '' } : null,
   };
 }

@@ -70,7 +70,7 @@ async function parseMultipart(event: HttpEvent, type: string): Promise<{ fields:
   });
 }
 
-async function createBody(event: HttpEvent): Promise<{ fields: Record<string, unknown>; image?: UploadedImage }> {
+export async function createBody(event: HttpEvent): Promise<{ fields: Record<string, unknown>; image?: UploadedImage }> {
   const type = header(event, 'content-type') ?? '';
   if (/^multipart\/form-data/i.test(type.trim())) {
     if (rawBody(event).length > MAX_VIDEOS_BODY_BYTES)
@@ -91,7 +91,7 @@ function asOpenaiError(error: ApiError): ApiError {
 }
 
 /** A 5xx of a create that may have recorded the task: the SDK must not retry it blind (it sends no Idempotency-Key of its own). */
-const noBlindRetry = (error: unknown): unknown => {
+export const noBlindRetry = (error: unknown): unknown => {
   const status = error instanceof ApiError ? error.status : 500;
   if (status < 500) return error;
   const base = error instanceof ApiError ? error : new ApiError(500, 'internal_error', 'internal error');

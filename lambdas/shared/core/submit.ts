@@ -11,7 +11,7 @@ import { submitLeaseMs } from '../task-store';
 import { checkUrl, clientUrlPolicy, refusedResolution, systemResolver } from '../outbound';
 import { modelOf, type RouteConfig } from '../catalog';
 import { effectiveLimits } from '../contracts/limits';
-import type { UpstreamJob } from '../providers/provider';
+import { UpstreamError, type UpstreamJob, type UpstreamProvider } from '../providers/provider';
 import { routeTask, type RouteResult, type UpstreamRegistry } from '../router';
 import { clientMessage, upstreamIdentity } from '../white-label';
 import type { Needs } from './deps';
@@ -33,8 +33,8 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
   return json(200, { id: task.id }, headers);
 }
 
-/** What a dialect adds to the task beside the seed request. */
-export type TaskExtras = Partial<Pick<TaskRecord, 'dialect' | 'size'>>;
+/** What a dialect adds to the task beside the seed request, and what a remix takes of its original (`remix.ts`). */
+export type TaskExtras = Partial<Pick<TaskRecord, 'dialect' | 'size' | 'remixed_from' | 'remix_source_job' | 'upstream' | 'route' | 'upstream_model'>>;
 
 /**
  * The one way a task is made, whatever the dialect: the gateway's policy on the request,
@@ -125,7 +125,8 @@ async function checkPolicy(request: SubmitRequest, d: Needs<'config' | 'resolve'
 }
 
 function newTask(id: string, owner: string, r: SubmitRequest, now: number, config: SubmitNeeds['config']): TaskRecord {
-  const firstRoute = modelOf(config.catalog.models, r.model)!.routes[0]!;
+  // A remix of a model since dropped from the catalog names its original's route in its extras.
+  const firstRoute = modelOf(config.catalog.models, r.model)?.routes[0];
   const lease = submitLeaseMs(config.UPSTREAM_TIMEOUT_MS);
   return {
     id,
@@ -133,7 +134,7 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
     state: 'queued',
     progress: 0,
     model: r.model,
-    upstream_model: firstRoute.model,
+    upstream_model: firstRoute?.model ?? '',
     prompt: r.prompt,
     aspect_ratio: r.aspect_ratio,
     duration: r.duration,
@@ -168,12 +169,23 @@ function jobFor(task: TaskRecord, route: RouteConfig, callback: string): Upstrea
   };
 }
 
-/** The task's routes, in order of preference: its model's, or (a model since dropped from the catalog) where it was. */
+/**
+ * The task's routes, in order of preference: its model's, or (a model since dropped from the
+ * catalog) where it was. A remix has one: the route that made its original, since no other
+ * upstream has that video.
+ */
 function routesOf(task: TaskRecord, d: UpstreamNeeds): RouteConfig[] {
   const model = modelOf(d.config.catalog.models, task.model);
-  if (model) return model.routes;
-  return [{ upstream: task.upstream ?? d.config.catalog.upstreams[0]!.name, model: task.upstream_model }];
+  const where = { upstream: task.upstream ?? d.config.catalog.upstreams[0]!.name, model: task.upstream_model };
+  if (task.remixed_from !== undefined) return [model?.routes.find((r) => r.upstream === where.upstream && r.model === where.model) ?? where];
+  return model ? model.routes : [where];
 }
+
+/** A remix's call: the upstream makes the new job from the original's (an adapter without remix refuses it for good). */
+const remixOf =
+  (sourceJob: string) =>
+  (provider: UpstreamProvider, job: UpstreamJob): Promise<{ upstreamId: string }> =>
+    provider.remix ? provider.remix(sourceJob, job) : Promise.reject(new UpstreamError('rejected', 'this model cannot remix videos'));
 
 const registryOf = (d: UpstreamNeeds): UpstreamRegistry => d.upstreams;
 
@@ -204,6 +216,8 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
     return claimed !== undefined;
   };
   const routes = routesOf(task, d);
+  // The index in the model's routes that the record keeps: a remix's one route is its original's.
+  const modelRoute = (route: number) => (task.remixed_from === undefined ? route : task.route);
   const upstreams = registryOf(d);
   const callback = callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id);
   let result: RouteResult;
@@ -215,6 +229,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
       claim,
       ambiguousWaitMs: d.config.AMBIGUOUS_WAIT_SECONDS * 1000,
       findJobAfterMs: d.config.FIND_JOB_AFTER_SECONDS * 1000,
+      send: task.remix_source_job === undefined ? undefined : remixOf(task.remix_source_job),
     });
   } catch (error) {
     // The gateway's own trouble (the circuits' table): the task waits, as for a down upstream.
@@ -226,7 +241,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
       const { upstream, upstreamId, route, adopted } = result;
       const moved = await d.store.markSubmitted(task.id, upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS), {
         upstream,
-        route,
+        route: modelRoute(route),
         upstreamModel: routes[route]!.model,
         attempts: result.attempts,
       });
@@ -240,7 +255,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
       const who = upstreamIdentity(d.config.catalog.upstreams, upstream, routes[route]!.model);
       const failed = await d.store.markRejected(task, clientMessage(message, who), {
         upstream,
-        route,
+        route: modelRoute(route),
         upstreamModel: routes[route]!.model,
         attempts: result.attempts,
       });
@@ -253,7 +268,7 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
       // The upstream that may hold the job is the task's until it is found not to: its callback is read in its dialect.
       return d.store.deferSubmit(task.id, attempts, Math.min(until, task.deadline_at), reason, {
         upstream,
-        route,
+        route: modelRoute(route),
         upstreamModel: routes[route]!.model,
         attempts: result.attempts,
       });

@@ -52,6 +52,7 @@ export async function taskView(task: TaskRecord, videos: Pick<VideoLinks, 'presi
     created_at: seconds(task.created_at)!,
     updated_at: seconds(task.updated_at)!,
     completed_at: seconds(task.completed_at),
+    remixed_from: task.remixed_from ?? null,
     video:
       link && task.video_bytes !== undefined
         ? {

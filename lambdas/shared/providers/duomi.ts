@@ -27,13 +27,27 @@ export class DuomiProvider implements UpstreamProvider {
   }
 
   async submit(job: UpstreamJob): Promise<{ upstreamId: string }> {
-    const response = await this.request('POST', '/v1/videos/generations', duomiBody(job));
+    return this.created(await this.request('POST', '/v1/videos/generations', duomiBody(job)));
+  }
+
+  /** A submit's or remix's answer: the new job's id. */
+  private created(response: TextResult): { upstreamId: string } {
     if (isOk(response)) {
       const parsed = upstreamSubmitResponseSchema().safeParse(safeJson(response.bodyText));
       if (parsed.success) return { upstreamId: parsed.data.id };
       throw new UpstreamError('unavailable', 'upstream accepted the task but sent no id', response.status);
     }
     throw classifyAnswer(response, 'submit');
+  }
+
+  /**
+   * A new job from a finished one: `POST /v1/videos/{id}/remix` with the submit's body (the
+   * new prompt; the original's duration and ratio, since the gateway keeps them), answered
+   * `{id}` as a submit is. Images and characters belong to the original and are not sent again.
+   */
+  async remix(upstreamId: string, job: UpstreamJob): Promise<{ upstreamId: string }> {
+    const body = duomiBody({ ...job, imageUrls: [], characters: [] });
+    return this.created(await this.request('POST', `/v1/videos/${encodeURIComponent(upstreamId)}/remix`, body));
   }
 
   async status(upstreamId: string): Promise<UpstreamStatus> {
