@@ -23,6 +23,8 @@ export const apiKeyRecordSchema = lazySchema(() =>
     admin: z.optional(z.boolean()),
     /** The key's own limits (`keys limits`); those it lacks are the operator's `DEFAULT_LIMITS`. */
     limits: z.optional(limitsSchema),
+    /** Where the webhook of a task made without `callback_url` goes (`keys set --webhook-url`). */
+    webhook_url: z.optional(z.string()),
   }),
 );
 export type ApiKeyRecord = z.infer<ReturnType<typeof apiKeyRecordSchema>>;
@@ -111,14 +113,20 @@ export class ApiKeyStore {
     return records;
   }
 
+  /** The one key whose hash starts with this id; undefined when none or several do. */
+  private async only(id: string): Promise<ApiKeyRecord | undefined> {
+    const matches = (await this.list()).filter((r) => r.key_hash.startsWith(id));
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+
   /** Revoke by key id (hash prefix); false when no single key matches. */
   async revoke(id: string): Promise<boolean> {
-    const matches = (await this.list()).filter((r) => r.key_hash.startsWith(id));
-    if (matches.length !== 1) return false;
+    const match = await this.only(id);
+    if (!match) return false;
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: keyItem(matches[0]!.key_hash),
+        Key: keyItem(match.key_hash),
         UpdateExpression: 'SET revoked_at = if_not_exists(revoked_at, :now)',
         ExpressionAttributeValues: { ':now': Date.now() },
       }),
@@ -131,8 +139,8 @@ export class ApiKeyStore {
    * the operator's default again), by key id; the record after, or undefined when no single key matches.
    */
   async setLimits(id: string, change: Partial<Record<keyof Limits, number | null | 'default'>>): Promise<ApiKeyRecord | undefined> {
-    const matches = (await this.list()).filter((r) => r.key_hash.startsWith(id));
-    if (matches.length !== 1) return undefined;
+    const match = await this.only(id);
+    if (!match) return undefined;
     const names: Record<string, string> = { '#limits': 'limits' };
     const values: Record<string, unknown> = { ':none': {} };
     const sets: string[] = [];
@@ -150,7 +158,7 @@ export class ApiKeyStore {
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
-        Key: keyItem(matches[0]!.key_hash),
+        Key: keyItem(match.key_hash),
         UpdateExpression: 'SET #limits = if_not_exists(#limits, :none)',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#limits': 'limits' },
@@ -162,14 +170,33 @@ export class ApiKeyStore {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: keyItem(matches[0]!.key_hash),
+          Key: keyItem(match.key_hash),
           UpdateExpression: [sets.length ? `SET ${sets.join(', ')}` : '', removes.length ? `REMOVE ${removes.join(', ')}` : ''].filter(Boolean).join(' '),
           ExpressionAttributeNames: names,
           ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
         }),
       );
     }
-    return this.byHash(matches[0]!.key_hash);
+    return this.byHash(match.key_hash);
+  }
+
+  /**
+   * Set the key's default webhook URL, or drop it (`null`), by key id; the record after, or
+   * undefined when no single key matches. The caller has checked the URL.
+   */
+  async setWebhookUrl(id: string, url: string | null): Promise<ApiKeyRecord | undefined> {
+    const match = await this.only(id);
+    if (!match) return undefined;
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: keyItem(match.key_hash),
+        UpdateExpression: url === null ? 'REMOVE webhook_url' : 'SET webhook_url = :url',
+        ConditionExpression: 'attribute_exists(pk)',
+        ...(url === null ? {} : { ExpressionAttributeValues: { ':url': url } }),
+      }),
+    );
+    return this.byHash(match.key_hash);
   }
 
   /** The caller's key from `Authorization: <key>` or `Authorization: Bearer <key>`; 401 otherwise. */

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import { keyId, type ApiKeyRecord, type ApiKeyStore } from './api-keys';
 import { limitNames, type LimitName } from './contracts/limits';
+import { checkUrl, clientUrlPolicy } from './outbound';
 
 /**
- * `npm run keys`: create, list and revoke API keys. This module is the command's logic
+ * `npm run keys`: create, list, show, set and revoke API keys. This module is the command's logic
  * (arguments, what each command does, what it prints); `bin/keys.ts` finds the table
  * (local gateway or deployed stack) and hands this an `ApiKeyStore` on it.
  */
@@ -51,6 +52,9 @@ export type KeyCommand =
   | { action: 'help' }
   | { action: 'create'; name: string; admin: boolean }
   | { action: 'list' }
+  | { action: 'show'; id: string }
+  /** `webhookUrl` null: the key has no default webhook any more. */
+  | { action: 'set'; id: string; webhookUrl: string | null }
   | { action: 'revoke'; id: string }
   | { action: 'limits'; id: string; change: Partial<Record<LimitName, LimitSetting>> };
 
@@ -65,6 +69,8 @@ export const keysHelp = `Manage the gateway's API keys.
 Usage:
   npm run keys -- create --name NAME [--admin] [target] [--json]
   npm run keys -- list [target] [--json]
+  npm run keys -- show KEY_ID [target] [--json]
+  npm run keys -- set KEY_ID --webhook-url URL | --no-webhook-url [target] [--json]
   npm run keys -- revoke KEY_ID [target] [--json]
   npm run keys -- limits KEY_ID [--concurrent N] [--rpm N] [--seconds-per-day N]
                         [--seconds-per-month N] [target] [--json]
@@ -75,7 +81,15 @@ Commands:
                        key's SHA-256 hash). --admin makes an operator's key: it
                        reads every task, per-key usage and upstream health
                        under /admin/… (any other key gets 404 there).
-  list                 Every key: id, name, status, dates. Never shows keys or hashes.
+  list                 Every key: id, name, status, role, limits, dates, default webhook.
+                       Never shows keys, hashes or webhook secrets.
+  show KEY_ID          One key, as list shows it.
+  set KEY_ID           Change a key: --webhook-url URL (http or https) is where the
+                       webhooks of its tasks created without a callback_url go, from
+                       the next task on (tasks keep the URL they were created with);
+                       --no-webhook-url (or --webhook-url '') removes it. A deployed
+                       gateway sends webhooks only to public hosts; the local one also
+                       to loopback. The gateway applies it within its key cache time.
   revoke KEY_ID        Refuse the key from now on (KEY_ID: the 12-character id that
                        \`list\` shows). The gateway notices within its key cache time
                        (KEY_CACHE_SECONDS, default 60 s).
@@ -133,6 +147,8 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
         rpm: { type: 'string' },
         'seconds-per-day': { type: 'string' },
         'seconds-per-month': { type: 'string' },
+        'webhook-url': { type: 'string' },
+        'no-webhook-url': { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -153,7 +169,7 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
   let command: KeyCommand;
   switch (action) {
     case undefined:
-      throw KeyAdminError.usage('name a command: create, list, revoke or limits');
+      throw KeyAdminError.usage('name a command: create, list, show, set, revoke or limits');
     case 'create': {
       if (rest.length) throw KeyAdminError.usage(`create takes no arguments besides --name (got "${rest.join(' ')}")`);
       const name = v.name?.trim();
@@ -169,17 +185,22 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       if (rest.length) throw KeyAdminError.usage(`list takes no arguments (got "${rest.join(' ')}")`);
       command = { action: 'list' };
       break;
-    case 'revoke': {
-      if (rest.length !== 1) throw KeyAdminError.usage('revoke needs exactly one KEY_ID (the id that `list` shows)');
-      const id = rest[0]!.trim().toLowerCase();
-      if (!hexId.test(id)) throw KeyAdminError.usage(`"${rest[0]}" is not a key id: ids are the 12 hexadecimal characters that \`list\` shows`);
-      command = { action: 'revoke', id };
+    case 'show':
+      command = { action: 'show', id: keyIdArgument('show', rest) };
+      break;
+    case 'set': {
+      const id = keyIdArgument('set', rest);
+      const given = v['webhook-url'];
+      if (given !== undefined && v['no-webhook-url']) throw KeyAdminError.usage('give --webhook-url URL or --no-webhook-url, not both');
+      if (given === undefined && !v['no-webhook-url']) throw KeyAdminError.usage('set needs --webhook-url URL (or --no-webhook-url to remove it)');
+      command = { action: 'set', id, webhookUrl: given === undefined || given.trim() === '' ? null : webhookUrlArgument(given.trim()) };
       break;
     }
+    case 'revoke':
+      command = { action: 'revoke', id: keyIdArgument('revoke', rest) };
+      break;
     case 'limits': {
-      if (rest.length !== 1) throw KeyAdminError.usage('limits needs exactly one KEY_ID (the id that `list` shows)');
-      const id = rest[0]!.trim().toLowerCase();
-      if (!hexId.test(id)) throw KeyAdminError.usage(`"${rest[0]}" is not a key id: ids are the 12 hexadecimal characters that \`list\` shows`);
+      const id = keyIdArgument('limits', rest);
       const change: Partial<Record<LimitName, LimitSetting>> = {};
       for (const name of limitNames) {
         const given = v[limitFlag(name)];
@@ -189,13 +210,33 @@ export function parseKeyArgs(argv: string[]): KeyInvocation {
       break;
     }
     default:
-      throw KeyAdminError.usage(`unknown command "${action}": use create, list, revoke or limits`);
+      throw KeyAdminError.usage(`unknown command "${action}": use create, list, show, set, revoke or limits`);
   }
   for (const name of limitNames)
     if (v[limitFlag(name)] !== undefined && command.action !== 'limits') throw KeyAdminError.usage(`--${limitFlag(name)} is only for limits`);
   if (v.name !== undefined && command.action !== 'create') throw KeyAdminError.usage('--name is only for create');
   if (v.admin !== undefined && command.action !== 'create') throw KeyAdminError.usage('--admin is only for create');
+  for (const flag of ['webhook-url', 'no-webhook-url'] as const)
+    if (v[flag] !== undefined && command.action !== 'set') throw KeyAdminError.usage(`--${flag} is only for set`);
   return { command, target, json };
+}
+
+/** The one KEY_ID a command names, as `list` shows it (either case). */
+function keyIdArgument(action: string, rest: string[]): string {
+  if (rest.length !== 1) throw KeyAdminError.usage(`${action} needs exactly one KEY_ID (the id that \`list\` shows)`);
+  const id = rest[0]!.trim().toLowerCase();
+  if (!hexId.test(id)) throw KeyAdminError.usage(`"${rest[0]}" is not a key id: ids are the 12 hexadecimal characters that \`list\` shows`);
+  return id;
+}
+
+/**
+ * A webhook URL as a request's `callback_url` must be written: absolute, http(s), a host, no
+ * credentials. Which addresses are fine depends on the gateway that sends (see `set`).
+ */
+function webhookUrlArgument(given: string): string {
+  const verdict = checkUrl(given, { ...clientUrlPolicy(true), anyAddress: true });
+  if (!verdict.ok) throw KeyAdminError.usage(`--webhook-url must be an http(s) URL: ${verdict.reason} (got "${given}")`);
+  return given;
 }
 
 const limitFlag = (name: LimitName) => (name === 'seconds_per_day' ? 'seconds-per-day' : name === 'seconds_per_month' ? 'seconds-per-month' : name);
@@ -233,7 +274,7 @@ export interface KeyCommandResult {
   data: Record<string, unknown>;
 }
 
-type KeyAdminStore = Pick<ApiKeyStore, 'create' | 'list' | 'revoke' | 'setLimits'>;
+type KeyAdminStore = Pick<ApiKeyStore, 'create' | 'list' | 'revoke' | 'setLimits' | 'setWebhookUrl'>;
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -245,9 +286,18 @@ export function publicKeyView(record: ApiKeyRecord) {
     status: record.revoked_at === undefined ? ('active' as const) : ('revoked' as const),
     admin: record.admin === true,
     limits: Object.fromEntries(limitNames.map((n) => [n, record.limits?.[n] === undefined ? 'default' : record.limits[n]])) as Record<LimitName, number | null | 'default'>,
+    webhook_url: record.webhook_url ?? null,
     created_at: iso(record.created_at)!,
     revoked_at: iso(record.revoked_at),
   };
+}
+
+/** The one key with this id; "not found" (exit 2) or "more than one" (exit 3, nothing done) otherwise. */
+async function findKey(store: KeyAdminStore, id: string, where: { description: string }): Promise<ApiKeyRecord> {
+  const matches = (await store.list()).filter((r) => r.key_hash.startsWith(id));
+  if (matches.length === 0) throw KeyAdminError.notFound(`no key with id ${id} in ${where.description} (\`list\` shows the ids)`);
+  if (matches.length > 1) throw new KeyAdminError(EXIT.failed, `key id ${id} matches more than one key; nothing was changed`);
+  return matches[0]!;
 }
 
 export const SHOWN_ONCE =
@@ -287,12 +337,38 @@ export async function runKeyCommand(
       const keys = (await store.list()).sort((a, b) => a.created_at - b.created_at).map(publicKeyView);
       return { data: { target: where.description, keys }, text: listText(keys, where.description) };
     }
+    case 'show': {
+      const view = publicKeyView(await findKey(store, command.id, where));
+      return { data: { ...view, target: where.description }, text: keyText(view, where.description) };
+    }
+    case 'set': {
+      await findKey(store, command.id, where);
+      if (command.webhookUrl !== null) {
+        // The gateway that will send to it decides which hosts are fine: a deployed one, public hosts only.
+        const verdict = checkUrl(command.webhookUrl, clientUrlPolicy(where.local));
+        if (!verdict.ok)
+          throw KeyAdminError.usage(
+            `--webhook-url: ${verdict.reason}; ${where.local ? 'the local gateway sends webhooks only to public and loopback hosts' : `${where.description} sends webhooks only to public hosts`}`,
+          );
+      }
+      const record = await store.setWebhookUrl(command.id, command.webhookUrl);
+      if (!record) throw new KeyAdminError(EXIT.failed, `key ${command.id} could not be updated`);
+      const view = publicKeyView(record);
+      return {
+        data: { ...view, target: where.description },
+        text: [
+          view.webhook_url === null
+            ? `Key ${view.id} ("${view.name}") has no default webhook now: tasks created without a callback_url send none.`
+            : `Key ${view.id} ("${view.name}") sends the webhooks of tasks created without a callback_url to ${view.webhook_url}.`,
+          'Tasks keep the URL they were created with; the gateway applies this within its key cache time (KEY_CACHE_SECONDS, default 60 s).',
+          '',
+        ].join('\n'),
+      };
+    }
     case 'limits': {
-      const matches = (await store.list()).filter((r) => r.key_hash.startsWith(command.id));
-      if (matches.length === 0) throw KeyAdminError.notFound(`no key with id ${command.id} in ${where.description} (\`list\` shows the ids)`);
-      if (matches.length > 1) throw new KeyAdminError(EXIT.failed, `key id ${command.id} matches more than one key; nothing was changed`);
+      const found = await findKey(store, command.id, where);
       const changing = Object.keys(command.change).length > 0;
-      const record = changing ? await store.setLimits(command.id, command.change) : matches[0];
+      const record = changing ? await store.setLimits(command.id, command.change) : found;
       if (!record) throw new KeyAdminError(EXIT.failed, `key ${command.id} could not be updated`);
       const view = publicKeyView(record);
       const shown = limitNames.map((n) => `  ${n.padEnd(18)} ${limitText(view.limits[n])}`);
@@ -330,6 +406,20 @@ export async function runKeyCommand(
   }
 }
 
+function keyText(view: ReturnType<typeof publicKeyView>, where: string): string {
+  const rows: [string, string][] = [
+    ['id', view.id],
+    ['name', view.name],
+    ['status', view.status],
+    ['role', view.admin ? 'admin' : 'client'],
+    ...limitNames.map((n): [string, string] => [n, limitText(view.limits[n])]),
+    ['webhook_url', view.webhook_url ?? "none (only tasks' own callback_url)"],
+    ['created_at', view.created_at],
+    ['revoked_at', view.revoked_at ?? ''],
+  ];
+  return `Key ${view.id} in ${where}:\n${rows.map(([k, v]) => `  ${k.padEnd(18)} ${v}`.trimEnd()).join('\n')}\n`;
+}
+
 const limitText = (value: number | null | 'default') => (value === null ? 'none' : value === 'default' ? "default (the operator's DEFAULT_LIMITS)" : String(value));
 
 /** The key's own limits in a few words, `default` when it has none of its own. */
@@ -341,8 +431,8 @@ function limitsSummary(limits: Record<LimitName, number | null | 'default'>): st
 function listText(keys: ReturnType<typeof publicKeyView>[], where: string): string {
   if (keys.length === 0) return `No API keys in ${where}. Create one with: npm run keys -- create --name NAME\n`;
   const rows = [
-    ['ID', 'NAME', 'STATUS', 'ROLE', 'LIMITS', 'CREATED', 'REVOKED'],
-    ...keys.map((k) => [k.id, k.name, k.status, k.admin ? 'admin' : 'client', limitsSummary(k.limits), k.created_at, k.revoked_at ?? '']),
+    ['ID', 'NAME', 'STATUS', 'ROLE', 'LIMITS', 'CREATED', 'REVOKED', 'WEBHOOK'],
+    ...keys.map((k) => [k.id, k.name, k.status, k.admin ? 'admin' : 'client', limitsSummary(k.limits), k.created_at, k.revoked_at ?? '', k.webhook_url ?? '']),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const table = rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());

@@ -46,7 +46,7 @@ function videoCreateSchema(models: Catalog['models']) {
       size: { type: 'string', pattern: '^\\d+x\\d+$', example: sizes[0], description: `WxH in one of the model's aspect ratios, e.g. ${sizes.join(', ')}` },
       input_reference: { type: 'string', format: 'binary', description: 'a PNG, JPEG or WebP image up to 10 MiB (multipart), or {image_url} (JSON)' },
       'input_reference[image_url]': { type: 'string', format: 'uri' },
-      callback_url: { type: 'string', format: 'uri', description: 'receives the video.completed / video.failed event' },
+      callback_url: { type: 'string', format: 'uri', description: "receives the video.completed / video.failed event; without it, the key's default webhook URL does, if it has one" },
     },
   };
 }

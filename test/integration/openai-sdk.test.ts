@@ -224,4 +224,38 @@ describe('webhooks of tasks made in this dialect', () => {
       await receiver.close();
     }
   });
+
+  it("go to the key's default webhook URL when a create names none, set with `keys set --webhook-url`", async () => {
+    const receiver = await startHookReceiver();
+    const quiet = { out: () => undefined, err: () => undefined };
+    try {
+      let made: { id: string; api_key: string; webhook_secret: string } | undefined;
+      expect(await keys(['create', '--name', 'sdk app with a default webhook', '--json', '--data-dir', h.dataDir], { out: (s) => (made = JSON.parse(s)), err: () => undefined })).toBe(0);
+      expect(await keys(['set', made!.id, '--webhook-url', receiver.url, '--data-dir', h.dataDir], quiet)).toBe(0);
+      const app = new OpenAI({ baseURL: `${h.gw.url}/v1`, apiKey: made!.api_key, maxRetries: 0 });
+
+      const video = await app.videos.create({ model: 'sora-2', prompt: 'hooked by default' });
+      await h.waitFor('the default webhook', async () => (receiver.deliveries.length >= 1 ? true : undefined));
+      const [delivery] = receiver.deliveries;
+      const event = await app.webhooks.unwrap(delivery!.body, delivery!.headers as Record<string, string>, made!.webhook_secret);
+      expect(event).toMatchObject({ id: expect.stringMatching(/^evt_/), object: 'event', type: 'video.completed', data: { id: video.id } });
+      // Signed with this key's secret, not another's.
+      await expect(app.webhooks.unwrap(delivery!.body, delivery!.headers as Record<string, string>, h.gw.webhookSecret)).rejects.toThrow();
+
+      // A seed-dialect task of the same key gets its task view there too; one with its own callback_url goes there instead.
+      const other = await startHookReceiver();
+      try {
+        const seed = (await (await h.api('/v1/videos/generations', { key: made!.api_key, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'sora-2', prompt: 'seed, hooked by default' }) })).json()) as { id: string };
+        const own = await app.videos.create({ model: 'sora-2', prompt: 'hooked elsewhere', callback_url: other.url } as never);
+        await h.waitFor('both webhooks', async () => (receiver.deliveries.length >= 2 && other.deliveries.length >= 1 ? true : undefined));
+        expect(JSON.parse(receiver.deliveries[1]!.body)).toMatchObject({ id: seed.id, status: 'succeeded' });
+        expect(JSON.parse(other.deliveries[0]!.body)).toMatchObject({ type: 'video.completed', data: { id: own.id } });
+        expect(receiver.deliveries).toHaveLength(2);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await receiver.close();
+    }
+  });
 });

@@ -82,6 +82,15 @@ describe('reading the command line', () => {
     ['--data-dir with an AWS option', ['list', '--data-dir', 'd', '--region', 'eu-west-1'], /--data-dir is for the local gateway/],
     ['--endpoint without --table', ['list', '--endpoint', 'http://127.0.0.1:1'], /--endpoint needs --table/],
     ['an empty --region', ['list', '--region', ''], /--region must not be empty/],
+    ['show without an id', ['show'], /show needs exactly one KEY_ID/],
+    ['set without a change', ['set', 'abcdef012345'], /set needs --webhook-url URL \(or --no-webhook-url to remove it\)/],
+    ['set without an id', ['set', '--webhook-url', 'https://example.com/hooks'], /set needs exactly one KEY_ID/],
+    ['set with a webhook URL and its removal', ['set', 'abcdef012345', '--webhook-url', 'https://example.com/h', '--no-webhook-url'], /not both/],
+    ['set with a webhook URL of another scheme', ['set', 'abcdef012345', '--webhook-url', 'ftp://example.com/h'], /--webhook-url must be an http\(s\) URL: scheme ftp: is not allowed, only http\(s\) \(got "ftp:\/\/example.com\/h"\)/],
+    ['set with a webhook URL that is not a URL', ['set', 'abcdef012345', '--webhook-url', 'example.com/hooks'], /--webhook-url must be an http\(s\) URL: not a valid absolute URL/],
+    ['set with a webhook URL carrying credentials', ['set', 'abcdef012345', '--webhook-url', 'https://u:p@example.com/h'], /--webhook-url must be an http\(s\) URL: URL for example.com carries credentials/],
+    ['--webhook-url with another command', ['list', '--webhook-url', 'https://example.com/h'], /--webhook-url is only for set/],
+    ['--no-webhook-url with another command', ['limits', 'abcdef012345', '--no-webhook-url'], /--no-webhook-url is only for set/],
   ];
   it.each(usage)('%s is a usage error', (_name, argv, message) => {
     expect(() => parseKeyArgs(argv)).toThrow(message);
@@ -130,6 +139,16 @@ describe('reading the command line', () => {
   it('takes the key id in either case and the name trimmed', () => {
     expect(parseKeyArgs(['revoke', 'ABCDEF012345']).command).toEqual({ action: 'revoke', id: 'abcdef012345' });
     expect(parseKeyArgs(['create', '--name', '  billing service ']).command).toEqual({ action: 'create', name: 'billing service', admin: false });
+  });
+
+  it('set takes a webhook URL, and removes it with --no-webhook-url or an empty --webhook-url', () => {
+    expect(parseKeyArgs(['set', 'ABCDEF012345', '--webhook-url', ' https://example.com/hooks/video?k=1 ']).command).toEqual({
+      action: 'set',
+      id: 'abcdef012345',
+      webhookUrl: 'https://example.com/hooks/video?k=1',
+    });
+    for (const removal of [['--no-webhook-url'], ['--webhook-url', ''], ['--webhook-url=']])
+      expect(parseKeyArgs(['set', 'abcdef012345', ...removal]).command).toEqual({ action: 'set', id: 'abcdef012345', webhookUrl: null });
   });
 });
 
@@ -194,6 +213,7 @@ describe('create, list and revoke against a DynamoDB table', () => {
       status: 'active',
       admin: false,
       limits: defaults,
+      webhook_url: null,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       revoked_at: null,
       api_key: expect.stringMatching(/^vtg_[\w-]{43}$/),
@@ -223,13 +243,13 @@ describe('create, list and revoke against a DynamoDB table', () => {
       expect(run.stdout).not.toMatch(/vtg_|whsec_|[0-9a-f]{13}/);
     }
     const human = (await keys('list', ...table)).stdout;
-    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+ROLE\s+LIMITS\s+CREATED\s+REVOKED$/);
+    expect(human.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+ROLE\s+LIMITS\s+CREATED\s+REVOKED\s+WEBHOOK$/);
     expect(human).toMatch(new RegExp(`^${first.id}\\s+billing service\\s+active\\s+client\\s+default\\s+\\d{4}-`, 'm'));
     expect(human).toContain('2 keys (2 active)');
     const listed = JSON.parse((await keys('list', '--json', ...table)).stdout).keys;
     expect(listed).toEqual([
-      { id: first.id, name: 'billing service', status: 'active', admin: false, limits: defaults, created_at: expect.any(String), revoked_at: null },
-      { id: second.id, name: 'ci', status: 'active', admin: false, limits: defaults, created_at: expect.any(String), revoked_at: null },
+      { id: first.id, name: 'billing service', status: 'active', admin: false, limits: defaults, webhook_url: null, created_at: expect.any(String), revoked_at: null },
+      { id: second.id, name: 'ci', status: 'active', admin: false, limits: defaults, webhook_url: null, created_at: expect.any(String), revoked_at: null },
     ]);
   });
 
@@ -257,6 +277,54 @@ describe('create, list and revoke against a DynamoDB table', () => {
     }
     const missing = await keys('limits', 'ffffffffffff', '--rpm', '5', ...table);
     expect(missing.code).toBe(2);
+  });
+
+  it('set --webhook-url gives a key its default webhook, which list and show show, and --no-webhook-url removes it', async () => {
+    const set = await keys('set', second.id, '--webhook-url', 'https://hooks.example.com/video?app=ci', ...table);
+    expect(set).toMatchObject({ code: 0, stderr: '' });
+    expect(set.stdout).toContain(`Key ${second.id} ("ci") sends the webhooks of tasks created without a callback_url to https://hooks.example.com/video?app=ci.`);
+    expect(set.stdout).toContain('Tasks keep the URL they were created with');
+    expect((await verifier.byHash(hashKey(second.key)))!.webhook_url).toBe('https://hooks.example.com/video?app=ci');
+    expect((await keys('list', ...table)).stdout).toMatch(new RegExp(`^${second.id}\\s+ci\\s.*\\shttps://hooks\\.example\\.com/video\\?app=ci$`, 'm'));
+    expect(JSON.parse((await keys('list', '--json', ...table)).stdout).keys[1]).toMatchObject({ id: second.id, webhook_url: 'https://hooks.example.com/video?app=ci' });
+
+    const shown = await keys('show', second.id, ...table);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^Key [0-9a-f]{12} in table keys-cli-test/);
+    expect(shown.stdout).toMatch(/\n  name\s+ci\n/);
+    expect(shown.stdout).toMatch(/\n  concurrent\s+5\n/);
+    expect(shown.stdout).toMatch(/\n  webhook_url\s+https:\/\/hooks\.example\.com\/video\?app=ci\n/);
+    expect(shown.stdout).not.toMatch(/vtg_|whsec_/);
+    const shownJson = JSON.parse((await keys('show', second.id, '--json', ...table)).stdout);
+    expect(shownJson).toEqual({ ...JSON.parse((await keys('list', '--json', ...table)).stdout).keys[1], target: expect.stringContaining('keys-cli-test') });
+
+    const removed = await keys('set', second.id, '--no-webhook-url', '--json', ...table);
+    expect(removed.code).toBe(0);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ id: second.id, webhook_url: null });
+    expect((await verifier.byHash(hashKey(second.key)))!.webhook_url).toBeUndefined();
+    expect((await keys('show', second.id, ...table)).stdout).toMatch(/webhook_url\s+none \(only tasks' own callback_url\)/);
+    const again = await keys('set', second.id, '--webhook-url', '', ...table);
+    expect(again.stdout).toContain(`Key ${second.id} ("ci") has no default webhook now`);
+  });
+
+  it('set refuses a webhook URL that a deployed gateway would never send to, and an unknown key', async () => {
+    for (const [url, reason] of [
+      ['http://10.1.2.3/hooks', '10.1.2.3 is not a public address (private)'],
+      ['http://127.0.0.1:8080/hooks', '127.0.0.1 is not a public address (loopback)'],
+      ['http://localhost/hooks', 'localhost is a loopback name'],
+      ['http://169.254.169.254/latest', '169.254.169.254 is not a public address (link-local)'],
+    ] as const) {
+      const run = await keys('set', second.id, '--webhook-url', url, ...table);
+      expect(run.code, url).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr, url).toContain(`keys: --webhook-url: ${reason}; table keys-cli-test`);
+      expect(run.stderr, url).toContain('sends webhooks only to public hosts');
+    }
+    expect((await verifier.byHash(hashKey(second.key)))!.webhook_url).toBeUndefined();
+    const missing = await keys('set', 'ffffffffffff', '--webhook-url', 'https://hooks.example.com/x', '--json', ...table);
+    expect(missing.code).toBe(2);
+    expect(JSON.parse(missing.stderr)).toEqual({ error: { code: 'not_found', message: expect.stringContaining('no key with id ffffffffffff') } });
+    expect((await keys('show', 'ffffffffffff', ...table)).code).toBe(2);
   });
 
   it('revoke by id: the key no longer verifies, the other one still does', async () => {

@@ -35,7 +35,8 @@ async function webhookBody(task: TaskRecord, now: number, d: Needs<'videos'>): P
 }
 
 /**
- * One webhook attempt: POST the task view to the client's `callback_url`, signed per
+ * One webhook attempt: POST the task view to the task's `callback_url` (the client's, or its
+ * key's default webhook, copied in at submit), signed per
  * Standard Webhooks with the key's `whsec_` secret. Any 2xx is delivery; anything else is
  * retried with backoff for `NOTIFY_RETRY_SECONDS`, each attempt recorded on the task.
  */

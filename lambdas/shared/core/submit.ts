@@ -69,6 +69,10 @@ export async function createTask(
   }
 
   const task: TaskRecord = { ...newTask(id, key.key_hash, request, now, d.config), ...extras };
+  // The key's default webhook goes into the task now, from the key record authentication has
+  // just read: the task's end knows it owes a webhook without reading the key, and notify's one
+  // key read (for the secret) stays its only one. A later change of the default is for later tasks.
+  if (task.callback_url === undefined && key.webhook_url !== undefined) task.callback_url = key.webhook_url;
   // The key's limits, and its seconds reserved, before anything of the task is written: a 429 leaves no trace.
   const reserved = await d.usage.reserve(task, effectiveLimits(key.limits, d.config.DEFAULT_LIMITS), (taskId) => d.store.get(taskId));
   if (reserved.active) task.usage_active = true;
