@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type OpenAI from 'openai';
 import { startLocalGateway, type LocalGateway, type LocalGatewayOptions } from '../../local/gateway';
 
 export interface Harness {
@@ -127,3 +128,12 @@ export const seedExamples = {
     callback_url: 'https://webhook.site/2ef1a017-6ebd-4f15-9c9a-5ac3652e4abd',
   },
 } as const;
+
+/** Polls a video through the official SDK until it has `status`: `const until = videoUntil(() => h, () => client)`. */
+export const videoUntil =
+  (harness: () => Harness, sdk: () => OpenAI) =>
+  (id: string, status: string) =>
+    harness().waitFor(`video ${id} to be ${status}`, async () => {
+      const video = await sdk().videos.retrieve(id);
+      return video.status === status ? video : undefined;
+    });

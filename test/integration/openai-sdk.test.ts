@@ -3,7 +3,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey, keyId } from '../../lambdas/shared/api-keys';
 import { main as keys } from '../../bin/keys';
-import { startHarness, startHookReceiver, type Harness } from './helpers';
+import { startHarness, startHookReceiver, type Harness, videoUntil } from './helpers';
 
 let h: Harness;
 let client: OpenAI;
@@ -23,11 +23,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const until = (id: string, status: string) =>
-  h.waitFor(`video ${id} to be ${status}`, async () => {
-    const video = await client.videos.retrieve(id);
-    return video.status === status ? video : undefined;
-  });
+const until = videoUntil(() => h, () => client);
 
 describe('the official openai SDK against the local gateway', () => {
   it('creates a video as multipart, polls it to completed, and downloads the archived bytes', async () => {

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './helpers';
+import { startHarness, type Harness, videoUntil } from './helpers';
 
 /**
  * Remix through the local gateway with the demo catalog: the seed's models on the simulated
@@ -19,11 +19,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const until = (id: string, status: string) =>
-  h.waitFor(`video ${id} to be ${status}`, async () => {
-    const video = await client.videos.retrieve(id);
-    return video.status === status ? video : undefined;
-  });
+const until = videoUntil(() => h, () => client);
 
 type SeedView = { status: string; remixed_from: string | null; duration: number; aspect_ratio: string; video: { sha256: string } | null };
 const seedView = async (id: string) => (await (await h.api(`/v1/videos/generations/${id}`)).json()) as SeedView;
