@@ -10,7 +10,8 @@ const deps = {
   store: taskStore(c),
   usage: usageStore(c),
   upstreams: upstreamRegistry(c),
-  circuits: circuits(c),
+  // A run over a backlog calls an upstream hundreds of times a second: its circuit is read once a second, not per task.
+  circuits: circuits(c, { readCacheMs: 1000 }),
   queues: queues(c),
   callbackSecret: callbackSecret(c),
 };

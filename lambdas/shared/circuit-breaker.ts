@@ -11,8 +11,8 @@ import { systemClock, type Clock } from './task-store';
  * until `coolDownMs` has passed. Then half-open: one caller at a time takes the probe
  * lease; its success closes the circuit, its failure opens it for another cool-down.
  *
- * Only failures and recoveries write: a healthy upstream costs one read per call and no
- * write, so a busy upstream's item is not a write hot spot.
+ * Only failures and recoveries write: a healthy upstream costs one read per call (or per
+ * `readCacheMs`) and no write, so a busy upstream's item is not a write hot spot.
  */
 
 export interface CircuitSettings {
@@ -22,6 +22,13 @@ export interface CircuitSettings {
   coolDownMs: number;
   /** How long a probe holds the half-open circuit before another caller may probe. */
   probeLeaseMs: number;
+  /**
+   * How long a read of the circuit serves this breaker's later calls (0: every call reads).
+   * A worker that calls one upstream hundreds of times a second (a reconcile run over a
+   * backlog) reads the item once per period instead of once per call; its own writes read
+   * again at once, and another Lambda's are seen within the period.
+   */
+  readCacheMs?: number;
 }
 
 export type CircuitPhase = 'closed' | 'open' | 'half_open';
@@ -67,6 +74,9 @@ interface CircuitItem {
 }
 
 export class CircuitBreaker implements Circuits {
+  /** Reads still serving calls (`readCacheMs`): the read's time and its answer, shared while in flight. */
+  private readonly reads = new Map<string, { at: number; item: Promise<CircuitItem | undefined> }>();
+
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
@@ -90,7 +100,7 @@ export class CircuitBreaker implements Circuits {
   }
 
   async allow(upstream: string): Promise<CircuitPermit | undefined> {
-    const item = await this.read(upstream);
+    const item = await this.cachedRead(upstream);
     const failures = item?.failures ?? 0;
     if (item?.circuit !== 'open') return { upstream, probe: false, failures };
     const now = this.clock.now();
@@ -149,6 +159,18 @@ export class CircuitBreaker implements Circuits {
     }
   }
 
+  private cachedRead(upstream: string): Promise<CircuitItem | undefined> {
+    const ttl = this.settings.readCacheMs ?? 0;
+    if (ttl <= 0) return this.read(upstream);
+    const now = this.clock.now();
+    const kept = this.reads.get(upstream);
+    if (kept && now - kept.at < ttl) return kept.item;
+    const item = this.read(upstream);
+    this.reads.set(upstream, { at: now, item });
+    item.catch(() => this.reads.delete(upstream));
+    return item;
+  }
+
   private async read(upstream: string): Promise<CircuitItem | undefined> {
     const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: circuitKey(upstream), ConsistentRead: true }));
     return Item as CircuitItem | undefined;
@@ -165,6 +187,9 @@ export class CircuitBreaker implements Circuits {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
+    } finally {
+      // Whatever this breaker wrote, or found changed, its next call reads.
+      this.reads.delete(upstream);
     }
   }
 }

@@ -19,13 +19,14 @@ export const keyStore = (c: Config) => new ApiKeyStore(dynamo(), c.TABLE_NAME, c
 export const usageStore = (c: Config) => new UsageStore(dynamo(), c.TABLE_NAME);
 export const idempotencyStore = (c: Config) => new IdempotencyStore(dynamo(), c.TABLE_NAME);
 
-/** The upstreams' circuits, shared by every Lambda through the table. */
-export const circuits = (c: Config) =>
+/** The upstreams' circuits, shared by every Lambda through the table; `readCacheMs` for a Lambda that calls them in bulk. */
+export const circuits = (c: Config, options: { readCacheMs?: number } = {}) =>
   new CircuitBreaker(dynamo(), c.TABLE_NAME, {
     failureThreshold: c.CIRCUIT_FAILURES,
     coolDownMs: c.CIRCUIT_COOL_DOWN_SECONDS * 1000,
     // A probe's call may take the whole upstream timeout.
     probeLeaseMs: c.UPSTREAM_TIMEOUT_MS + 5_000,
+    ...options,
   });
 
 export const queues = (c: Config): Gateway['queues'] => ({

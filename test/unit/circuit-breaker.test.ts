@@ -108,4 +108,25 @@ describe('a circuit per upstream, shared through the table', () => {
     await a.succeeded({ ...early, failures: 1 });
     expect((await a.state('up-a')).phase).toBe('open');
   });
+
+  it('a breaker that reads in bulk (readCacheMs) sees another breaker open the circuit within its period, and its own failures at once', async () => {
+    const bulk = new CircuitBreaker(dynamo.db, table, { ...settings, readCacheMs: 1_000 }, clock);
+    expect(await bulk.allow('up-a')).toEqual({ upstream: 'up-a', probe: false, failures: 0 });
+    await fail(b, 3);
+    // Read before b opened it: for the rest of the period, calls go through and find the upstream down themselves.
+    t += 999;
+    expect(await bulk.allow('up-a')).toMatchObject({ probe: false });
+    t += 1;
+    expect(await bulk.allow('up-a')).toBeUndefined();
+
+    const other = 'up-b';
+    for (let i = 1; i <= 3; i++) {
+      const permit = (await bulk.allow(other))!;
+      // Each failure it counted is read back by its next call, so the streak grows and the circuit opens.
+      expect(permit.failures).toBe(i - 1);
+      await bulk.failed(permit, `503 number ${i}`);
+    }
+    expect(await bulk.allow(other)).toBeUndefined();
+    expect((await a.state(other)).phase).toBe('open');
+  });
 });
