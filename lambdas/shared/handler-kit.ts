@@ -45,13 +45,24 @@ async function beforeTimeout<R>(work: Promise<R>, context: Context | undefined):
   }
 }
 
+export interface HttpHandlerOptions {
+  /**
+   * Requests whose 5xx answers, the early timeout's included, say `x-should-retry: false`:
+   * creates that may have recorded a task before they failed, which a client library that
+   * retries 5xx on its own (OpenAI's SDK) would otherwise send again as a second task.
+   */
+  noBlindRetry?: (event: HttpEvent) => boolean;
+}
+
 /** An HTTP Lambda: structured logs with the request context, and every error as the API's JSON error. */
-export function httpHandler<D>(core: (event: HttpEvent, deps: D) => Promise<HttpResult>, deps: D) {
+export function httpHandler<D>(core: (event: HttpEvent, deps: D) => Promise<HttpResult>, deps: D, options: HttpHandlerOptions = {}) {
   return withLogContext(async (event: HttpEvent, context: Context): Promise<HttpResult> => {
     try {
       return await beforeTimeout(core(event, deps), context);
     } catch (error) {
-      return errorResponse(error, event);
+      const result = errorResponse(error, event);
+      if ((result.statusCode ?? 500) < 500 || !options.noBlindRetry?.(event)) return result;
+      return { ...result, headers: { ...result.headers, 'x-should-retry': 'false' } };
     }
   });
 }

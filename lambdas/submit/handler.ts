@@ -1,6 +1,6 @@
 import { config } from '../shared/config';
 import { cancelTask, deleteTask } from '../shared/core/cancel';
-import { createVideo } from '../shared/core/openai';
+import { createVideo, sdkCreateRoutes } from '../shared/core/openai';
 import { remixTask, remixVideo } from '../shared/core/remix';
 import { submitTask } from '../shared/core/submit';
 import type { HttpEvent } from '../shared/http';
@@ -30,16 +30,21 @@ const writes = (event: HttpEvent, deps: Parameters<typeof createVideo>[1] & Para
   }
 };
 
-export const handler = httpHandler(writes, {
-  config: c,
-  store: taskStore(c),
-  usage: usageStore(c),
-  keys: keyStore(c),
-  idempotency: idempotencyStore(c),
-  upstreams: upstreamRegistry(c),
-  circuits: circuits(c),
-  inputs: inputImages(c),
-  videos: videoLinks(c),
-  queues: queues(c),
-  callbackSecret: callbackSecret(c),
-});
+export const handler = httpHandler(
+  writes,
+  {
+    config: c,
+    store: taskStore(c),
+    usage: usageStore(c),
+    keys: keyStore(c),
+    idempotency: idempotencyStore(c),
+    upstreams: upstreamRegistry(c),
+    circuits: circuits(c),
+    inputs: inputImages(c),
+    videos: videoLinks(c),
+    queues: queues(c),
+    callbackSecret: callbackSecret(c),
+  },
+  // OpenAI's SDK retries a create's 5xx on its own, without an Idempotency-Key.
+  { noBlindRetry: (event) => sdkCreateRoutes.has(event.routeKey) },
+);

@@ -289,6 +289,40 @@ describe('an HTTP handler', () => {
     expect((logged.mock.calls[0]![1] as { error: Error }).error.name).toBe('TimeoutError');
   });
 
+  it('marks a create\'s 5xx, the early timeout\'s too, x-should-retry: false where told, still logging the cause; never a 4xx or another route', async () => {
+    vi.useFakeTimers();
+    const logged = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    const create = { ...request('{}'), routeKey: 'POST /v1/videos' };
+    const noBlindRetry = (event: HttpEvent) => event.routeKey === 'POST /v1/videos';
+    const failing = (error: unknown) =>
+      httpHandler(async (): Promise<HttpResult> => {
+        throw error;
+      }, {}, { noBlindRetry });
+
+    const never = httpHandler(() => new Promise<HttpResult>(() => undefined), {}, { noBlindRetry });
+    const answer = never(create, { ...context, getRemainingTimeInMillis: () => 200 } as Context);
+    await vi.advanceTimersByTimeAsync(200 - TIMEOUT_EARLY_MS);
+    expect(await answer).toMatchObject({
+      statusCode: 500,
+      headers: { 'x-should-retry': 'false' },
+      body: '{"error":{"code":"internal_error","message":"internal error","type":"server_error"}}',
+    });
+    expect((logged.mock.calls[0]![1] as { error: Error }).error.name).toBe('TimeoutError');
+
+    const unknown = await failing(new Error('table throttled'))(create, context);
+    expect(unknown).toMatchObject({ statusCode: 500, headers: { 'x-should-retry': 'false' } });
+    expect(logged.mock.calls[1]![1]).toMatchObject({ error: new Error('table throttled') });
+    const unavailable = await failing(new ApiError(503, 'upstream_unavailable', 'down', undefined, { 'retry-after': '5' }))(create, context);
+    expect(unavailable).toMatchObject({ statusCode: 503, headers: { 'x-should-retry': 'false', 'retry-after': '5' } });
+
+    const refused = await failing(new ApiError(429, 'rate_limited', 'slow down'))(create, context);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers).not.toHaveProperty('x-should-retry');
+    const seed = await failing(new Error('table throttled'))(request('{}'), context);
+    expect(seed.statusCode).toBe(500);
+    expect(seed.headers).not.toHaveProperty('x-should-retry');
+  });
+
   it('leaves no timer behind once the core has answered', async () => {
     vi.useFakeTimers();
     const quick = httpHandler(async () => json(200, {}), {});

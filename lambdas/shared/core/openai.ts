@@ -90,13 +90,11 @@ function asOpenaiError(error: ApiError): ApiError {
   return new ApiError(error.status, error.code, message, param, error.headers);
 }
 
-/** A 5xx of a create that may have recorded the task: the SDK must not retry it blind (it sends no Idempotency-Key of its own). */
-export const noBlindRetry = (error: unknown): unknown => {
-  const status = error instanceof ApiError ? error.status : 500;
-  if (status < 500) return error;
-  const base = error instanceof ApiError ? error : new ApiError(500, 'internal_error', 'internal error');
-  return new ApiError(base.status, base.code, base.message, base.param, { ...base.headers, 'x-should-retry': 'false' });
-};
+/**
+ * The creates of OpenAI's SDK, which retries a 5xx and sends no Idempotency-Key of its own:
+ * their 5xx answers say `x-should-retry: false`, since the task may be recorded (see `httpHandler`).
+ */
+export const sdkCreateRoutes: ReadonlySet<string> = new Set(['POST /v1/videos', 'POST /v1/videos/{id}/remix']);
 
 /** `POST /v1/videos`: OpenAI's create, made into the same task a seed submit makes. */
 export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inputs'>): Promise<HttpResult> {
@@ -120,6 +118,6 @@ export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inpu
     const task = refusedAtOnce(await createTask(event, key, request, d, extras, identity));
     return json(200, videoObject(task));
   } catch (error) {
-    throw noBlindRetry(error instanceof ApiError && error.status === 400 ? asOpenaiError(error) : error);
+    throw error instanceof ApiError && error.status === 400 ? asOpenaiError(error) : error;
   }
 }

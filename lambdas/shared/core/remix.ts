@@ -4,7 +4,7 @@ import type { ApiKeyRecord } from '../api-keys';
 import { ApiError, json, parseJsonBody, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
 import { taskUpstream } from './task-upstream';
-import { createBody, noBlindRetry } from './openai';
+import { createBody } from './openai';
 import { videoObject } from './openai-view';
 import { createTask, refusedAtOnce, type SubmitNeeds, type TaskExtras } from './submit';
 
@@ -21,11 +21,7 @@ export async function remixVideo(event: HttpEvent, d: SubmitNeeds): Promise<Http
   const key = await d.keys.authenticate(event);
   const { fields } = await createBody(event);
   const body = parseWith(remixBodySchema(), fields);
-  try {
-    return json(200, videoObject(refusedAtOnce(await remixOf(event, key, body, 'openai', d))));
-  } catch (error) {
-    throw noBlindRetry(error);
-  }
+  return json(200, videoObject(refusedAtOnce(await remixOf(event, key, body, 'openai', d))));
 }
 
 /**
