@@ -16,7 +16,8 @@ import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, simFaultsSchema, 
  *   POST   /v1/videos                 multipart (or JSON): prompt, model, seconds, size, input_reference
  *   GET    /v1/videos?limit&after&order   {object: "list", data, first_id, last_id, has_more}
  *   GET    /v1/videos/{id}            the video job
- *   GET    /v1/videos/{id}/content    the MP4 (local/mp4.ts), once completed
+ *   GET    /v1/videos/{id}/content    the MP4 (local/mp4.ts), once completed; ?variant=thumbnail a
+ *                                     WebP, ?variant=spritesheet a JPEG (as OpenAI serves them)
  *   POST   /v1/videos/{id}/remix      {prompt}: a new job from a completed one
  *   DELETE /v1/videos/{id}            removes a finished job
  *
@@ -24,7 +25,8 @@ import { jobVideo, parseFaultTokens, sendAccepted, serveVideo, simFaultsSchema, 
  * after `renderMs`. It never calls back. Errors are `{error: {message, type, param, code}}`.
  * Faults are those of `local/simulated-upstream.ts`, by `sim:` prompt tokens or `setFaults()`:
  * submit (reject, 429, 500, 503, stall, accept-drop, accept-504), render (fail, stall, <ms>),
- * state (the word reported instead of `in_progress`), poll (500, 404), video and bytes.
+ * state (the word reported instead of `in_progress`), poll (500, 404), video and bytes, stills
+ * (none: the variants are 404; not-image: they are served as text).
  * Callback faults have nothing to act on here. With `persistIn`, jobs and the port survive a
  * restart (see `sim-state.ts`): a job that was rendering finishes on its own clock.
  */
@@ -122,6 +124,28 @@ export interface OpenAIUpstream {
 }
 
 const DEFAULT_RENDER_MS = 3000;
+
+/** A finished job's still images, as OpenAI serves its content variants: a WebP thumbnail, a JPEG spritesheet. */
+export const stills = {
+  thumbnail: {
+    type: 'image/webp',
+    bytes: Buffer.from('UklGRkoAAABXRUJQVlA4ID4AAACwAwCdASpAACQAPpFIoEwlpCMiIqgAsBIJZwDU9oAAFRpjHD4MwAD+7HDf/V2J8KEE/9CjZRJ5lR0qIgAAAA==', 'base64'),
+  },
+  spritesheet: {
+    type: 'image/jpeg',
+    bytes: Buffer.from(
+      '/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAg+Pkk+SVVVVVVVVWRdZGhoaGRkZGRoaGhwcHCDg4NwcHBoaHBwfHyDg4+Tj4eHg4eTk5ubm7q6srLZ2eD/////xABMAAEBAAAAAAAAAAAAAAAAAAAABQEBAQAAAAAAAAAAAAAAAAAAAAYQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAkAIADASIAAhEAAxEA/9oADAMBAAIRAxEAPwCYAnFIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA//2Q==',
+      'base64',
+    ),
+  },
+} as const;
+
+function serveStill(res: ServerResponse, job: OpenAISimJob, variant: keyof typeof stills): void {
+  if (job.faults.stills === 'none') throw new ApiError(404, 'invalid_request_error', 'variant_not_found', `Video '${job.id}' has no ${variant}.`, 'variant');
+  const { type, bytes } = job.faults.stills === 'not-image' ? { type: 'text/plain', bytes: Buffer.from('not an image') } : stills[variant];
+  res.writeHead(200, { 'content-type': type, 'content-length': String(bytes.length) });
+  res.end(bytes);
+}
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
 
 class ApiError extends Error {
@@ -407,9 +431,10 @@ export async function startOpenAIUpstream(options: OpenAIUpstreamOptions = {}): 
     if (action === 'content' && (method === 'GET' || method === 'HEAD')) {
       const job = jobOf(id);
       const variant = url.searchParams.get('variant') ?? 'video';
-      if (variant !== 'video') throw invalid(`Variant '${variant}' is not available for this video.`, 'variant');
+      if (variant !== 'video' && !Object.hasOwn(stills, variant)) throw invalid(`Variant '${variant}' is not available for this video.`, 'variant');
       if (job.status !== 'completed') throw new ApiError(404, 'invalid_request_error', 'video_not_ready', `Video '${id}' is not ready: it is ${job.status}.`);
       if (job.faults.video === 'gone') throw new ApiError(404, 'invalid_request_error', 'video_expired', `The assets of video '${id}' have expired.`);
+      if (variant !== 'video') return serveStill(res, job, variant as keyof typeof stills);
       return serveVideo(req, res, { id, video: job.video, mode: job.faults.video ?? 'ok' }, {
         log,
         started: () => stats.videoDownloadsStarted++,

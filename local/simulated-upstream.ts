@@ -40,6 +40,8 @@ import { listenRemembered, openSimState, type SimState } from './sim-state';
  *   sim:state=weird|<word>                  while rendering, report an unknown state word
  *                                           (weird -> "queued_for_gpu") instead of "running"
  *   sim:poll=500|404|ok                     status polls of this task fail
+ *   sim:stills=none|not-image|ok            (dialects with a thumbnail and spritesheet) they are
+ *                                           missing, or served as bytes that are no image
  *
  * With `persistIn`, jobs and the port survive a restart (see `sim-state.ts`): a task that was
  * rendering finishes on time, and a final callback that was never answered 2xx is sent again.
@@ -50,6 +52,7 @@ export type RenderFault = 'ok' | 'fail' | 'stall';
 export type CallbackFault = 'ok' | 'drop' | 'duplicate';
 export type VideoFault = 'ok' | 'truncated' | 'not-video' | 'oversized' | 'chunked' | 'gone' | 'stall' | 'no-moov';
 export type PollFault = 'ok' | '500' | '404';
+export type StillsFault = 'ok' | 'none' | 'not-image';
 
 export interface SimFaults {
   submit?: SubmitFault;
@@ -68,6 +71,8 @@ export interface SimFaults {
   /** State word reported while rendering instead of `running`. */
   state?: string;
   poll?: PollFault;
+  /** The still images (thumbnail, spritesheet) of dialects that serve them: missing, or bytes that are no image. */
+  stills?: StillsFault;
 }
 
 export type DuomiState = 'pending' | 'running' | 'succeeded' | 'error';
@@ -123,6 +128,7 @@ export const simFaultsSchema: z.ZodMiniType<SimFaults> = z.object({
   rate: z.optional(z.number()),
   state: z.optional(z.string()),
   poll: z.optional(z.enum(['ok', '500', '404'])),
+  stills: z.optional(z.enum(['ok', 'none', 'not-image'])),
 });
 
 const taskViewSchema = z.object({
@@ -235,6 +241,7 @@ const RENDER_FAULTS: readonly RenderFault[] = ['ok', 'fail', 'stall'];
 const CALLBACK_FAULTS: readonly CallbackFault[] = ['ok', 'drop', 'duplicate'];
 const VIDEO_FAULTS: readonly VideoFault[] = ['ok', 'truncated', 'not-video', 'oversized', 'chunked', 'gone', 'stall', 'no-moov'];
 const POLL_FAULTS: readonly PollFault[] = ['ok', '500', '404'];
+const STILLS_FAULTS: readonly StillsFault[] = ['ok', 'none', 'not-image'];
 
 function oneOf<T extends string>(allowed: readonly T[], value: string | undefined): T | undefined {
   return allowed.find((a) => a === value);
@@ -339,6 +346,12 @@ export function parseFaultTokens(prompt: string): { faults: SimFaults; unknown: 
       case 'poll': {
         const f = oneOf(POLL_FAULTS, value);
         if (f) faults.poll = f;
+        else known = false;
+        break;
+      }
+      case 'stills': {
+        const f = oneOf(STILLS_FAULTS, value);
+        if (f) faults.stills = f;
         else known = false;
         break;
       }

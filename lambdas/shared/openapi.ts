@@ -179,7 +179,7 @@ export function openApiDocument(models: Catalog['models']): object {
       },
       '/v1/videos/{id}/content': {
         get: {
-          summary: 'Redirect to a fresh presigned URL of the video (variant=video; no thumbnail or spritesheet is stored)',
+          summary: 'Redirect to a fresh presigned URL of the video, or of its thumbnail or spritesheet when the upstream supplied one (404 otherwise)',
           parameters: [taskId, { name: 'variant', in: 'query', schema: { type: 'string', enum: ['video', 'thumbnail', 'spritesheet'], default: 'video' } }],
           responses: { '302': { description: 'redirect to the video' }, ...errors(400, 401, 404) },
         },

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { conditionalPut } from './aws/conditional-put';
-import { taskRecordSchema, type Attempt, type TaskRecord, type TaskState } from './contracts/task';
+import { taskRecordSchema, type Attempt, type Renditions, type TaskRecord, type TaskState } from './contracts/task';
 import { isTaskId } from './ids';
 import { DEFAULT_DUE_SHARDS, dueKey, dueKeys, tableSchema } from './table-schema';
 
@@ -348,13 +348,17 @@ export class TaskStore {
     });
   }
 
-  /** The upstream finished: the video at `videoUrl` is to be archived; `cost` is what the upstream says the job cost, where it says. */
-  startArchiving(id: string, videoUrl: string, upstreamId: string | undefined, retryAt: number, cost?: number) {
+  /**
+   * The upstream finished: the video at `videoUrl` is to be archived, with the `renditions`
+   * it offers; `cost` is what the upstream says the job cost, where it says.
+   */
+  startArchiving(id: string, videoUrl: string, upstreamId: string | undefined, retryAt: number, cost?: number, renditions: Renditions = {}) {
     return this.change(id, {
       from: ['queued', 'submitted', 'in_progress'],
       set: {
         state: 'archiving',
         upstream_video_url: videoUrl,
+        ...(Object.keys(renditions).length ? { upstream_renditions: renditions } : {}),
         heard_at: this.now(),
         due_at: retryAt,
         archive_attempts: 0,
@@ -402,8 +406,9 @@ export class TaskStore {
   }
 
   /** The video is in the bucket. */
-  markSucceeded(task: Finishing, video: VideoFacts) {
-    return this.finish(task, ['archiving'], { state: 'succeeded', progress: 100, ...videoAttributes(video) });
+  markSucceeded(task: Finishing, video: VideoFacts, renditions: Renditions = {}) {
+    const stored = Object.keys(renditions).length ? { renditions } : {};
+    return this.finish(task, ['archiving'], { state: 'succeeded', progress: 100, ...videoAttributes(video), ...stored });
   }
 
   /**

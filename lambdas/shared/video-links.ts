@@ -4,6 +4,9 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 /** Where a task's video lives in the bucket; the stack's notification filter matches it. */
 export const videoKey = (taskId: string) => `videos/${taskId}.mp4`;
 
+/** Where a rendition of a task's video lives, before its type's extension: beside the MP4, outside the notification filter (`.mp4`). */
+export const renditionKey = (taskId: string, variant: string) => `videos/${taskId}.${variant}`;
+
 /** Short-lived download links to stored videos (the readers' half; writing is `VideoStore`). */
 export class VideoLinks {
   constructor(

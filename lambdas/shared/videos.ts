@@ -10,6 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { fetchImage } from './images';
 import { logger } from './logger';
 import { Mp4Error, Mp4Probe, type Mp4Facts } from './mp4-probe';
 import { s3 } from './aws/s3';
@@ -21,6 +22,8 @@ import { copyVideo } from './video-copy';
 /** Multipart upload shape: memory held is about part size × queue size, whatever the video's size. */
 export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
 export const UPLOAD_QUEUE_SIZE = 2;
+/** A thumbnail or spritesheet is read whole: OpenAI's are tens of kilobytes. */
+export const MAX_RENDITION_BYTES = 8 * 1024 * 1024;
 
 const videoTypes = /^(video\/[\w.+-]+|application\/octet-stream|binary\/octet-stream)$/i;
 
@@ -107,6 +110,20 @@ export class VideoStore {
       throw first;
     }
     return facts();
+  }
+
+  /**
+   * A still image the upstream offers beside the video (a thumbnail, a spritesheet), fetched
+   * whole under the same outbound rules and `headers` as the video, at most
+   * `MAX_RENDITION_BYTES`, kept only if it is a PNG, JPEG or WebP by its bytes; stored under
+   * `baseKey` and its type's extension, which is answered.
+   */
+  async storeImage(sourceUrl: string, baseKey: string, headers?: Record<string, string>): Promise<string> {
+    const { timeoutMs, policy } = this.o;
+    const { bytes, kind } = await fetchImage(sourceUrl, { policy, timeoutMs, signal: AbortSignal.timeout(timeoutMs), headers, maxBytes: MAX_RENDITION_BYTES });
+    const key = `${baseKey}.${kind.ext}`;
+    await this.o.s3.send(new PutObjectCommand({ Bucket: this.o.bucket, Key: key, Body: bytes, ContentType: kind.contentType }));
+    return key;
   }
 
   /**

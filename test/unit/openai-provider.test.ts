@@ -314,7 +314,7 @@ describe('OpenAIProvider.status', () => {
     expect((await provider().status('video_123')).progress).toBe(0);
   });
 
-  it('names the content endpoint as the video of a completed job, progress 100, and the key as its headers', async () => {
+  it('names the content endpoint as the video of a completed job, its variants as the renditions, progress 100, and the key as its headers', async () => {
     answer = reply(200, video({ status: 'completed', progress: 99 }));
     const p = provider();
     expect(await p.status('video_123')).toEqual({
@@ -323,6 +323,8 @@ describe('OpenAIProvider.status', () => {
       state: 'completed',
       progress: 100,
       videoUrl: `${baseUrl}/videos/video_123/content`,
+      thumbnailUrl: `${baseUrl}/videos/video_123/content?variant=thumbnail`,
+      spritesheetUrl: `${baseUrl}/videos/video_123/content?variant=spritesheet`,
       message: '',
     });
     expect(await p.videoHeaders()).toEqual({ authorization: 'Bearer sk-reseller-123' });
@@ -330,7 +332,10 @@ describe('OpenAIProvider.status', () => {
 
   it('gives the reason of a failed job', async () => {
     answer = reply(200, video({ status: 'failed', error: { code: 'moderation_blocked', message: 'output was blocked' } }));
-    expect(await provider().status('video_123')).toMatchObject({ phase: 'failed', message: 'output was blocked', videoUrl: undefined });
+    const failed = await provider().status('video_123');
+    expect(failed).toMatchObject({ phase: 'failed', message: 'output was blocked' });
+    expect(failed).not.toHaveProperty('videoUrl');
+    expect(failed).not.toHaveProperty('thumbnailUrl');
     answer = reply(200, video({ status: 'failed' }));
     expect((await provider().status('video_123')).message).toBe('the upstream reports the job failed');
   });

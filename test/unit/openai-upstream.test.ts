@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { videoSha256 } from '../../local/mp4';
-import { startOpenAIUpstream, type OpenAIUpstream } from '../../local/openai-upstream';
+import { startOpenAIUpstream, stills, type OpenAIUpstream } from '../../local/openai-upstream';
 
 /**
  * The OpenAI-compatible simulator, checked with the official `openai` SDK, so that it
@@ -65,6 +65,22 @@ describe('the OpenAI-compatible simulator, through the official SDK', () => {
     expect(response.headers.get('content-type')).toBe('video/mp4');
     const bytes = Buffer.from(await response.arrayBuffer());
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(videoSha256({ taskId: id, ...up.jobs.get(id)!.video }));
+  });
+
+  it('serves a completed job\'s thumbnail (WebP) and spritesheet (JPEG) as content variants, and none with sim:stills=none', async () => {
+    const { client } = await start(100);
+    const { id } = await client.videos.create({ model: 'kling-3', prompt: 'a heron' });
+    await until(client, id, ['completed']);
+    const thumbnail = await client.videos.downloadContent(id, { variant: 'thumbnail' });
+    expect(thumbnail.headers.get('content-type')).toBe('image/webp');
+    expect(Buffer.from(await thumbnail.arrayBuffer()).equals(stills.thumbnail.bytes)).toBe(true);
+    const spritesheet = await client.videos.downloadContent(id, { variant: 'spritesheet' });
+    expect(spritesheet.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await spritesheet.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
+
+    const bare = await client.videos.create({ model: 'kling-3', prompt: 'a heron sim:stills=none' });
+    await until(client, bare.id, ['completed']);
+    await expect(client.videos.downloadContent(bare.id, { variant: 'thumbnail' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it('remixes a completed job into a new one that remembers its source', async () => {

@@ -21,6 +21,12 @@ const notifyLogEntry = () =>
  * One try of one route. `outcome`: `submitted` (the upstream took the job), `rejected`,
  * `unavailable` or `ambiguous` (as `UpstreamError`'s kinds), or the router's own words.
  */
+/** The still images a video may come with, besides the MP4 (the OpenAI dialect's content variants). */
+export const renditionVariants = ['thumbnail', 'spritesheet'] as const;
+export type RenditionVariant = (typeof renditionVariants)[number];
+export type Renditions = Partial<Record<RenditionVariant, string>>;
+const renditions = () => z.object({ thumbnail: z.optional(z.string()), spritesheet: z.optional(z.string()) });
+
 const attempt = () =>
   z.object({
     upstream: z.string(),
@@ -73,6 +79,8 @@ export const taskRecordSchema = lazySchema(() =>
     upstream_id: z.optional(z.string()),
     upstream_message: z.optional(z.string()),
     upstream_video_url: z.optional(z.string()),
+    /** Where the upstream offers the video's thumbnail and spritesheet, when its dialect does (OpenAI's content variants). */
+    upstream_renditions: z.optional(renditions()),
     /** The upstream's own reported cost in USD for the job (OpenRouter's `usage.cost`), for the usage records. */
     upstream_cost: z.optional(z.number()),
     /** Polls of a poll-only upstream's job so far: the poll chain's position, so a duplicate message is dropped. */
@@ -80,6 +88,8 @@ export const taskRecordSchema = lazySchema(() =>
     archive_attempts: z.optional(z.number()),
     archive_lease_until: z.optional(z.number()),
     video_key: z.optional(z.string()),
+    /** The bucket keys of the renditions archived beside the video. */
+    renditions: z.optional(renditions()),
     video_bytes: z.optional(z.number()),
     video_sha256: z.optional(z.string()),
     video_content_type: z.optional(z.string()),

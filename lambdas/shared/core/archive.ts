@@ -1,9 +1,9 @@
 import type { ArchiveJob } from '../contracts/jobs';
-import type { TaskRecord } from '../contracts/task';
+import { renditionVariants, type Renditions, type TaskRecord } from '../contracts/task';
 import { backoffSeconds } from '../backoff';
 import { logger } from '../logger';
 import { isShortVideo, recordedVideo, type VideoFacts } from '../task-store';
-import { videoKey } from '../video-links';
+import { renditionKey, videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { taskUpstream, taskUpstreamName } from './task-upstream';
 import { afterFinish } from './finish';
@@ -46,7 +46,7 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
       record(metric.archiveBytes, video.bytes, unit.Bytes);
       record(metric.archiveThroughput, video.bytes / seconds, unit.BytesPerSecond);
     }
-    const done = await d.store.markSucceeded(task, video);
+    const done = await d.store.markSucceeded(task, video, await storeRenditions(task, d));
     logger.info(stored ? 'video found stored by an earlier attempt' : 'video archived', { taskId: task.id, bytes: video.bytes, attempt: job.attempt });
     await afterFinish(done, d);
   } catch (error) {
@@ -71,6 +71,25 @@ export async function archiveTask(job: ArchiveJob, d: ArchiveNeeds): Promise<voi
     await d.store.releaseArchive(task.id, d.store.now() + (delay + 120) * 1000, reason);
     await d.queues.archive({ taskId: task.id, attempt: job.attempt + 1 }, delay);
   }
+}
+
+/**
+ * The still images the upstream offers beside the video, stored next to it. Best effort: a
+ * video is never failed, or fetched again, for want of its thumbnail; a variant that could
+ * not be had is left out, and `content?variant=` answers 404 for it.
+ */
+async function storeRenditions(task: TaskRecord, d: ArchiveNeeds): Promise<Renditions> {
+  const stored: Renditions = {};
+  for (const variant of renditionVariants) {
+    const url = task.upstream_renditions?.[variant];
+    if (!url) continue;
+    try {
+      stored[variant] = await d.archiver.storeImage(url, renditionKey(task.id, variant), await downloadHeaders(task, url, d));
+    } catch (error) {
+      logger.warn('rendition not stored', { taskId: task.id, variant, reason: (error as Error).message });
+    }
+  }
+  return stored;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { terminalStates, type TaskRecord } from '../contracts/task';
+import { terminalStates, type Renditions, type TaskRecord } from '../contracts/task';
 import { verifyCallbackToken } from '../callback-token';
 import { ApiError, json, rawBody, type HttpEvent, type HttpResult } from '../http';
 import { logger } from '../logger';
@@ -66,7 +66,10 @@ export async function applyUpstreamStatus(
         await afterFinish(await d.store.markFailed(task, 'upstream_failed', 'the upstream reported success without a video'), d);
         return;
       }
-      const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS, status.cost);
+      const renditions = Object.fromEntries(
+        [['thumbnail', status.thumbnailUrl], ['spritesheet', status.spritesheetUrl]].filter(([, url]) => url !== undefined),
+      ) as Renditions;
+      const moved = await d.store.startArchiving(task.id, status.videoUrl, status.upstreamId, now + ARCHIVE_LEASE_MS, status.cost, renditions);
       if (moved) {
         logger.info('task rendered, archiving', { taskId: task.id });
         await d.queues.archive({ taskId: task.id, attempt: 1 });

@@ -37,7 +37,7 @@ export async function deleteTask(event: HttpEvent, d: CancelNeeds & Needs<'video
   const task = await d.store.getOwned(event.pathParameters?.id ?? '', key.key_hash);
   if (!task) throw ApiError.notFound();
   const ended = task.state === 'succeeded' || task.state === 'failed' ? task : await cancelOwned(task, d);
-  if (ended.video_key) await d.videos.remove(ended.video_key);
+  for (const key of [ended.video_key, ...Object.values(ended.renditions ?? {})]) if (key) await d.videos.remove(key);
   await d.store.remove(task.id);
   logger.info('task deleted by the client', { taskId: task.id });
   return json(200, { id: task.id, object: 'video.deleted', deleted: true });

@@ -4,6 +4,7 @@ import { submitBodySchema } from '../contracts/submit';
 import { openaiToSeedBody, OpenaiFieldError, seedToOpenaiParam } from '../contracts/openai';
 import type { TaskRecord } from '../contracts/task';
 import { ApiError, header, parseJsonBody, rawBody, json, type HttpEvent, type HttpResult } from '../http';
+import { imageKind, type ImageKind } from '../images';
 import { inputKey } from '../input-images';
 import type { Needs } from './deps';
 import { videoObject } from './openai-view';
@@ -13,18 +14,8 @@ import { createTask, refusedAtOnce, type SubmitNeeds } from './submit';
 export const MAX_INPUT_IMAGE_BYTES = 10 * 1024 * 1024;
 export const MAX_VIDEOS_BODY_BYTES = MAX_INPUT_IMAGE_BYTES + 64 * 1024;
 
-interface UploadedImage {
+interface UploadedImage extends ImageKind {
   bytes: Buffer;
-  type: string;
-  ext: string;
-}
-
-/** The image kinds an upload may be, told by their first bytes (a client's declared type is not trusted). */
-function imageKind(bytes: Buffer): { type: string; ext: string } | undefined {
-  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return { type: 'image/png', ext: 'png' };
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return { type: 'image/jpeg', ext: 'jpg' };
-  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return { type: 'image/webp', ext: 'webp' };
-  return undefined;
 }
 
 /**
@@ -114,7 +105,7 @@ export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inpu
   const extras = { dialect: 'openai' as const, ...(typeof fields.size === 'string' ? { size: fields.size.trim() } : {}) };
   const identity = { ...request, ...extras, image_urls: image ? [`sha256:${createHash('sha256').update(image.bytes).digest('hex')}`] : request.image_urls };
   try {
-    if (image) request.image_urls = [await d.inputs.put(inputKey(randomUUID(), image.ext), image.bytes, image.type)];
+    if (image) request.image_urls = [await d.inputs.put(inputKey(randomUUID(), image.ext), image.bytes, image.contentType)];
     const task = refusedAtOnce(await createTask(event, key, request, d, extras, identity));
     return json(200, videoObject(task));
   } catch (error) {

@@ -1,6 +1,6 @@
 import { contentQuerySchema, videoListQuerySchema } from '../contracts/openai';
 import { listQuerySchema, usageQuerySchema } from '../contracts/query';
-import type { TaskRecord } from '../contracts/task';
+import type { RenditionVariant, TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
 import { openApiDocument } from '../openapi';
 import { publicModel, type CatalogModel } from '../catalog';
@@ -51,9 +51,7 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
     }
     case 'GET /v1/videos/{id}/content': {
       const { variant } = parseWith(contentQuerySchema(), event.queryStringParameters ?? {});
-      // The upstreams hand over the video alone: there is never a thumbnail or spritesheet to serve.
-      if (variant !== 'video') throw new ApiError(404, 'not_found', `no ${variant} is stored for this video; only variant=video is served`, 'variant');
-      return contentRedirect(event, d);
+      return variant === 'video' ? contentRedirect(event, d) : renditionRedirect(event, variant, d);
     }
     default:
       throw new ApiError(404, 'not_found', `no route for ${event.requestContext?.http?.method ?? ''} ${event.rawPath ?? ''}`.trim());
@@ -91,6 +89,19 @@ async function contentRedirect(event: HttpEvent, d: QueryNeeds): Promise<HttpRes
   const task = await ownedTask(event, d);
   if (task.state !== 'succeeded' || !task.video_key)
     throw new ApiError(404, 'not_found', `the video of task ${task.id} is not ready (status ${task.state})`);
-  const { url } = await d.videos.presign(task.video_key);
+  return redirectTo(task.video_key, d);
+}
+
+/** A thumbnail or spritesheet: stored when the upstream that made the video supplied one (OpenAI-compatible upstreams do). */
+async function renditionRedirect(event: HttpEvent, variant: RenditionVariant, d: QueryNeeds): Promise<HttpResult> {
+  const task = await ownedTask(event, d);
+  if (task.state !== 'succeeded') throw new ApiError(404, 'not_found', `the video of task ${task.id} is not ready (status ${task.state})`);
+  const key = task.renditions?.[variant];
+  if (!key) throw new ApiError(404, 'not_found', `no ${variant} was supplied with this video; variant=video is always served`, 'variant');
+  return redirectTo(key, d);
+}
+
+async function redirectTo(key: string, d: QueryNeeds): Promise<HttpResult> {
+  const { url } = await d.videos.presign(key);
   return { statusCode: 302, headers: { location: url, 'cache-control': 'no-store' }, body: '' };
 }

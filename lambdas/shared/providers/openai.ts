@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as z from 'zod/mini';
+import { fetchImage, ImageFetchError } from '../images';
 import type { ProviderKind } from '../catalog';
-import { clientUrlPolicy, getText, openGet, operatorPolicy, OutboundError, postBody, postJson, type OutboundPolicy, type TextResult } from '../outbound';
+import { clientUrlPolicy, getText, operatorPolicy, OutboundError, postBody, postJson, type OutboundPolicy, type TextResult } from '../outbound';
 import { capText, clampProgress, classifyAnswer, classifyTransport, isOk, phaseOf, safeJson, upstreamCaps, type Exchange } from './common';
 import { UpstreamError, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 
@@ -107,14 +108,6 @@ export function multipartBody(fields: ReadonlyArray<readonly [string, string]>, 
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-/** The image types the Videos API takes as `input_reference`, by their first bytes. */
-function imageType(bytes: Buffer): { contentType: string; ext: string } | undefined {
-  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return { contentType: 'image/png', ext: 'png' };
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return { contentType: 'image/jpeg', ext: 'jpg' };
-  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return { contentType: 'image/webp', ext: 'webp' };
-  return undefined;
-}
-
 export class OpenAIProvider implements UpstreamProvider {
   readonly name: string;
   readonly kind: ProviderKind = 'openai';
@@ -171,9 +164,15 @@ export class OpenAIProvider implements UpstreamProvider {
       phase,
       state: capText(video.status, upstreamCaps.state),
       progress: phase === 'succeeded' ? 100 : clampProgress(video.progress),
-      videoUrl: phase === 'succeeded' ? this.url(`/videos/${encodeURIComponent(id)}/content`) : undefined,
+      ...(phase === 'succeeded' ? this.contentUrls(id) : {}),
       message: capText(message, upstreamCaps.message),
     };
+  }
+
+  /** A finished job's video and its still images: the content endpoint and its variants (a job may lack them: the archive tries). */
+  private contentUrls(id: string): Pick<UpstreamStatus, 'videoUrl' | 'thumbnailUrl' | 'spritesheetUrl'> {
+    const content = this.url(`/videos/${encodeURIComponent(id)}/content`);
+    return { videoUrl: content, thumbnailUrl: `${content}?variant=thumbnail`, spritesheetUrl: `${content}?variant=spritesheet` };
   }
 
   async parseCallback(): Promise<UpstreamStatus> {
@@ -230,31 +229,19 @@ export class OpenAIProvider implements UpstreamProvider {
   /** The client's reference image as a file part, fetched under the client URL policy. */
   private async referenceImage(url: string): Promise<FormFile> {
     const { timeoutMs } = this.options;
-    let bytes: Buffer;
     try {
-      const response = await openGet(url, { policy: this.options.imagePolicy ?? clientUrlPolicy(false), timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
-      if (response.status !== 200) {
-        response.body.destroy();
-        // The image host's own trouble may pass; a missing image will not.
-        const kind = response.status >= 500 || response.status === 429 ? 'unavailable' : 'rejected';
-        throw new UpstreamError(kind, `image_urls[0] could not be fetched: its host answered ${response.status}`);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxImageBytes) throw new UpstreamError('rejected', `image_urls[0] is larger than ${maxImageBytes / 1024 / 1024} MiB`);
-        chunks.push(chunk);
-      }
-      bytes = Buffer.concat(chunks);
+      const policy = this.options.imagePolicy ?? clientUrlPolicy(false);
+      const { bytes, kind } = await fetchImage(url, { policy, timeoutMs, signal: AbortSignal.timeout(timeoutMs), maxBytes: maxImageBytes });
+      return { name: 'input_reference', filename: `reference.${kind.ext}`, contentType: kind.contentType, bytes };
     } catch (error) {
-      if (error instanceof UpstreamError) throw error;
+      if (error instanceof ImageFetchError) {
+        // The image host's own trouble may pass; a missing, oversized or wrong image will not.
+        const passing = error.status !== undefined && (error.status >= 500 || error.status === 429);
+        throw new UpstreamError(passing ? 'unavailable' : 'rejected', `image_urls[0] ${error.message}`);
+      }
       const refused = error instanceof OutboundError && (error.code === 'blocked_address' || error.code === 'bad_url');
       throw new UpstreamError(refused ? 'rejected' : 'unavailable', `image_urls[0] could not be fetched: ${(error as Error).message}`);
     }
-    const type = imageType(bytes);
-    if (!type) throw new UpstreamError('rejected', 'image_urls[0] is not a PNG, JPEG or WebP image');
-    return { name: 'input_reference', filename: `reference.${type.ext}`, contentType: type.contentType, bytes };
   }
 
   /**
