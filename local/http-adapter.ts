@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { bodyTooLarge, errorResult } from '../lambdas/shared/http';
 import { defaultRouteLambda, matchRoute, routeKey, type LambdaName } from '../lambdas/shared/routes';
 
 export type HttpLambda = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
-/** API Gateway refuses bodies over 10 MB before any Lambda runs; so does this adapter. */
+/** API Gateway refuses bodies over 10 MB before any Lambda runs; so does this adapter, on routes without a limit of their own. */
 const MAX_EVENT_BODY = 10 * 1024 * 1024;
 
 /** A Lambda context good enough for the handlers and Powertools. */
@@ -28,15 +29,20 @@ export function lambdaContext(name: string, timeoutMs: number): Context {
   };
 }
 
-/** Build the API Gateway (HTTP API, payload 2.0) event that the cloud would hand the Lambda. */
-export function toEvent(req: IncomingMessage, body: Buffer): { lambda: LambdaName; event: APIGatewayProxyEventV2 } {
+/** The request's method, path and query, and the route that serves it. */
+function requestTarget(req: IncomingMessage) {
   // Split by hand: `new URL` would read a path such as `//host/x` as another host.
   const target = req.url ?? '/';
   const queryAt = target.indexOf('?');
   const path = queryAt < 0 ? target : target.slice(0, queryAt);
   const rawQuery = queryAt < 0 ? '' : target.slice(queryAt + 1);
   const method = (req.method ?? 'GET').toUpperCase();
-  const match = matchRoute(method, path);
+  return { method, path, rawQuery, match: matchRoute(method, path) };
+}
+
+/** Build the API Gateway (HTTP API, payload 2.0) event that the cloud would hand the Lambda. */
+export function toEvent(req: IncomingMessage, body: Buffer): { lambda: LambdaName; event: APIGatewayProxyEventV2 } {
+  const { method, path, rawQuery, match } = requestTarget(req);
   const key = match ? routeKey(match.route) : '$default';
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
@@ -87,20 +93,20 @@ function send(res: ServerResponse, result: APIGatewayProxyStructuredResultV2) {
   res.end(body);
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/**
+ * The body, or undefined when it is over `limit` bytes: the rest is read to its end and
+ * dropped, so that the client, still sending, gets the answer rather than a reset connection.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_EVENT_BODY) {
-        resolve(undefined);
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
+      if (size > limit) chunks = [];
+      else chunks.push(chunk);
     });
-    req.on('end', () => resolve(size > MAX_EVENT_BODY ? undefined : Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > limit ? undefined : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -125,10 +131,17 @@ export async function startHttpAdapter(options: {
   const log = options.log ?? (() => undefined);
   const server: Server = createServer((req, res) => {
     const started = Date.now();
-    readBody(req)
+    const own = requestTarget(req).match?.route.maxBodyBytes;
+    readBody(req, own ?? MAX_EVENT_BODY)
       .then(async (body) => {
         if (body === undefined) {
-          send(res, { statusCode: 413, headers: { 'content-type': 'application/json' }, body: '{"message":"Request Entity Too Large"}' });
+          // A route with a limit of its own answers its 413, the API's error, as its handler would.
+          send(
+            res,
+            own !== undefined
+              ? errorResult(bodyTooLarge(own))
+              : { statusCode: 413, headers: { 'content-type': 'application/json' }, body: '{"message":"Request Entity Too Large"}' },
+          );
           return;
         }
         const { lambda, event } = toEvent(req, body);

@@ -1,3 +1,5 @@
+import { MAX_VIDEOS_BODY_BYTES } from './contracts/api';
+
 /**
  * The HTTP routes and the Lambda that serves each. The CDK stack builds the HTTP API from
  * this table and the local runtime dispatches with it, so the two cannot disagree.
@@ -12,6 +14,12 @@ export interface Route {
   /** API Gateway path template: `{name}` matches one path segment. */
   path: string;
   lambda: LambdaName;
+  /**
+   * The route's own body limit, for a route that takes large bodies: its handler answers a
+   * larger body with the API's 413, and so does the local adapter, which reads no more. (In
+   * AWS a Lambda's event is at most 6 MB, which binds first; see the README.)
+   */
+  maxBodyBytes?: number;
 }
 
 export const routes: readonly Route[] = [
@@ -23,7 +31,7 @@ export const routes: readonly Route[] = [
   { method: 'POST', path: '/v1/videos/generations/{id}/remix', lambda: 'submit' },
   { method: 'DELETE', path: '/v1/videos/generations/{id}', lambda: 'submit' },
   { method: 'GET', path: '/v1/videos/tasks/{id}', lambda: 'query' },
-  { method: 'POST', path: '/v1/videos', lambda: 'submit' },
+  { method: 'POST', path: '/v1/videos', lambda: 'submit', maxBodyBytes: MAX_VIDEOS_BODY_BYTES },
   { method: 'GET', path: '/v1/videos', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/{id}', lambda: 'query' },
   { method: 'GET', path: '/v1/videos/{id}/content', lambda: 'query' },

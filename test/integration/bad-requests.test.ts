@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_INPUT_IMAGE_BYTES, MAX_VIDEOS_BODY_BYTES } from '../../lambdas/shared/contracts/api';
 import { startHarness, type Harness } from './helpers';
 
 let h: Harness;
@@ -112,5 +113,52 @@ describe('bad requests get the JSON error, and nothing is written', () => {
     const sent = [...h.gw.upstream.tasks.values()].at(-1)!;
     expect(sent.body.characters).toEqual([{ url: 'https://xxx.com/xxx.mp4', timestamps: '0,3' }]);
     expect(sent.body.callback_url).toMatch(/\/callbacks\/upstream\/task_[0-9a-z]{26}\?token=/);
+  });
+});
+
+describe('the body limit of POST /v1/videos, the route that takes an uploaded image', () => {
+  /** A multipart create whose input_reference is a PNG of `imageBytes`, or whose whole body is `totalBytes`. */
+  function multipart(size: { imageBytes: number } | { totalBytes: number }, prompt: string) {
+    const boundary = 'vtg-body-limit';
+    const head = Buffer.from(
+      [
+        `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nsora-2\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n${prompt}\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="input_reference"; filename="ref.png"\r\nContent-Type: image/png\r\n\r\n`,
+      ].join(''),
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const imageBytes = 'imageBytes' in size ? size.imageBytes : size.totalBytes - head.length - tail.length;
+    const image = Buffer.alloc(imageBytes);
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(image);
+    const body = Buffer.concat([head, image, tail]);
+    return { body, init: { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body } };
+  }
+
+  it('takes an image of the full 10 MiB, its body over 10 MiB with the other fields', async () => {
+    const { body, init } = multipart({ imageBytes: MAX_INPUT_IMAGE_BYTES }, 'the largest reference image');
+    expect(body.length).toBeGreaterThan(10 * 1024 * 1024);
+    const res = await h.api('/v1/videos', init);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toMatchObject({ object: 'video', prompt: 'the largest reference image' });
+  });
+
+  it('reads a body of exactly the limit, and answers its image rule; one byte more is the API\'s 413 for the body, and nothing is written', async () => {
+    const before = await taskCount();
+    const atLimit = multipart({ totalBytes: MAX_VIDEOS_BODY_BYTES }, 'at the body limit');
+    expect(atLimit.body.length).toBe(MAX_VIDEOS_BODY_BYTES);
+    const read = await h.api('/v1/videos', atLimit.init);
+    expect(read.status).toBe(413);
+    expect(await read.json()).toEqual({
+      error: { code: 'payload_too_large', type: 'invalid_request_error', message: 'input_reference is over 10 MiB', param: 'input_reference' },
+    });
+
+    const over = multipart({ totalBytes: MAX_VIDEOS_BODY_BYTES + 1 }, 'over the body limit');
+    expect(over.body.length).toBe(MAX_VIDEOS_BODY_BYTES + 1);
+    const refused = await h.api('/v1/videos', over.init);
+    expect(refused.status).toBe(413);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await refused.json()).toEqual({ error: { code: 'payload_too_large', type: 'invalid_request_error', message: 'request body is over 10304 KiB' } });
+    expect(await taskCount()).toBe(before);
   });
 });

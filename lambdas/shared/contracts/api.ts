@@ -8,6 +8,11 @@ import { lazySchema } from './lazy';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/** An uploaded `input_reference` image (`POST /v1/videos`) is at most this big. */
+export const MAX_INPUT_IMAGE_BYTES = 10 * 1024 * 1024;
+/** The body limit of `POST /v1/videos`, its route's own: the image and room for the other fields. */
+export const MAX_VIDEOS_BODY_BYTES = MAX_INPUT_IMAGE_BYTES + 64 * 1024;
+
 export const errorCodes = [
   'invalid_request',
   'unauthorized',

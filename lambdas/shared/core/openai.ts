@@ -3,16 +3,14 @@ import type { Busboy } from 'busboy';
 import { submitBodySchema } from '../contracts/submit';
 import { openaiToSeedBody, OpenaiFieldError, seedToOpenaiParam } from '../contracts/openai';
 import type { TaskRecord } from '../contracts/task';
-import { ApiError, header, parseJsonBody, rawBody, json, type HttpEvent, type HttpResult } from '../http';
+import { MAX_INPUT_IMAGE_BYTES, MAX_VIDEOS_BODY_BYTES } from '../contracts/api';
+import { ApiError, bodyTooLarge, header, parseJsonBody, rawBody, json, type HttpEvent, type HttpResult } from '../http';
 import { imageKind, type ImageKind } from '../images';
 import { inputKey } from '../input-images';
 import type { Needs } from './deps';
 import { videoObject } from './openai-view';
 import { createTask, refusedAtOnce, type SubmitNeeds } from './submit';
 
-/** An uploaded `input_reference` image is at most this big; the route's body limit leaves room for the other fields. */
-export const MAX_INPUT_IMAGE_BYTES = 10 * 1024 * 1024;
-export const MAX_VIDEOS_BODY_BYTES = MAX_INPUT_IMAGE_BYTES + 64 * 1024;
 
 interface UploadedImage extends ImageKind {
   bytes: Buffer;
@@ -30,7 +28,8 @@ async function parseMultipart(event: HttpEvent, type: string): Promise<{ fields:
     let failure: ApiError | undefined;
     let parser: Busboy;
     try {
-      parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: MAX_INPUT_IMAGE_BYTES, files: 1, fields: 50 } });
+      // busboy flags a file on reaching fileSize bytes: one more than the cap lets an image of exactly the cap through.
+      parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: MAX_INPUT_IMAGE_BYTES + 1, files: 1, fields: 50 } });
     } catch {
       reject(ApiError.invalid('request body is not valid multipart/form-data'));
       return;
@@ -64,8 +63,7 @@ async function parseMultipart(event: HttpEvent, type: string): Promise<{ fields:
 export async function createBody(event: HttpEvent): Promise<{ fields: Record<string, unknown>; image?: UploadedImage }> {
   const type = header(event, 'content-type') ?? '';
   if (/^multipart\/form-data/i.test(type.trim())) {
-    if (rawBody(event).length > MAX_VIDEOS_BODY_BYTES)
-      throw new ApiError(413, 'payload_too_large', `request body is over ${MAX_VIDEOS_BODY_BYTES / 1024} KiB`);
+    if (rawBody(event).length > MAX_VIDEOS_BODY_BYTES) throw bodyTooLarge(MAX_VIDEOS_BODY_BYTES);
     return parseMultipart(event, type);
   }
   const body = parseJsonBody(event);
