@@ -51,20 +51,22 @@ export async function handleCallback(event: HttpEvent, d: CallbackNeeds): Promis
 
 /**
  * Move a task on from what the upstream says (callback or poll). Every step is conditional,
- * so a repeated, late or out-of-order word changes nothing.
+ * so a repeated, late or out-of-order word changes nothing. The task as that step left it,
+ * or undefined when it changed nothing.
  */
 export async function applyUpstreamStatus(
   task: TaskRecord,
   status: UpstreamStatus,
   d: Omit<CallbackNeeds, 'upstreams' | 'callbackSecret'>,
-): Promise<void> {
-  if (terminalStates.includes(task.state)) return;
+): Promise<TaskRecord | undefined> {
+  if (terminalStates.includes(task.state)) return undefined;
   const now = d.store.now();
   switch (status.phase) {
     case 'succeeded': {
       if (!status.videoUrl) {
-        await afterFinish(await d.store.markFailed(task, 'upstream_failed', 'the upstream reported success without a video'), d);
-        return;
+        const failed = await d.store.markFailed(task, 'upstream_failed', 'the upstream reported success without a video');
+        await afterFinish(failed, d);
+        return failed;
       }
       const renditions = Object.fromEntries(
         [['thumbnail', status.thumbnailUrl], ['spritesheet', status.spritesheetUrl]].filter(([, url]) => url !== undefined),
@@ -74,17 +76,18 @@ export async function applyUpstreamStatus(
         logger.info('task rendered, archiving', { taskId: task.id });
         await d.queues.archive({ taskId: task.id, attempt: 1 });
       }
-      return;
+      return moved;
     }
     case 'failed': {
       const said = status.message || `the upstream failed the task (state ${status.state})`;
       const message = clientMessage(said, upstreamIdentity(d.config.catalog.upstreams, task.upstream, task.upstream_model));
       logger.info('upstream failed task', { taskId: task.id, message });
       // Once the upstream has said "succeeded", the video is ours to archive: a later failure word changes nothing.
-      await afterFinish(await d.store.markFailed(task, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']), d);
-      return;
+      const failed = await d.store.markFailed(task, 'upstream_failed', message, ['queued', 'submitted', 'in_progress']);
+      await afterFinish(failed, d);
+      return failed;
     }
     default:
-      await d.store.recordProgress(task.id, status.progress, status.upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
+      return d.store.recordProgress(task.id, status.progress, status.upstreamId, nextCheck(task, now, d.config.SILENT_AFTER_SECONDS));
   }
 }

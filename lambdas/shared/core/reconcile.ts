@@ -119,13 +119,15 @@ async function reconcileTask(task: TaskRecord, d: ReconcileNeeds, summary: Recon
       // Ask the upstream before giving up: the task may have finished and its callback been lost.
       summary.polled++;
       let provider: UpstreamProvider | undefined;
+      let after: TaskRecord | undefined;
       try {
         provider = await taskUpstream(task, d);
-        await applyUpstreamStatus(task, await provider.status(task.upstream_id ?? ''), d);
+        after = await applyUpstreamStatus(task, await provider.status(task.upstream_id ?? ''), d);
       } catch (error) {
         logger.warn('upstream poll failed', { taskId: task.id, reason: (error as Error).message });
       }
-      const after = await d.store.get(task.id);
+      // The task as the upstream's word left it; read only when that word changed nothing (or none came).
+      after ??= await d.store.get(task.id);
       if (!after || (after.state !== 'submitted' && after.state !== 'in_progress')) return;
       if (late) return timeout();
       // No news: look again after the silence threshold (or at the deadline).
