@@ -8,6 +8,8 @@ import { DEFAULT_DUE_SHARDS, dueKey } from '../lambdas/shared/table-schema';
 import { localCredentials } from '../local/embedded-aws';
 import { startLocalGateway } from '../local/gateway';
 import { taskRecord } from '../test/fixtures/task';
+import { ratio, table } from './lib';
+import { countRequests } from './task-cost';
 
 export interface ReconcileScaleResult {
   tasks: number;
@@ -15,13 +17,18 @@ export interface ReconcileScaleResult {
   seedMs: number;
   /** One reconcile run over them. */
   reconcileMs: number;
+  /** CPU of the whole local stack (one process: reconciler, embedded DynamoDB, simulated upstream) during the run. */
+  cpuMs: number;
+  /** Per task: the run's AWS requests by service and operation. */
+  requests: Record<string, number>;
   /** Tasks resubmitted (left `queued` for `submitted`) by that one run. */
   submitted: number;
   /** Jobs the simulated upstream holds, and tasks with more than one. */
   upstreamJobs: number;
   doubled: number;
-  /** Tasks still queued after the run. */
+  /** Tasks still queued after the run, and why the first of them is (its upstream message). */
   leftQueued: number;
+  leftReason?: string;
   shards: number;
 }
 
@@ -58,15 +65,24 @@ export async function measureReconcileScale(tasks: number): Promise<ReconcileSca
       );
     const seedMs = Date.now() - seeded;
 
+    const counting = countRequests(gw.endpoints, Number(new URL(gw.url).port));
+    const cpuBefore = process.cpuUsage();
     const started = Date.now();
     await gw.reconcileNow();
     const reconcileMs = Date.now() - started;
+    const cpu = process.cpuUsage(cpuBefore);
+    counting.stop();
+    const requests = Object.fromEntries([...counting.counter.requests].sort().map(([k, v]) => [k, v / tasks]));
 
     const states = new Map<string, string>();
+    let leftReason: string | undefined;
     let start: Record<string, unknown> | undefined;
     do {
       const page = await db.send(new ScanCommand({ TableName: gw.tableName, FilterExpression: 'begins_with(pk, :t)', ExpressionAttributeValues: { ':t': 'TASK#' }, ExclusiveStartKey: start }));
-      for (const item of page.Items ?? []) states.set(String(item.id), String(item.state));
+      for (const item of page.Items ?? []) {
+        states.set(String(item.id), String(item.state));
+        if (item.state === 'queued') leftReason ??= String(item.upstream_message ?? 'no upstream message');
+      }
       start = page.LastEvaluatedKey;
     } while (start);
     const jobsPerTask = new Map<string, number>();
@@ -78,10 +94,13 @@ export async function measureReconcileScale(tasks: number): Promise<ReconcileSca
       tasks,
       seedMs,
       reconcileMs,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      requests,
       submitted: [...states.values()].filter((s) => s === 'submitted').length,
       upstreamJobs: gw.upstream.tasks.size,
       doubled: [...jobsPerTask.values()].filter((n) => n > 1).length,
       leftQueued: [...states.values()].filter((s) => s === 'queued').length,
+      leftReason,
       shards: DEFAULT_DUE_SHARDS,
     };
   } finally {
@@ -92,15 +111,36 @@ export async function measureReconcileScale(tasks: number): Promise<ReconcileSca
 }
 
 export function reconcileScaleReport(results: ReconcileScaleResult[]): string {
-  const rows = results.map(
-    (r) =>
-      `| ${r.tasks} | ${(r.reconcileMs / 1000).toFixed(1)} s | ${((r.tasks / r.reconcileMs) * 1000).toFixed(0)} | ${((r.reconcileMs / r.tasks) * 1000).toFixed(0)} µs | ${r.submitted} | ${r.upstreamJobs} | ${r.doubled} | ${r.leftQueued} |`,
-  );
+  const f = (n: number) => String(Number(n.toFixed(3)));
+  const perTask = (r: ReconcileScaleResult) => Object.entries(r.requests).map(([op, n]) => `${f(n)} ${op.replace('DynamoDB ', '')}`).join(', ');
+  const rows = results.map((r) => [
+    String(r.tasks),
+    `${(r.reconcileMs / 1000).toFixed(1)} s`,
+    ((r.tasks / r.reconcileMs) * 1000).toFixed(0),
+    `${(r.reconcileMs / r.tasks).toFixed(2)} ms`,
+    `${(r.cpuMs / r.tasks).toFixed(2)} ms`,
+    perTask(r),
+    String(r.submitted),
+    String(r.upstreamJobs),
+    String(r.doubled),
+    String(r.leftQueued),
+  ]);
+  const first = results[0];
+  const last = results.at(-1);
+  const dynamo = (r: ReconcileScaleResult) => Object.entries(r.requests).reduce((n, [k, v]) => (k.startsWith('DynamoDB ') ? n + v : n), 0);
+  const flat =
+    first && last && last.tasks > first.tasks
+      ? `From ${first.tasks} to ${last.tasks} due tasks, per task: run time ${ratio(last.reconcileMs / last.tasks, first.reconcileMs / first.tasks)}, CPU ${ratio(last.cpuMs / last.tasks, first.cpuMs / first.tasks)}, DynamoDB requests ${ratio(dynamo(last), dynamo(first))}.`
+      : '';
   return [
-    `### One reconcile run over due tasks (${results[0]?.shards ?? DEFAULT_DUE_SHARDS} shards, 32 tasks at a time)`,
+    `### One reconcile run over due tasks (${first?.shards ?? DEFAULT_DUE_SHARDS} shards, 32 tasks at a time)`,
     '',
-    '| due tasks | run | tasks/s | per task | resubmitted | upstream jobs | tasks with 2+ jobs | left queued |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows,
-  ].join('\n');
+    table(['due tasks', 'run', 'tasks/s', 'per task', 'CPU per task', 'DynamoDB per task', 'resubmitted', 'upstream jobs', 'tasks with 2+ jobs', 'left queued'], rows),
+    '',
+    'CPU: the whole local stack (reconciler, embedded DynamoDB, simulated upstream), one process on a 2-core machine.',
+    flat,
+    ...results.filter((r) => r.leftReason).map((r) => `Left queued after the ${r.tasks}-task run (due again, for the next run): ${r.leftQueued}, the first with "${r.leftReason}".`),
+  ]
+    .filter((l, i, all) => l !== '' || all[i - 1] !== '')
+    .join('\n');
 }

@@ -1,10 +1,12 @@
+// First: the gateway's logger reads its level when its module loads, which the imports below do.
+import './quiet-logs';
 import os from 'node:os';
 import { archiveReport, measureArchive } from './archive';
 import { coldStartReport, measureColdStart } from './coldstart';
 import { MiB, machine, progress } from './lib';
 import { measureReconcileScale, reconcileScaleReport } from './reconcile-scale';
 import { measureSubmit, submitReport } from './submit';
-import { measureTaskCost, taskCostReport } from './task-cost';
+import { measureTaskCost, taskCostFlatness, taskCostReport } from './task-cost';
 
 /**
  * `npm run bench [-- --only=coldstart|archive|submit|cost|scale[,…]] [-- --quick] [-- --scale]`:
@@ -66,7 +68,7 @@ await section('scale', async () => {
   // Whole tasks at scale: the requests and time per task stay flat from 1,000 to 10,000.
   progress('whole tasks: 1,000 with callbacks, 1,000 and 10,000 poll-only');
   const flows = await measureTaskCost(quick ? [{ kind: 'callback', tasks: 200 }, { kind: 'pollOnly', tasks: 1000 }] : [{ kind: 'callback', tasks: 1000 }, { kind: 'pollOnly', tasks: 1000 }, { kind: 'pollOnly', tasks: 10_000 }]);
-  return `${reconcileScaleReport(results)}\n\n${taskCostReport(flows)}`;
+  return [reconcileScaleReport(results), taskCostReport(flows), taskCostFlatness(flows)].filter(Boolean).join('\n\n');
 });
 
 out.push(`Total: ${((Date.now() - started) / 1000).toFixed(0)} s.`);

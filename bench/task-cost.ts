@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand, type ServiceInputTypes } from '@aws-sdk/lib-dynamodb';
 import { localCredentials } from '../local/embedded-aws';
 import { startLocalGateway } from '../local/gateway';
-import { table } from './lib';
+import { ratio, table } from './lib';
 
 /**
  * The AWS requests one successful task costs end to end, counted on the wire in the local
@@ -50,6 +51,8 @@ export interface TaskCost {
   dollarsPer1000: number;
   /** Wall time of the run divided by its tasks (submits 10 at a time). */
   msPerTask?: number;
+  /** What the run found at its end: tasks in a final state, succeeded, with their video object, with exactly one S3 event. */
+  verified?: { final: number; succeeded: number; objects: number; oneEvent: number; events: number };
 }
 
 interface Counter {
@@ -102,7 +105,7 @@ const apiFunction = (path: string) =>
   path.startsWith('/callbacks/') ? 'callback' : /^\/v1\/videos(\/generations)?\/?(\?|$)/.test(path) && !path.includes('/generations/') ? 'submit' : 'query';
 
 /** Counts the AWS SDK's requests (by endpoint) and the gateway's own API requests, until `stop`. */
-function countRequests(endpoints: { dynamodb: string; s3: string; sqs: string }, gatewayPort: number) {
+export function countRequests(endpoints: { dynamodb: string; s3: string; sqs: string }, gatewayPort: number) {
   const counter: Counter = { requests: new Map(), api: new Map(), writesByItem: new Map() };
   const unwrap = countWritesByItem(counter);
   const service = new Map(Object.entries(endpoints).map(([name, url]) => [new URL(url).port, name]));
@@ -180,6 +183,7 @@ export async function measureTaskCost(runs: readonly CostRun[] = [{ kind: 'callb
   const gw = await startLocalGateway({ dataDir, demo: true, renderMs: 300 });
   const hooks = await hookReceiver();
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: gw.endpoints.dynamodb, region: 'us-east-1', credentials: localCredentials }));
+  const s3 = new S3Client({ endpoint: gw.endpoints.s3, region: 'us-east-1', credentials: localCredentials, forcePathStyle: true });
   const results: TaskCost[] = [];
   try {
     for (const { kind, tasks } of runs) {
@@ -218,18 +222,41 @@ export async function measureTaskCost(runs: readonly CostRun[] = [{ kind: 'callb
         items.push(...(await Promise.all(ids.slice(i, i + 50).map(async (id) => (await db.send(new GetCommand({ TableName: gw.tableName, Key: { pk: `TASK#${id}` } }))).Item!))));
       const failed = items.filter((i) => i.state !== 'succeeded');
       if (failed.length) throw new Error(`${c.label}: ${failed.length} tasks did not succeed (${failed[0]!.state})`);
-      const events = gw.s3Events.slice(eventsBefore).map((e) => e.s3.object.key);
-      const once = ids.filter((id) => events.filter((k) => k === `videos/${id}.mp4`).length === 1).length;
-      if (once !== tasks || events.length !== tasks) throw new Error(`${c.label}: ${events.length} S3 events for ${tasks} tasks, ${once} with exactly one`);
-      results.push({ ...costOf(c.label, tasks, counting.counter, Math.max(...items.map((i) => JSON.stringify(i).length))), msPerTask: wallMs / tasks });
+      const perKey = new Map<string, number>();
+      for (const e of gw.s3Events.slice(eventsBefore)) perKey.set(e.s3.object.key, (perKey.get(e.s3.object.key) ?? 0) + 1);
+      const once = ids.filter((id) => perKey.get(`videos/${id}.mp4`) === 1).length;
+      const events = [...perKey.values()].reduce((n, v) => n + v, 0);
+      if (once !== tasks || events !== tasks) throw new Error(`${c.label}: ${events} S3 events for ${tasks} tasks, ${once} with exactly one`);
+      const stored = await storedKeys(s3, gw.bucketName, 'videos/');
+      const objects = ids.filter((id) => stored.has(`videos/${id}.mp4`)).length;
+      if (objects !== tasks) throw new Error(`${c.label}: ${objects} of ${tasks} succeeded tasks have their video in the bucket`);
+      const final = items.filter((i) => i.state === 'succeeded' || i.state === 'failed').length;
+      results.push({
+        ...costOf(c.label, tasks, counting.counter, Math.max(...items.map((i) => JSON.stringify(i).length))),
+        msPerTask: wallMs / tasks,
+        verified: { final, succeeded: tasks - failed.length, objects, oneEvent: once, events },
+      });
     }
     return results;
   } finally {
     db.destroy();
+    s3.destroy();
     await hooks.close();
     await gw.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Every key under `prefix` in the bucket. */
+async function storedKeys(s3: S3Client, bucket: string, prefix: string): Promise<Set<string>> {
+  const keys = new Set<string>();
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) if (o.Key) keys.add(o.Key);
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
 }
 
 function costOf(label: string, tasks: number, counter: Counter, itemBytes: number): TaskCost {
@@ -290,4 +317,47 @@ export function taskCostReport(results: TaskCost[]): string {
     'S3 storage, CloudWatch logs and metrics, data transfer, and each client read (1 API request, 1–2 DynamoDB reads).',
     'Secrets Manager: read once per Lambda container and cached, so no read per task.',
   ].join('\n');
+}
+
+/** Requests per task by service (the operations of each summed), as the flatness table compares them. */
+function byService(r: TaskCost): [string, number][] {
+  const sum = (prefix: string) => Object.entries(r.requests).reduce((n, [k, v]) => (k.startsWith(prefix) ? n + v : n), 0);
+  const api = Object.values(r.api).reduce((n, a) => n + a.count, 0);
+  return [
+    ['DynamoDB requests', sum('DynamoDB ')],
+    ['DynamoDB write units', r.writeUnits],
+    ['SQS requests (sends on the wire)', sum('SQS ')],
+    ['S3 requests', sum('S3 ')],
+    ['API requests', api],
+    ['Lambda invocations (API requests + queue messages)', api + r.queueMessages],
+  ];
+}
+
+/**
+ * The same kind of task at two sizes of run side by side: per-task wall time and requests
+ * by service, with the ratio of the larger run to the smaller (1.00× is flat), and what each
+ * run found at its end.
+ */
+export function taskCostFlatness(results: TaskCost[]): string {
+  const pairs = results.flatMap((small, i) => results.slice(i + 1).filter((big) => big.label === small.label && big.tasks > small.tasks).map((big) => [small, big] as const));
+  const f = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+  return pairs
+    .map(([small, big]) => {
+      const a = byService(small);
+      const b = new Map(byService(big));
+      const rows = [
+        ['wall time per task (ms)', (small.msPerTask ?? NaN).toFixed(1), (big.msPerTask ?? NaN).toFixed(1), ratio(big.msPerTask ?? NaN, small.msPerTask ?? NaN)],
+        ...a.map(([k, v]) => [k, f(v), f(b.get(k) ?? 0), ratio(b.get(k) ?? 0, v)]),
+      ];
+      const found = (r: TaskCost) =>
+        r.verified ? `${r.verified.final} final, ${r.verified.succeeded} succeeded, ${r.verified.objects} objects, ${r.verified.events} S3 events (${r.verified.oneEvent} tasks with exactly one)` : 'n/a';
+      return [
+        `### Flat from ${small.tasks.toLocaleString('en')} to ${big.tasks.toLocaleString('en')} tasks: ${small.label}, per task`,
+        '',
+        table(['per task', `${small.tasks} tasks`, `${big.tasks} tasks`, 'ratio'], rows),
+        '',
+        `Nothing lost: ${small.tasks} tasks: ${found(small)}; ${big.tasks} tasks: ${found(big)}.`,
+      ].join('\n');
+    })
+    .join('\n\n');
 }
