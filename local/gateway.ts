@@ -276,6 +276,10 @@ async function startWithin(
     CONSOLE_ASSETS_DIR: consoleDir,
     VIDEO_ORIGIN: aws.s3Endpoint,
   });
+  // The whole configuration, catalog included, checked before a handler loads: a Lambda reads
+  // its catalog only when first needed, and a bad entry must stop the start, named.
+  const { config, parseConfig } = await import('../lambdas/shared/config');
+  parseConfig(process.env);
   lambdas = {
     submit: (await import('../lambdas/submit/handler')).handler,
     query: (await import('../lambdas/query/handler')).handler,
@@ -287,7 +291,6 @@ async function startWithin(
     console: (await import('../lambdas/console/handler')).handler,
   };
 
-  const { config } = await import('../lambdas/shared/config');
   const keys = (await import('../lambdas/shared/parts')).keyStore(config());
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: aws.dynamodbEndpoint, region: 'us-east-1', credentials: localCredentials }),

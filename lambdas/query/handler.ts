@@ -13,5 +13,8 @@ export const handler = httpHandler(queryTasks, {
   defaultLimits: c.DEFAULT_LIMITS,
   videos: videoLinks(c),
   admin: { config: c, circuits: circuits(c) },
-  models: c.catalog.models,
+  // Read with the first request that lists models: the other reads never parse the catalog.
+  get models() {
+    return c.catalog.models;
+  },
 });

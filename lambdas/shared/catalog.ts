@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { lazySchema } from './contracts/lazy';
 
 /**
  * The operator's upstreams and model catalog: JSON read from `UPSTREAMS` and `MODELS`
@@ -10,12 +11,16 @@ import * as z from 'zod/mini';
 export const providerKinds = ['simulated', 'duomi', 'openai', 'bedrock', 'fal', 'replicate', 'openrouter'] as const;
 export type ProviderKind = (typeof providerKinds)[number];
 
-const upstreamName = z
-  .string()
-  .check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'an upstream name is lower-case letters, digits and dashes (at most 63)'));
+/*
+ * The schemas are built when a catalog is first read: a Lambda reads it with its first request
+ * that needs it (cdk synth and npm start have checked it before), and most never do.
+ */
+const upstreamName = lazySchema(() =>
+  z.string().check(z.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'an upstream name is lower-case letters, digits and dashes (at most 63)')),
+);
 
-export const upstreamSchema = z.object({
-  name: upstreamName,
+export const upstreamSchema = lazySchema(() => z.object({
+  name: upstreamName(),
   kind: z.enum(providerKinds),
   /** The dialect's API root (for `openai`, the `/v1` level). For `bedrock`, only to aim it at a local endpoint. */
   baseUrl: z.optional(
@@ -37,16 +42,16 @@ export const upstreamSchema = z.object({
    * call back (an upstream whose callbacks cannot reach the gateway). Default: its kind's way.
    */
   callsBack: z.optional(z.boolean()),
-});
-export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+}));
+export type UpstreamConfig = z.infer<ReturnType<typeof upstreamSchema>>;
 
 export const aspectRatios = ['16:9', '9:16', '1:1', '4:3', '3:4', '21:9'] as const;
 export type AspectRatio = (typeof aspectRatios)[number];
 /** The ratios of a model whose entry lists none: the seed's. */
 const defaultAspectRatios: AspectRatio[] = ['16:9', '9:16'];
 
-export const routeSchema = z.object({
-  upstream: upstreamName,
+export const routeSchema = lazySchema(() => z.object({
+  upstream: upstreamName(),
   /** The upstream's own model id. */
   model: z.string().check(z.minLength(1), z.maxLength(200)),
   /** USD per delivered second, for usage records. */
@@ -55,8 +60,8 @@ export const routeSchema = z.object({
   sizes: z.optional(z.partialRecord(z.enum(aspectRatios), z.string().check(z.regex(/^\d{2,5}x\d{2,5}$/, 'a size is WxH')))),
   /** Resolution word for dialects that take one (`bedrock`: "720p"). */
   resolution: z.optional(z.string().check(z.minLength(1))),
-});
-export type RouteConfig = z.infer<typeof routeSchema>;
+}));
+export type RouteConfig = z.infer<ReturnType<typeof routeSchema>>;
 
 /** The most reference images any model may take (the submit contract's own bound). */
 export const MAX_IMAGES = 10;
@@ -66,16 +71,16 @@ export const MAX_IMAGES = 10;
  * ids (so `{"sora-2": {"routes": [...]}}` routes it elsewhere and keeps its rules); any other
  * model must list its durations.
  */
-export const modelEntrySchema = z.object({
+export const modelEntrySchema = lazySchema(() => z.object({
   durations: z.optional(z.array(z.number().check(z.int(), z.gte(1), z.lte(600))).check(z.minLength(1))),
   defaultDuration: z.optional(z.number()),
   aspectRatios: z.optional(z.array(z.enum(aspectRatios)).check(z.minLength(1))),
   defaultAspectRatio: z.optional(z.enum(aspectRatios)),
   maxImages: z.optional(z.number().check(z.int(), z.gte(0), z.lte(MAX_IMAGES))),
   characters: z.optional(z.boolean()),
-  routes: z.array(routeSchema).check(z.minLength(1, { message: 'a model needs at least one route' })),
-});
-export type ModelEntry = z.infer<typeof modelEntrySchema>;
+  routes: z.array(routeSchema()).check(z.minLength(1, { message: 'a model needs at least one route' })),
+}));
+export type ModelEntry = z.infer<ReturnType<typeof modelEntrySchema>>;
 
 /** A model as validation and routing use it: every default filled in. */
 export interface CatalogModel {
@@ -112,7 +117,7 @@ const describe = (what: string, issues: readonly z.core.$ZodIssue[]) =>
 /** The upstream list; throws a message naming the bad entry. Accepts JSON text or a parsed value (cdk.json). */
 export function parseUpstreams(input: string | unknown): UpstreamConfig[] {
   const value = typeof input === 'string' ? parseJson('UPSTREAMS', input) : input;
-  const parsed = z.array(upstreamSchema).safeParse(value);
+  const parsed = z.array(upstreamSchema()).safeParse(value);
   if (!parsed.success) throw new CatalogError(`invalid UPSTREAMS: ${describe('UPSTREAMS', parsed.error.issues)}`);
   const seen = new Set<string>();
   for (const [i, u] of parsed.data.entries()) {
@@ -128,7 +133,7 @@ export function parseUpstreams(input: string | unknown): UpstreamConfig[] {
 /** The model catalog, checked against the upstreams it routes to. */
 export function parseModels(input: string | unknown, upstreams: readonly UpstreamConfig[]): Record<string, CatalogModel> {
   const value = typeof input === 'string' ? parseJson('MODELS', input) : input;
-  const parsed = z.record(z.string(), modelEntrySchema).safeParse(value);
+  const parsed = z.record(z.string(), modelEntrySchema()).safeParse(value);
   if (!parsed.success) throw new CatalogError(`invalid MODELS: ${describe('MODELS', parsed.error.issues)}`);
   const names = new Set(upstreams.map((u) => u.name));
   const models: [string, CatalogModel][] = [];

@@ -163,19 +163,40 @@ export type ConfigEnvironment = Partial<Record<keyof z.input<typeof configSchema
 
 export class ConfigError extends Error {}
 
-/** Parse an environment; throws one message listing every missing or malformed variable. */
+/** Parse an environment; throws one message listing every missing or malformed variable, or the bad catalog entry. */
 export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = readConfig(env);
+  void parsed.catalog; // read now, so that a bad catalog entry is reported here
+  return parsed;
+}
+
+/**
+ * The variables parsed now, the catalog (UPSTREAMS, MODELS and the secrets of its upstreams)
+ * resolved when first read, then kept: a Lambda that never routes a task never parses it.
+ * `cdk synth` and `npm start` have refused a bad catalog before any Lambda reads it; should
+ * one get through, its first read throws the same ConfigError naming the entry.
+ */
+function readConfig(env: Record<string, string | undefined>): Config {
   const result = configSchema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`);
     throw new ConfigError(`invalid gateway configuration:\n  ${problems.join('\n  ')}`);
   }
-  try {
-    return { ...result.data, ...catalogOf(result.data) };
-  } catch (error) {
-    if (error instanceof CatalogError) throw new ConfigError(`invalid gateway configuration:\n  ${error.message}`);
-    throw error;
-  }
+  const settings = result.data;
+  let resolved: ReturnType<typeof catalogOf> | undefined;
+  const resolve = () => {
+    try {
+      resolved ??= catalogOf(settings);
+    } catch (error) {
+      if (error instanceof CatalogError) throw new ConfigError(`invalid gateway configuration:\n  ${error.message}`);
+      throw error;
+    }
+    return resolved;
+  };
+  return Object.defineProperties({ ...settings } as Config, {
+    catalog: { get: () => resolve().catalog, enumerable: true },
+    UPSTREAM_SECRET_ARNS: { get: () => resolve().UPSTREAM_SECRET_ARNS, enumerable: true },
+  });
 }
 
 /**
@@ -208,8 +229,8 @@ export function catalogOf(c: CatalogSettings): Pick<Config, 'catalog' | 'UPSTREA
 
 let cached: Config | undefined;
 
-/** The process's configuration, parsed on first use and kept. */
+/** The process's configuration, parsed on first use and kept (its catalog when first read). */
 export function config(): Config {
-  cached ??= parseConfig(process.env);
+  cached ??= readConfig(process.env);
   return cached;
 }

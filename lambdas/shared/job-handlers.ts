@@ -1,6 +1,6 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type * as z from 'zod/mini';
-import { withLogContext } from './handler-kit';
+import { lambdaHandler } from './handler-kit';
 import { logger } from './logger';
 
 /**
@@ -9,7 +9,7 @@ import { logger } from './logger';
  * contract (a `lazySchema`: built with the first message, not while the Lambda loads).
  */
 export function queueHandler<S extends z.ZodMiniType, D>(schema: () => S, core: (job: z.infer<S>, deps: D) => Promise<void>, deps: D) {
-  return withLogContext(async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  return lambdaHandler(async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
     for (const record of event.Records) {
       let job: z.infer<S>;
@@ -33,5 +33,5 @@ export function queueHandler<S extends z.ZodMiniType, D>(schema: () => S, core: 
 
 /** A Lambda run by the schedule: the event carries nothing the work needs. */
 export function scheduledHandler<R>(work: () => Promise<R>) {
-  return withLogContext(async (_event: unknown) => work());
+  return lambdaHandler(async (_event: unknown) => work());
 }

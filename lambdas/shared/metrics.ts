@@ -46,10 +46,24 @@ export interface LocalFigure {
 }
 
 const local = new Map<string, LocalFigure>();
+
+/**
+ * Powertools Metrics, flushed at the end of each invocation by its middy middleware
+ * (`logMetrics`, handler-kit.ts). `record` publishes each point at once, so most flushes find
+ * nothing stored: those publish nothing, without Powertools' "no application metrics" warning
+ * on every invocation.
+ */
+class GatewayMetrics extends Metrics {
+  override publishStoredMetrics(): this {
+    return this.hasStoredMetrics() ? super.publishStoredMetrics() : this;
+  }
+}
+
 let powertools: Metrics | undefined;
 
-function sink(): Metrics {
-  powertools ??= new Metrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
+/** The process's one Metrics instance. */
+export function metricsSink(): Metrics {
+  powertools ??= new GatewayMetrics({ namespace: METRICS_NAMESPACE, serviceName: METRICS_SERVICE });
   return powertools;
 }
 
@@ -63,10 +77,10 @@ export function record(name: MetricName, value: number, u: Unit = MetricUnit.Cou
   if (process.env.POWERTOOLS_METRICS_DISABLED === 'true') return;
   // The total (service dimension only) and the splits are separate records: a record's
   // dimension sets all carry the dimensions it adds.
-  sink().singleMetric().addMetric(name, u, value);
+  metricsSink().singleMetric().addMetric(name, u, value);
   const given = Object.entries(dimensions).filter((e): e is [string, string] => Boolean(e[1]));
   if (given.length === 0) return;
-  const split = sink().singleMetric();
+  const split = metricsSink().singleMetric();
   for (const [k, v] of given) split.addDimensions({ [k]: v });
   split.addMetric(name, u, value);
 }

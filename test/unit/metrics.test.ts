@@ -6,10 +6,11 @@ describe('metrics', () => {
   beforeEach(() => {
     vi.resetModules();
     lines = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
+    for (const stream of [process.stdout, process.stderr])
+      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(String(chunk));
+        return true;
+      });
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -47,5 +48,18 @@ describe('metrics', () => {
       { name: 'TimeToVideo', unit: 'Seconds', dimensions: { model: 'b' }, count: 1, sum: 10, min: 10, max: 10 },
     ]);
     expect(lines.filter((l) => l.includes('_aws'))).toEqual([]);
+  });
+
+  it('flushes what an invocation stored when it ends, and writes nothing for one that stored nothing', async () => {
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    const { metricsSink } = await import('../../lambdas/shared/metrics');
+    const { lambdaHandler } = await import('../../lambdas/shared/handler-kit');
+    const { lambdaContext } = await import('../../local/http-adapter');
+    await lambdaHandler(async () => 'nothing recorded')({}, lambdaContext('query', 30_000));
+    expect(lines).toEqual([]);
+    await lambdaHandler(async () => void metricsSink().addMetric('Polls', 'Count', 2))({}, lambdaContext('poll', 30_000));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ service: 'video-task-gateway', Polls: 2, _aws: { CloudWatchMetrics: [{ Namespace: 'VideoTaskGateway' }] } });
   });
 });
