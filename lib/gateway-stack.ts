@@ -58,7 +58,10 @@ function functionSettings(config: StageConfig): Record<LambdaName, FunctionSetti
       memorySize: 256,
       description: 'signed webhooks to clients',
     },
-    reconcile: { timeout: Duration.minutes(5), memorySize: 512, description: 'resubmits, polls and expires tasks' },
+    // Lambda gives a function CPU in proportion to its memory, one vCPU at 1,769 MB: a run over a
+    // backlog is CPU-bound (about 5 ms of SDK and gateway work per task), so at 512 MB 10,000 due
+    // tasks would take about 3 minutes; at one vCPU, under the minute between runs. Idle runs are short.
+    reconcile: { timeout: Duration.minutes(5), memorySize: 1769, description: 'resubmits, polls and expires tasks' },
     // A batch's polls run one after another: each may take the whole upstream timeout.
     poll: {
       timeout: Duration.seconds(Math.max(30, Math.ceil((pollBatchSize * upstreamTimeoutMs) / 1000) + 15)),

@@ -335,7 +335,7 @@ describe('functions', () => {
       callback: [10, 256],
       archive: [900, 1024],
       notify: [130, 256],
-      reconcile: [300, 512],
+      reconcile: [300, 1769],
       poll: [90, 256],
       console: [5, 128],
     });
