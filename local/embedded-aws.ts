@@ -9,6 +9,7 @@ import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dy
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
+import { drainableRequests } from './request-drain';
 import { ensureLocalTable } from './table-rebuild';
 
 /** The parts of the synthesized stack the local runtime rebuilds, so local and cloud cannot drift. */
@@ -67,6 +68,9 @@ export interface S3EventRecord {
   s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } };
   [more: string]: unknown;
 }
+
+/** How long closing the embedded DynamoDB waits for operations in progress (each takes milliseconds). */
+const DYNAMO_CLOSE_GRACE_MS = 5_000;
 
 export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
@@ -128,6 +132,7 @@ export async function startEmbeddedAws(options: {
   bucketName: string;
   definitions: StackDefinitions;
   host?: string;
+  log?: (msg: string, fields?: object) => void;
 }): Promise<EmbeddedAws> {
   const host = options.host ?? '127.0.0.1';
   const dynamoDir = join(options.dataDir, 'dynamodb');
@@ -141,6 +146,12 @@ export async function startEmbeddedAws(options: {
     dynamo.listen(0, host, () => resolve());
   });
   const dynamodbEndpoint = `http://${host}:${(dynamo.address() as AddressInfo).port}`;
+  // dynalite runs an operation to its end even when its client has gone, and closes its
+  // database as soon as no connection is left and no single read or write is pending, which
+  // can fall between two steps of one operation (an UpdateItem's get, index writes, put). The
+  // next step then finds the database closed and dynalite throws that error out of its
+  // callback: an uncaught exception. So close() waits for every operation to be answered first.
+  const dynamoRequests = drainableRequests(dynamo);
 
   // Multipart uploads still open belong to archive workers of a process that is gone (the
   // data directory is locked): their parts would only fill the disk.
@@ -176,6 +187,9 @@ export async function startEmbeddedAws(options: {
       // The SDK keeps connections alive; end them so the servers can close.
       s3rver.httpServer?.closeAllConnections();
       await s3rver.close();
+      // Bounded: an operation still running after it may meet the closed database.
+      const unanswered = await dynamoRequests.drain(DYNAMO_CLOSE_GRACE_MS);
+      if (unanswered > 0) options.log?.('dynamodb closed with operations still running', { operations: unanswered });
       await new Promise<void>((resolve) => {
         dynamo.close(() => resolve());
         dynamo.closeAllConnections();

@@ -153,7 +153,7 @@ async function startWithin(
   let local = readOrCreateDataFile(localKeyFile, localKeySchema, LOCAL_KEY_REMEDY, newLocalKey);
 
   const definitions = stackDefinitions(synthesizeTemplate() as { Resources: Record<string, { Type: string }> });
-  const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host });
+  const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host, log });
   started.push(() => aws.close());
   const eventsFile = join(dataDir, 's3-events.jsonl');
   const s3Events: S3EventRecord[] = [];

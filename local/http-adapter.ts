@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { bodyTooLarge, errorResult } from '../lambdas/shared/http';
 import { defaultRouteLambda, matchRoute, routeKey, type LambdaName } from '../lambdas/shared/routes';
+import { drainableRequests } from './request-drain';
 
 export type HttpLambda = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -126,6 +127,8 @@ export async function startHttpAdapter(options: {
   lambdas: Partial<Record<LambdaName, HttpLambda>>;
   port?: number;
   host?: string;
+  /** How long close() waits for requests being handled to be answered. */
+  closeTimeoutMs?: number;
   log?: (msg: string, fields?: object) => void;
 }): Promise<HttpAdapter> {
   const log = options.log ?? (() => undefined);
@@ -159,6 +162,7 @@ export async function startHttpAdapter(options: {
       });
   });
   server.keepAliveTimeout = 5000;
+  const requests = drainableRequests(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -167,10 +171,15 @@ export async function startHttpAdapter(options: {
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
+    // Requests being handled are answered first: their handlers still write the task table
+    // and the queues, which the local gateway stops after this.
+    async close() {
+      const unanswered = await requests.drain(options.closeTimeoutMs ?? 5_000);
+      if (unanswered > 0) log('api closed with requests still being handled', { requests: unanswered });
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
