@@ -319,6 +319,8 @@ export class GatewayStack extends Stack {
     archiveQueue.grantSendMessages(reconcile.function);
     notifyQueue.grantSendMessages(reconcile.function);
     pollQueue.grantSendMessages(reconcile.function);
+    // A resubmit signs a fresh GET of the task's uploaded reference image for the upstream.
+    reconcile.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${inputKeyPrefix}*`)] }));
 
     poll.function.addEventSource(
       new SqsEventSource(pollQueue, { batchSize: pollBatchSize, reportBatchItemFailures: true }),
@@ -353,13 +355,12 @@ export class GatewayStack extends Stack {
     this.functions.query.acknowledgeWildcards([videos('Presigned GETs for task views and /content redirects')]);
     this.functions.notify.acknowledgeWildcards([videos('Presigned GETs in webhook bodies')]);
     this.functions.archive.acknowledgeWildcards([videos('Multipart uploads of archived videos')]);
-    this.functions.submit.acknowledgeWildcards([
-      videos('DELETE of a task removes its video'),
-      {
-        resource: `${this.arnOf(this.storage.bucket)}/${inputKeyPrefix}*`,
-        reason: `Reference images uploaded with a create are named by task id, so they can only be granted by their prefix ${inputKeyPrefix}.`,
-      },
-    ]);
+    const inputs = (use: string) => ({
+      resource: `${this.arnOf(this.storage.bucket)}/${inputKeyPrefix}*`,
+      reason: `${use}: reference images uploaded with a create are named when they arrive, so they can only be granted by their prefix ${inputKeyPrefix}.`,
+    });
+    this.functions.submit.acknowledgeWildcards([videos('DELETE of a task removes its video'), inputs('Stored at a create, presigned GETs for the upstream')]);
+    this.functions.reconcile.acknowledgeWildcards([inputs('Presigned GETs for the upstream at a resubmit')]);
   }
 
   /** A resource's ARN as cdk-nag writes it in finding ids: `<LogicalId.Arn>`. */

@@ -6,5 +6,5 @@ import { VideoLinks } from './video-links';
 /** Presigned links to stored videos (query and notify). */
 export const videoLinks = (c: Config) => new VideoLinks(s3(), c.BUCKET_NAME, c.PRESIGN_TTL_SECONDS);
 
-/** Uploaded reference images (submit). */
+/** Uploaded reference images (submit stores them; submit and reconcile sign their links). */
 export const inputImages = (c: Config) => new InputImages(s3(), c.BUCKET_NAME);

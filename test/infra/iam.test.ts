@@ -122,7 +122,7 @@ const expectedAccess: Record<LambdaName, string[]> = {
   callback: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue'],
   archive: ['consume archiveQueue', 'write table', 'read upstreamKey', 'upload videoBucket/videos/*', 'read videoBucket/videos/*', 'send archiveQueue', 'send notifyQueue'],
   notify: ['consume notifyQueue', 'write table', 'read videoBucket/videos/*', 'send notifyQueue'],
-  reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
+  reconcile: ['write table', 'read upstreamKey', 'read callbackSecret', 'send archiveQueue', 'send notifyQueue', 'send pollQueue', 'read videoBucket/inputs/*'],
   poll: ['consume pollQueue', 'write table', 'read upstreamKey', 'send archiveQueue', 'send notifyQueue', 'send pollQueue'],
   // Static files bundled with it: nothing but its logs and traces.
   console: [],

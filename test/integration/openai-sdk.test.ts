@@ -3,6 +3,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey, keyId } from '../../lambdas/shared/api-keys';
 import { main as keys } from '../../bin/keys';
+import { backstage } from './fault-helpers';
 import { startHarness, startHookReceiver, type Harness, videoUntil } from './helpers';
 
 let h: Harness;
@@ -74,6 +75,37 @@ describe('the official openai SDK against the local gateway', () => {
     const image = await fetch(links[0]!.replaceAll('\\u0026', '&'));
     expect(image.status).toBe(200);
     expect(Buffer.from(await image.arrayBuffer()).equals(png)).toBe(true);
+  });
+
+  it('resubmits a create with an uploaded image under a link signed at the resubmit, which serves the image', async () => {
+    const prompt = 'resubmitted with its uploaded image';
+    h.gw.upstream.setFaults({ submit: '503' });
+    let created: Awaited<ReturnType<typeof client.videos.create>>;
+    try {
+      created = await client.videos.create({ model: 'sora-2', prompt, input_reference: await toFile(png, 'ref.png', { type: 'image/png' }) });
+    } finally {
+      h.gw.upstream.setFaults({});
+    }
+    expect(created.status).toBe('queued');
+    const refusedAt = Date.now();
+    // Signatures carry whole seconds: the resubmit's must be a later one.
+    await new Promise((r) => setTimeout(r, 1100));
+    const ops = backstage(h);
+    try {
+      await ops.setAttributes(created.id, { due_at: Date.now() - 1 });
+      await h.gw.reconcileNow();
+    } finally {
+      ops.close();
+    }
+    const job = await h.waitFor('the resubmitted job', async () => [...h.gw.upstream.tasks.values()].find((t) => t.prompt === prompt));
+    const [link] = (JSON.stringify(job.body).match(/http[^"]*\/inputs\/[^"]*/g) ?? []).map((l) => new URL(l.replaceAll('\\u0026', '&')));
+    expect(link).toBeDefined();
+    const signed = link!.searchParams.get('X-Amz-Date')!.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z');
+    expect(Date.parse(signed)).toBeGreaterThan(refusedAt);
+    const image = await fetch(link!);
+    expect(image.status).toBe(200);
+    expect(Buffer.from(await image.arrayBuffer()).equals(png)).toBe(true);
+    await until(created.id, 'completed');
   });
 
   it('takes a JSON body with input_reference.image_url, and a seed task reads as a Video', async () => {

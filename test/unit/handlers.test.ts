@@ -19,7 +19,9 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
+import { S3Client } from '@aws-sdk/client-s3';
 import { CircuitBreaker } from '../../lambdas/shared/circuit-breaker';
+import { INPUT_LINK_SECONDS, InputImages } from '../../lambdas/shared/input-images';
 import { tableSchema } from '../../lambdas/shared/table-schema';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi, type Mock } from 'vitest';
@@ -39,7 +41,7 @@ import type { Gateway } from '../../lambdas/shared/core/deps';
 import { notifyTask } from '../../lambdas/shared/core/notify';
 import { queryTasks } from '../../lambdas/shared/core/query';
 import { reconcile } from '../../lambdas/shared/core/reconcile';
-import { SUBMIT_RESOLVE_TIMEOUT_MS, submitTask } from '../../lambdas/shared/core/submit';
+import { SUBMIT_RESOLVE_TIMEOUT_MS, submitTask, submitUpstream } from '../../lambdas/shared/core/submit';
 import { ApiError, errorResult, type HttpEvent, type HttpResult } from '../../lambdas/shared/http';
 import type { Resolver } from '../../lambdas/shared/outbound';
 import { fingerprint, IdempotencyStore } from '../../lambdas/shared/idempotency';
@@ -216,7 +218,8 @@ function gateway(env: Record<string, string> = {}): Harness {
     findStored: vi.fn<VideoStore['findStored']>(async () => undefined),
     copy: vi.fn<VideoStore['copy']>(async (_source, key): Promise<VideoFacts> => ({ key, bytes: 4096, sha256: 'ef'.repeat(32), contentType: 'video/mp4' })),
   } as unknown as Harness['archiver'];
-  const inputs = { put: async (key: string) => `https://vtg-unit-videos.s3.amazonaws.com/${key}?X-Amz-Signature=abc` } as unknown as Harness['inputs'];
+  // Real presigned links (signing needs no network); nothing here stores an image.
+  const inputs = new InputImages(new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: 'unit-secret' } }), 'vtg-unit-videos');
   return {
     config,
     clock,
@@ -1094,6 +1097,48 @@ describe('reconciling', () => {
     const summary = await reconcile(g);
     expect(summary).toMatchObject({ examined: 1, resubmitted: 1 });
     expect(taskItem(task.id)).toMatchObject({ state: 'submitted', upstream_id: 'up-late' });
+  });
+
+  it('resubmits a task with an uploaded image under a link signed at the resubmit, after the first one has expired', async () => {
+    const g = gateway();
+    const created = g.clock.now();
+    const task = seedTask(g, {
+      state: 'queued',
+      upstream_id: undefined,
+      submit_attempts: 0,
+      input_image: 'inputs/0b5e4a1c-upload.png',
+      due_at: created - 1,
+      deadline_at: created + 6 * 3600_000,
+    });
+    g.provider.submit.mockRejectedValueOnce(new UpstreamError('unavailable', 'upstream down'));
+    await submitUpstream(task, g);
+    expect(taskItem(task.id)).toMatchObject({ state: 'queued', submit_attempts: 1 });
+
+    g.clock.t += 2 * 3600_000;
+    g.provider.submit.mockResolvedValueOnce({ upstreamId: 'up-later' });
+    expect(await reconcile(g)).toMatchObject({ resubmitted: 1 });
+    expect(taskItem(task.id)).toMatchObject({ state: 'submitted', upstream_id: 'up-later' });
+
+    const links = g.provider.submit.mock.calls.map(([job]) => new URL(job.imageUrls[0]!));
+    expect(links).toHaveLength(2);
+    const signedAt = (link: URL) => {
+      const [, y, mo, d, h, mi, s] = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(link.searchParams.get('X-Amz-Date')!)!;
+      return Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!);
+    };
+    const expiresAt = (link: URL) => signedAt(link) + Number(link.searchParams.get('X-Amz-Expires')) * 1000;
+    for (const link of links) {
+      expect(link.pathname).toMatch(/\/inputs\/0b5e4a1c-upload\.png$/);
+      expect(link.searchParams.get('X-Amz-Expires')).toBe(String(INPUT_LINK_SECONDS));
+      expect(link.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
+    }
+    const [first, second] = links as [URL, URL];
+    expect(Math.floor(signedAt(first) / 1000)).toBe(Math.floor(created / 1000));
+    // The first link was dead by the resubmit; the one the upstream got then is signed then, and lives an hour from it.
+    expect(expiresAt(first)).toBeLessThan(g.clock.now());
+    expect(Math.floor(signedAt(second) / 1000)).toBe(Math.floor(g.clock.now() / 1000));
+    expect(expiresAt(second)).toBeGreaterThan(g.clock.now() + (INPUT_LINK_SECONDS - 1) * 1000);
+    expect(second.searchParams.get('X-Amz-Signature')).not.toBe(first.searchParams.get('X-Amz-Signature'));
+    expect(taskItem(task.id)!.image_urls).toEqual([]);
   });
 
   it('fails a queued task past its deadline with timeout', async () => {

@@ -50,7 +50,10 @@ export const taskRecordSchema = lazySchema(() =>
     prompt: z.string(),
     aspect_ratio: z.enum(aspectRatios),
     duration: z.number(),
+    /** The client's reference image URLs, as sent. */
     image_urls: z.array(z.string()),
+    /** An uploaded reference image's key in the bucket (`inputs/…`): each submit hands the upstream a link signed then. */
+    input_image: z.optional(z.string()),
     characters: z.array(characterSchema()),
     callback_url: z.optional(z.string()),
     /** The client API the task was made through: its webhooks speak that dialect (absent: the seed's). */

@@ -7,9 +7,8 @@ import { MAX_INPUT_IMAGE_BYTES, MAX_VIDEOS_BODY_BYTES } from '../contracts/api';
 import { ApiError, bodyTooLarge, header, parseJsonBody, rawBody, json, type HttpEvent, type HttpResult } from '../http';
 import { imageKind, type ImageKind } from '../images';
 import { inputKey } from '../input-images';
-import type { Needs } from './deps';
 import { videoObject } from './openai-view';
-import { createTask, refusedAtOnce, type SubmitNeeds } from './submit';
+import { createTask, refusedAtOnce, type SubmitNeeds, type TaskExtras } from './submit';
 
 
 interface UploadedImage extends ImageKind {
@@ -86,7 +85,7 @@ function asOpenaiError(error: ApiError): ApiError {
 export const sdkCreateRoutes: ReadonlySet<string> = new Set(['POST /v1/videos', 'POST /v1/videos/{id}/remix']);
 
 /** `POST /v1/videos`: OpenAI's create, made into the same task a seed submit makes. */
-export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inputs'>): Promise<HttpResult> {
+export async function createVideo(event: HttpEvent, d: SubmitNeeds): Promise<HttpResult> {
   const key = await d.keys.authenticate(event);
   const { fields, image } = await createBody(event);
   const models = d.config.catalog.models;
@@ -100,10 +99,15 @@ export async function createVideo(event: HttpEvent, d: SubmitNeeds & Needs<'inpu
   const parsed = submitBodySchema(models).safeParse(seedBody);
   if (!parsed.success) throw asOpenaiError(ApiError.fromZod(parsed.error));
   const request = parsed.data;
-  const extras = { dialect: 'openai' as const, ...(typeof fields.size === 'string' ? { size: fields.size.trim() } : {}) };
+  const extras: TaskExtras = { dialect: 'openai', ...(typeof fields.size === 'string' ? { size: fields.size.trim() } : {}) };
   const identity = { ...request, ...extras, image_urls: image ? [`sha256:${createHash('sha256').update(image.bytes).digest('hex')}`] : request.image_urls };
   try {
-    if (image) request.image_urls = [await d.inputs.put(inputKey(randomUUID(), image.ext), image.bytes, image.contentType)];
+    if (image) {
+      // The task keeps the image's key, not a link: each submit to an upstream signs its own.
+      extras.input_image = inputKey(randomUUID(), image.ext);
+      await d.inputs.put(extras.input_image, image.bytes, image.contentType);
+      request.image_urls = [];
+    }
     const task = refusedAtOnce(await createTask(event, key, request, d, extras, identity));
     return json(200, videoObject(task));
   } catch (error) {

@@ -11,7 +11,7 @@ import { startPolling } from './poll';
 import { submitUpstream } from './submit';
 import { metric, record, unit } from '../metrics';
 
-type ReconcileNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret'>;
+type ReconcileNeeds = Needs<'config' | 'store' | 'usage' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'inputs'>;
 
 /** A task still archiving this long after its deadline has had every retry it will get. */
 const ARCHIVE_OVERRUN_MS = 3600_000;

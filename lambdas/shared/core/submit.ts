@@ -19,7 +19,7 @@ import { afterFinish, nextCheck } from './finish';
 import { startPolling } from './poll';
 import { metric, record, unit } from '../metrics';
 
-export type SubmitNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve'>;
+export type SubmitNeeds = Needs<'config' | 'store' | 'usage' | 'keys' | 'idempotency' | 'upstreams' | 'circuits' | 'queues' | 'callbackSecret' | 'resolve' | 'inputs'>;
 type UpstreamNeeds = Omit<SubmitNeeds, 'keys' | 'idempotency'>;
 
 /** `POST /v1/videos/generations`: validate, record, forward; the id is the client's once recorded. */
@@ -34,7 +34,7 @@ export async function submitTask(event: HttpEvent, d: SubmitNeeds): Promise<Http
 }
 
 /** What a dialect adds to the task beside the seed request, and what a remix takes of its original (`remix.ts`). */
-export type TaskExtras = Partial<Pick<TaskRecord, 'dialect' | 'size' | 'remixed_from' | 'remix_source_job' | 'upstream' | 'route' | 'upstream_model'>>;
+export type TaskExtras = Partial<Pick<TaskRecord, 'dialect' | 'size' | 'input_image' | 'remixed_from' | 'remix_source_job' | 'upstream' | 'route' | 'upstream_model'>>;
 
 /**
  * The one way a task is made, whatever the dialect: the gateway's policy on the request,
@@ -158,14 +158,14 @@ function newTask(id: string, owner: string, r: SubmitRequest, now: number, confi
 }
 
 /** The job a route hands its upstream: the client's request with the route's own model id and size. */
-function jobFor(task: TaskRecord, route: RouteConfig, callback: string): UpstreamJob {
+function jobFor(task: TaskRecord, route: RouteConfig, callback: string, imageUrls: string[]): UpstreamJob {
   return {
     taskId: task.id,
     model: route.model,
     prompt: task.prompt,
     aspectRatio: task.aspect_ratio,
     duration: task.duration,
-    imageUrls: task.image_urls,
+    imageUrls,
     characters: task.characters,
     callbackUrl: callback,
     size: route.sizes?.[task.aspect_ratio as keyof NonNullable<RouteConfig['sizes']>],
@@ -224,9 +224,11 @@ export async function submitUpstream(task: TaskRecord, d: UpstreamNeeds, options
   const modelRoute = (route: number) => (task.remixed_from === undefined ? route : task.route);
   const upstreams = registryOf(d);
   const callback = callbackUrl(d.config.PUBLIC_BASE_URL, await d.callbackSecret(), task.id);
+  // An uploaded image's link is signed for this hand-off: one signed at the create may have expired by a resubmit.
+  const imageUrls = task.input_image === undefined ? task.image_urls : [await d.inputs.link(task.input_image, d.store.now())];
   let result: RouteResult;
   try {
-    result = await routeTask(task, routes, (route) => jobFor(task, route, callback), {
+    result = await routeTask(task, routes, (route) => jobFor(task, route, callback, imageUrls), {
       upstreams,
       circuits: d.circuits,
       now: () => d.store.now(),
