@@ -5,8 +5,8 @@ import { keysHelp, parseKeyArgs, runKeyCommand } from '../lambdas/shared/key-adm
 import { runOperatorCommand, stdio, type OperatorIo } from './gateway-table';
 
 /**
- * `npm run keys -- create|list|revoke`: API keys of the local gateway or of a deployed stack
- * (`bin/gateway-table.ts` finds the table).
+ * `npm run keys -- create|list|show|set|revoke|limits`: API keys of the local gateway or of
+ * a deployed stack (`bin/gateway-table.ts` finds the table).
  */
 
 export type KeysIo = OperatorIo;
