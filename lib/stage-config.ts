@@ -12,7 +12,7 @@ import { MAX_DUE_SHARDS } from '../lambdas/shared/table-schema';
  * configuration's own defaults, so the two cannot disagree about them.
  */
 
-const runtime = configSchema.shape;
+const runtime = configSchema().shape;
 
 /** The runtime schema's default for a variable, so defaults live in config.ts only. */
 const runtimeDefault = <S extends ZodMiniType>(schema: S): NonNullable<zOutput<S>> => schema.parse(undefined) as NonNullable<zOutput<S>>;

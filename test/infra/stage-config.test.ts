@@ -13,7 +13,7 @@ const context = (values: Record<string, unknown>) => (key: string) => values[key
 describe('stage configuration', () => {
   it('defaults to the duomi upstream and to the runtime configuration’s own defaults', () => {
     const config = readStageConfig(noContext, {});
-    const runtime = configSchema.shape;
+    const runtime = configSchema().shape;
     expect(config).toMatchObject({
       upstreamProvider: 'duomi',
       upstreamBaseUrl: 'https://duomiapi.com',

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, parseConfig } from '../../lambdas/shared/config';
 
 /** What the local runtime hands the handlers: every required variable, secrets as plain values. */
@@ -169,5 +169,39 @@ describe('parseConfig', () => {
     it('refuses a model it does not know, naming the variable', () => {
       expect(problemWith({ ...localEnv, DISABLED_MODELS: 'sora-2,sora-3' }).message).toMatch(/^  DISABLED_MODELS\b/m);
     });
+  });
+});
+
+describe('the configuration a Lambda reads', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  /** `config()` of a fresh process with `env` as its environment. */
+  async function lambdaConfig(env: Record<string, string>) {
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    vi.resetModules();
+    return import('../../lambdas/shared/config');
+  }
+
+  it('parses each variable when first read, so a bad one it never reads does not stop it, and names the one it does', async () => {
+    const { config, ConfigError } = await lambdaConfig({ ...localEnv, MAX_VIDEO_BYTES: 'lots' });
+    const c = config();
+    expect(c.TABLE_NAME).toBe('vtg-tasks');
+    expect(c.PUBLIC_BASE_URL).toBe('http://127.0.0.1:3000');
+    expect(c.KEY_CACHE_SECONDS).toBe(60);
+    expect(() => c.MAX_VIDEO_BYTES).toThrow(ConfigError);
+    expect(() => c.MAX_VIDEO_BYTES).toThrow(/^invalid gateway configuration:\n {2}MAX_VIDEO_BYTES: /);
+  });
+
+  it('resolves the catalog on its first read, and a bad entry throws then, naming it', async () => {
+    const upstreams = JSON.stringify([{ name: 'r', kind: 'openai', baseUrl: 'https://r.example/v1/' }]);
+    const { config } = await lambdaConfig({ ...localEnv, UPSTREAMS: upstreams, MODELS: '{"m":{"durations":[5],"routes":[{"upstream":"nowhere","model":"x"}]}}' });
+    const c = config();
+    expect(c.BUCKET_NAME).toBe('vtg-videos');
+    expect(() => c.catalog).toThrow('MODELS.m.routes[0].upstream: no upstream is named nowhere');
+  });
+
+  it('reads the same values parseConfig checks', async () => {
+    const { config } = await lambdaConfig({ ...localEnv, TASK_DEADLINE_SECONDS: '600' });
+    expect({ ...config() }).toEqual({ ...parseConfig({ ...process.env }) });
   });
 });
