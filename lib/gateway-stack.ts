@@ -110,7 +110,11 @@ export class GatewayStack extends Stack {
     // Access-log delivery through a bucket policy instead of ACLs, which our buckets disable.
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
-    this.storage = new GatewayStorage(this, 'Storage', { legacyOwnerIndex: config.legacyOwnerIndex });
+    this.storage = new GatewayStorage(this, 'Storage', {
+      legacyOwnerIndex: config.legacyOwnerIndex,
+      // A day beyond the deadline, after which no task is submitted again.
+      inputRetention: Duration.days(Math.ceil(config.taskDeadlineSeconds / 86400) + 1),
+    });
     // The single-upstream shorthand (no `upstreams` in the context) keeps its one secret as it was.
     const shorthand = config.upstreams === undefined;
     this.secrets = new GatewaySecrets(this, 'Secrets', {

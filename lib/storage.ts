@@ -22,7 +22,15 @@ export class GatewayStorage extends Construct {
   readonly accessLogsBucket: s3.Bucket;
   readonly videoEvents: sns.Topic;
 
-  constructor(scope: Construct, id: string, options: { legacyOwnerIndex?: boolean } = {}) {
+  constructor(
+    scope: Construct,
+    id: string,
+    options: {
+      legacyOwnerIndex?: boolean;
+      /** How long an uploaded reference image is kept: past the last moment its task can be (re)submitted. */
+      inputRetention?: Duration;
+    } = {},
+  ) {
     super(scope, id);
 
     this.table = new dynamodb.Table(this, 'Table', {
@@ -73,6 +81,8 @@ export class GatewayStorage extends Construct {
       lifecycleRules: [
         // A failed archive aborts its multipart upload, but a killed Lambda cannot: clean up its parts.
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        // An upstream fetches the image when it takes the job, which is before the task's deadline.
+        { id: 'expire-uploaded-inputs', prefix: inputKeyPrefix, expiration: options.inputRetention ?? Duration.days(2) },
       ],
       // The archived videos are the product; a stack replacement must not delete them.
       removalPolicy: RemovalPolicy.RETAIN,

@@ -112,6 +112,11 @@ describe('video bucket', () => {
     );
   });
 
+  it('deletes uploaded reference images a day after the last moment a task can be submitted (TASK_DEADLINE_SECONDS, 2 h)', () => {
+    const rules = s.json.Resources[videoBucket()]!.Properties!.LifecycleConfiguration.Rules;
+    expect(rules).toContainEqual({ Id: 'expire-uploaded-inputs', Prefix: 'inputs/', ExpirationInDays: 2, Status: 'Enabled' });
+  });
+
   it('refuses requests without TLS, on both buckets', () => {
     for (const bucket of [videoBucket(), logsBucket()]) {
       s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
