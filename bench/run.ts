@@ -3,10 +3,12 @@ import './quiet-logs';
 import os from 'node:os';
 import { archiveReport, measureArchive } from './archive';
 import { coldStartReport, measureColdStart } from './coldstart';
-import { MiB, machine, progress } from './lib';
-import { measureReconcileScale, reconcileScaleReport } from './reconcile-scale';
+import { MiB, benchDir, lastJson, machine, progress, runChild } from './lib';
+import { join } from 'node:path';
+import type { LocalStackJob } from './local-stack-child';
+import { reconcileScaleReport, type ReconcileScaleResult } from './reconcile-scale';
 import { measureSubmit, submitReport } from './submit';
-import { measureTaskCost, taskCostFlatness, taskCostReport } from './task-cost';
+import { taskCostFlatness, taskCostReport, type TaskCost } from './task-cost';
 
 /**
  * `npm run bench [-- --only=coldstart|archive|submit|cost|scale[,…]] [-- --quick] [-- --scale]`:
@@ -40,6 +42,12 @@ const load = () =>
 const started = Date.now();
 const out: string[] = [`## Benchmarks${quick ? ' (--quick)' : ''}`, '', `Machine: ${machine()}.`, ''];
 
+/** A local-stack measurement in a child process of its own (see local-stack-child.ts). */
+async function inOwnProcess<T>(job: LocalStackJob): Promise<T> {
+  const result = await runChild(process.execPath, ['--import', 'tsx', join(benchDir, 'local-stack-child.ts'), JSON.stringify(job)], { timeoutMs: 3600_000 });
+  return lastJson<T>(result, `local stack ${JSON.stringify(job)}`);
+}
+
 async function section(name: Part, run: () => Promise<string>) {
   if (!selected(name)) return;
   const t = Date.now();
@@ -57,17 +65,19 @@ const submitOptions = quick ? { seconds: 5, warmupSeconds: 1 } : { seconds: 10, 
 await section('submit', async () => submitReport(await measureSubmit(submitOptions), submitOptions));
 await section('cost', async () => {
   const tasks = quick ? 5 : 20;
-  return taskCostReport(await measureTaskCost([{ kind: 'callback', tasks }, { kind: 'pollOnly', tasks }]));
+  return taskCostReport(await inOwnProcess<TaskCost[]>({ flows: [{ kind: 'callback', tasks }, { kind: 'pollOnly', tasks }] }));
 });
 await section('scale', async () => {
   const results = [];
   for (const tasks of quick ? [1000] : [1000, 10_000]) {
     progress(`reconcile over ${tasks} due tasks`);
-    results.push(await measureReconcileScale(tasks));
+    results.push(await inOwnProcess<ReconcileScaleResult>({ reconcile: tasks }));
   }
   // Whole tasks at scale: the requests and time per task stay flat from 1,000 to 10,000.
   progress('whole tasks: 1,000 with callbacks, 1,000 and 10,000 poll-only');
-  const flows = await measureTaskCost(quick ? [{ kind: 'callback', tasks: 200 }, { kind: 'pollOnly', tasks: 1000 }] : [{ kind: 'callback', tasks: 1000 }, { kind: 'pollOnly', tasks: 1000 }, { kind: 'pollOnly', tasks: 10_000 }]);
+  const flows = await inOwnProcess<TaskCost[]>({
+    flows: quick ? [{ kind: 'callback', tasks: 200 }, { kind: 'pollOnly', tasks: 1000 }] : [{ kind: 'callback', tasks: 1000 }, { kind: 'pollOnly', tasks: 1000 }, { kind: 'pollOnly', tasks: 10_000 }],
+  });
   return [reconcileScaleReport(results), taskCostReport(flows), taskCostFlatness(flows)].filter(Boolean).join('\n\n');
 });
 
