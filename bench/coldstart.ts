@@ -134,7 +134,8 @@ export const baselineClients: Record<LambdaName, SdkPart[]> = {
   callback: ['dynamo', 'secrets', 'sqs', ...withBedrock('callback')],
   archive: ['dynamo', 's3Upload', 'secrets', 'sqs', ...withBedrock('archive')],
   notify: ['dynamo', 's3Presign', 'sqs'],
-  reconcile: ['dynamo', 'secrets', 'sqs', ...withBedrock('reconcile')],
+  // Reconcile signs a fresh link to a resubmitted task's uploaded image.
+  reconcile: ['dynamo', 's3Presign', 'secrets', 'sqs', ...withBedrock('reconcile')],
   poll: ['dynamo', 'secrets', 'sqs', ...withBedrock('poll')],
   console: [],
 };
