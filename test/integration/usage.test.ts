@@ -127,7 +127,8 @@ describe('limits', () => {
   it('seconds a day: what is still rendering counts; a failed task gives its seconds back', async () => {
     const c = await client('quota');
     await setLimits(c.id, '--seconds-per-day', '25');
-    const failing = await submitted(c, { prompt: 'quota fails sim:fail', duration: 15 });
+    // It fails after 4 s, so its seconds are still held while the next two submits are checked.
+    const failing = await submitted(c, { prompt: 'quota fails sim:fail sim:render=4000', duration: 15 });
     await submitted(c, { prompt: 'quota renders sim:render=stall', duration: 10 });
     const over = await c.submit({ prompt: 'quota over', duration: 10 });
     expect(over.status).toBe(429);
