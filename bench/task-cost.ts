@@ -143,19 +143,21 @@ export function countRequests(endpoints: { dynamodb: string; s3: string; sqs: st
   };
 }
 
+/** A webhook endpoint counting the tasks notified: webhooks are at-least-once, so a task sent twice counts once. */
 async function hookReceiver(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
-  let received = 0;
+  const notified = new Set<string>();
   const server = createServer((req, res) => {
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
     req.on('end', () => {
-      received++;
+      notified.add(/task_[0-9a-z]+/.exec(body)?.[0] ?? body);
       res.end('ok');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    received: () => received,
+    received: () => notified.size,
     close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
 }
