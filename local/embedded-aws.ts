@@ -1,8 +1,11 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
@@ -122,6 +125,62 @@ export function writeFailuresAnswer500(store: S3rverStore): void {
   };
 }
 
+interface EmbeddedDynamo {
+  endpoint: string;
+  /** Stops it once every operation being served is answered (bounded); resolves to how many were not. */
+  close(): Promise<number>;
+}
+
+async function dynamoInProcess(path: string, host: string): Promise<EmbeddedDynamo> {
+  const dynamo = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    dynamo.once('error', reject);
+    dynamo.listen(0, host, () => resolve());
+  });
+  // dynalite runs an operation to its end even when its client has gone, and closes its
+  // database as soon as no connection is left and no single read or write is pending, which
+  // can fall between two steps of one operation (an UpdateItem's get, index writes, put). The
+  // next step then finds the database closed and dynalite throws that error out of its
+  // callback: an uncaught exception. So close() waits for every operation to be answered first.
+  const requests = drainableRequests(dynamo);
+  return {
+    endpoint: `http://${host}:${(dynamo.address() as AddressInfo).port}`,
+    async close() {
+      // Bounded: an operation still running after it may meet the closed database.
+      const unanswered = await requests.drain(DYNAMO_CLOSE_GRACE_MS);
+      await new Promise<void>((resolve) => {
+        dynamo.close(() => resolve());
+        dynamo.closeAllConnections();
+      });
+      return unanswered;
+    },
+  };
+}
+
+/** The same server run by `dynamodb-process.ts` in a child process, which drains it the same way when told to stop. */
+async function dynamoInOwnProcess(path: string, host: string): Promise<EmbeddedDynamo> {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'local', 'dynamodb-process.ts'), path, host], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const first = await Promise.race([
+    createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next(),
+    exited.then((code) => ({ value: undefined, code })),
+  ]);
+  if (typeof first.value !== 'string') throw new Error(`the DynamoDB process ended before it listened (exit ${String((first as { code?: number }).code)})`);
+  const { port } = JSON.parse(first.value) as { port: number };
+  return {
+    endpoint: `http://${host}:${port}`,
+    async close() {
+      child.stdin!.end();
+      await exited;
+      return 0;
+    },
+  };
+}
+
 /**
  * DynamoDB (dynalite) and S3 (s3rver), embedded and persisted under `dataDir`, with the
  * stack's table and bucket created in them.
@@ -132,6 +191,11 @@ export async function startEmbeddedAws(options: {
   bucketName: string;
   definitions: StackDefinitions;
   host?: string;
+  /**
+   * Where DynamoDB runs: in this process (`npm start`, the tests), or in a process of its own,
+   * off the gateway's CPU as DynamoDB is in AWS (the benchmarks).
+   */
+  dynamodb?: 'in-process' | 'own-process';
   log?: (msg: string, fields?: object) => void;
 }): Promise<EmbeddedAws> {
   const host = options.host ?? '127.0.0.1';
@@ -140,18 +204,8 @@ export async function startEmbeddedAws(options: {
   mkdirSync(dynamoDir, { recursive: true });
   mkdirSync(s3Dir, { recursive: true });
 
-  const dynamo = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    dynamo.once('error', reject);
-    dynamo.listen(0, host, () => resolve());
-  });
-  const dynamodbEndpoint = `http://${host}:${(dynamo.address() as AddressInfo).port}`;
-  // dynalite runs an operation to its end even when its client has gone, and closes its
-  // database as soon as no connection is left and no single read or write is pending, which
-  // can fall between two steps of one operation (an UpdateItem's get, index writes, put). The
-  // next step then finds the database closed and dynalite throws that error out of its
-  // callback: an uncaught exception. So close() waits for every operation to be answered first.
-  const dynamoRequests = drainableRequests(dynamo);
+  const dynamo = await (options.dynamodb === 'own-process' ? dynamoInOwnProcess : dynamoInProcess)(dynamoDir, host);
+  const dynamodbEndpoint = dynamo.endpoint;
 
   // Multipart uploads still open belong to archive workers of a process that is gone (the
   // data directory is locked): their parts would only fill the disk.
@@ -187,13 +241,8 @@ export async function startEmbeddedAws(options: {
       // The SDK keeps connections alive; end them so the servers can close.
       s3rver.httpServer?.closeAllConnections();
       await s3rver.close();
-      // Bounded: an operation still running after it may meet the closed database.
-      const unanswered = await dynamoRequests.drain(DYNAMO_CLOSE_GRACE_MS);
+      const unanswered = await dynamo.close();
       if (unanswered > 0) options.log?.('dynamodb closed with operations still running', { operations: unanswered });
-      await new Promise<void>((resolve) => {
-        dynamo.close(() => resolve());
-        dynamo.closeAllConnections();
-      });
     },
   };
 }

@@ -51,6 +51,8 @@ export interface LocalGatewayOptions {
    * video is stored and its S3 event recorded, before the archive worker marks its task.
    */
   crashAfterVideoStored?: boolean;
+  /** `own-process`: the embedded DynamoDB in a child process, off this one's CPU as in AWS (benchmarks). */
+  dynamodb?: 'in-process' | 'own-process';
   log?: (msg: string, fields?: object) => void;
 }
 
@@ -153,7 +155,7 @@ async function startWithin(
   let local = readOrCreateDataFile(localKeyFile, localKeySchema, LOCAL_KEY_REMEDY, newLocalKey);
 
   const definitions = stackDefinitions(synthesizeTemplate() as { Resources: Record<string, { Type: string }> });
-  const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host, log });
+  const aws = await startEmbeddedAws({ dataDir, tableName: LOCAL_TABLE, bucketName: LOCAL_BUCKET, definitions, host, log, dynamodb: options.dynamodb });
   started.push(() => aws.close());
   const eventsFile = join(dataDir, 's3-events.jsonl');
   const s3Events: S3EventRecord[] = [];
