@@ -6,7 +6,7 @@ import * as esbuild from 'esbuild';
 import type { ProviderKind } from '../lambdas/shared/catalog';
 import { bundledKindDefines, kindsFor } from '../lib/bundled-kinds';
 import { buildConsole } from '../lib/console-assets';
-import { esmRequireBanner } from '../lib/gateway-function';
+import { bundleAliases, esmRequireBanner } from '../lib/gateway-function';
 import { lambdaEntry, lambdaNames, type LambdaName } from '../lambdas/shared/routes';
 import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, runChild, table, tempDir } from './lib';
 
@@ -22,7 +22,7 @@ import { benchDir, fixed, lastJson, median, pass, progress, projectRoot, ratio, 
  * `--bundle --platform=node --format=esm --target=node22 --minify --sourcemap
  * --main-fields=module,main --banner:js=… --define:…`, no externals, no sources in the map
  * (`sourcesContent: false`). The stack does not export these, so they are replicated here; the
- * banner and the provider-kind defines (`handlerDefines`) are the stack's own.
+ * banner, the aliases and the provider-kind defines (`handlerDefines`) are the stack's own.
  */
 export function stackBuildOptions(root: string): esbuild.BuildOptions {
   return {
@@ -35,6 +35,7 @@ export function stackBuildOptions(root: string): esbuild.BuildOptions {
     sourcesContent: false,
     mainFields: ['module', 'main'],
     banner: { js: esmRequireBanner },
+    alias: bundleAliases(root),
     absWorkingDir: root,
     metafile: true,
     logLevel: 'warning',

@@ -10,6 +10,15 @@ import { lambdaEntry, type LambdaName } from '../lambdas/shared/routes';
 /** Lets CommonJS dependencies call `require` inside the ESM bundle. */
 export const esmRequireBanner = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
+/**
+ * Modules the Lambda bundles take from elsewhere (esbuild `alias`): `node:stream/web`, which
+ * middy's core imports for response streaming that no handler uses, is a stand-in that loads
+ * Node's web streams only if a handler ever touches them (`lambdas/shared/lazy-web-streams.ts`).
+ */
+export function bundleAliases(projectRoot: string): Record<string, string> {
+  return { 'node:stream/web': path.join(projectRoot, 'lambdas', 'shared', 'lazy-web-streams.ts') };
+}
+
 export interface GatewayFunctionProps {
   readonly name: LambdaName;
   /** Repository root: holds `lambdas/` and `package-lock.json`. */
@@ -89,6 +98,7 @@ export class GatewayFunction extends Construct {
         externalModules: [],
         banner: esmRequireBanner,
         define: props.define,
+        esbuildArgs: Object.fromEntries(Object.entries(bundleAliases(props.projectRoot)).map(([from, to]) => [`--alias:${from}`, to])),
         commandHooks: props.afterBundling
           ? {
               beforeBundling: () => [],
