@@ -1,6 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
 /**
@@ -15,8 +12,28 @@ const types: Record<string, string> = {
   'app.css': 'text/css; charset=utf-8',
 };
 
-const dir = process.env.CONSOLE_ASSETS_DIR ?? join(dirname(fileURLToPath(import.meta.url)), 'console');
-const files = new Map(Object.keys(types).map((name) => [name, readFileSync(join(dir, name), 'utf8')]));
+/**
+ * Each file read with the first request for it, then kept: the Lambda loads nothing when it
+ * starts (Node's file and path modules included), and a cold request reads the one file it asks for.
+ */
+const files = new Map<string, Promise<string>>();
+async function readAsset(name: string): Promise<string> {
+  const [{ readFile }, { dirname, join }, { fileURLToPath }] = await Promise.all([import('node:fs/promises'), import('node:path'), import('node:url')]);
+  const dir = process.env.CONSOLE_ASSETS_DIR ?? join(dirname(fileURLToPath(import.meta.url)), 'console');
+  return readFile(join(dir, name), 'utf8');
+}
+function asset(name: string): Promise<string> {
+  let file = files.get(name);
+  if (file === undefined) {
+    // A failed read is not kept: the next request tries again.
+    file = readAsset(name).catch((error: unknown) => {
+      files.delete(name);
+      throw error;
+    });
+    files.set(name, file);
+  }
+  return file;
+}
 
 /**
  * Scripts and styles only from the console itself (no inline script), API calls only to
@@ -36,8 +53,8 @@ const policy = [
 
 export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
   const name = event.pathParameters?.file ?? 'index.html';
-  const body = files.get(name);
-  if (body === undefined)
+  const type = Object.hasOwn(types, name) ? types[name] : undefined;
+  if (type === undefined)
     return {
       statusCode: 404,
       headers: { 'content-type': 'application/json' },
@@ -46,13 +63,13 @@ export async function handler(event: APIGatewayProxyEventV2): Promise<APIGateway
   return {
     statusCode: 200,
     headers: {
-      'content-type': types[name]!,
+      'content-type': type,
       'content-security-policy': policy,
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
       // The page is small and changes with each deploy: always revalidate.
       'cache-control': 'no-cache',
     },
-    body,
+    body: await asset(name),
   };
 }
