@@ -10,11 +10,13 @@ export const handler = httpHandler(queryTasks, {
   store: taskStore(c),
   keys: keyStore(c),
   usage: usageStore(c),
-  defaultLimits: c.DEFAULT_LIMITS,
   videos: videoLinks(c),
   admin: { config: c, circuits: circuits(c) },
-  // Read with the first request that lists models: the other reads never parse the catalog.
+  // Read with the first request that needs them: the other reads never parse the catalog or the limits.
   get models() {
     return c.catalog.models;
+  },
+  get defaultLimits() {
+    return c.DEFAULT_LIMITS;
   },
 });

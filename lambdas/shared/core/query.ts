@@ -2,7 +2,6 @@ import { contentQuerySchema, videoListQuerySchema } from '../contracts/openai';
 import { listQuerySchema, usageQuerySchema } from '../contracts/query';
 import type { RenditionVariant, TaskRecord } from '../contracts/task';
 import { ApiError, json, parseWith, type HttpEvent, type HttpResult } from '../http';
-import { openApiDocument } from '../openapi';
 import { publicModel, type CatalogModel } from '../catalog';
 import { adminQuery, type AdminNeeds } from './admin';
 import type { Needs } from './deps';
@@ -25,8 +24,11 @@ export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpR
     return adminQuery(event, { ...d, ...d.admin });
   }
   switch (event.routeKey) {
-    case 'GET /openapi.json':
+    case 'GET /openapi.json': {
+      // Loaded by the first request for it: the JSON Schema generator is a sixth of this Lambda's own code.
+      const { openApiDocument } = await import('../openapi');
       return json(200, openApiDocument(d.models ?? {}));
+    }
     case 'GET /v1/models':
       await d.keys.authenticate(event);
       return json(200, { object: 'list', data: Object.values(d.models ?? {}).map(publicModel) });
