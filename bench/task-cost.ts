@@ -143,14 +143,20 @@ export function countRequests(endpoints: { dynamodb: string; s3: string; sqs: st
   };
 }
 
-/** A webhook endpoint counting the tasks notified: webhooks are at-least-once, so a task sent twice counts once. */
-async function hookReceiver(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
-  const notified = new Set<string>();
+/**
+ * A webhook endpoint counting the tasks notified: webhooks are at-least-once, so a task sent
+ * twice counts once. It keeps the status each delivery carried, for the report of a task
+ * that is not final after its webhook.
+ */
+async function hookReceiver(): Promise<{ url: string; received: () => number; statuses: (id: string) => string[]; close: () => Promise<void> }> {
+  const notified = new Map<string, string[]>();
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8').on('data', (d: string) => (body += d));
     req.on('end', () => {
-      notified.add(/task_[0-9a-z]+/.exec(body)?.[0] ?? body);
+      const id = /task_[0-9a-z]+/.exec(body)?.[0] ?? body;
+      const status = /"status":"([a-z_]+)"/.exec(body)?.[1] ?? '?';
+      notified.set(id, [...(notified.get(id) ?? []), status]);
       res.end('ok');
     });
   });
@@ -158,8 +164,16 @@ async function hookReceiver(): Promise<{ url: string; received: () => number; cl
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     received: () => notified.size,
+    statuses: (id) => notified.get(id) ?? [],
     close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
   };
+}
+
+/** What the record of a task that is not final after the run says about where it stopped. */
+function stuckReport(task: Record<string, unknown>, webhooks: string[], now: number): string {
+  const at = (k: string) => (typeof task[k] === 'number' ? `${k} ${Math.round(((task[k] as number) - now) / 1000)} s from now` : `no ${k}`);
+  const fields = ['archive_attempts', 'notify_status', 'notify_attempts', 'upstream_message', 'video_bytes', 'open'].map((k) => `${k} ${JSON.stringify(task[k])}`);
+  return `${task.id}: ${task.state}, ${[at('due_at'), at('archive_lease_until'), at('completed_at'), ...fields].join(', ')}; webhooks received for it: ${webhooks.length ? webhooks.join(', ') : 'none'}`;
 }
 
 export const costCases = {
@@ -223,7 +237,8 @@ export async function measureTaskCost(runs: readonly CostRun[] = [{ kind: 'callb
       for (let i = 0; i < ids.length; i += 50)
         items.push(...(await Promise.all(ids.slice(i, i + 50).map(async (id) => (await db.send(new GetCommand({ TableName: gw.tableName, Key: { pk: `TASK#${id}` } }))).Item!))));
       const failed = items.filter((i) => i.state !== 'succeeded');
-      if (failed.length) throw new Error(`${c.label}: ${failed.length} tasks did not succeed (${failed[0]!.state})`);
+      if (failed.length)
+        throw new Error(`${c.label}: ${failed.length} tasks did not succeed; the first: ${stuckReport(failed[0]!, hooks.statuses(String(failed[0]!.id)), Date.now())}`);
       const perKey = new Map<string, number>();
       for (const e of gw.s3Events.slice(eventsBefore)) perKey.set(e.s3.object.key, (perKey.get(e.s3.object.key) ?? 0) + 1);
       const once = ids.filter((id) => perKey.get(`videos/${id}.mp4`) === 1).length;
