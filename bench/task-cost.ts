@@ -172,8 +172,9 @@ async function hookReceiver(): Promise<{ url: string; received: () => number; st
 /** What the record of a task that is not final after the run says about where it stopped. */
 function stuckReport(task: Record<string, unknown>, webhooks: string[], now: number): string {
   const at = (k: string) => (typeof task[k] === 'number' ? `${k} ${Math.round(((task[k] as number) - now) / 1000)} s from now` : `no ${k}`);
-  const fields = ['archive_attempts', 'notify_status', 'notify_attempts', 'upstream_message', 'video_bytes', 'open'].map((k) => `${k} ${JSON.stringify(task[k])}`);
-  return `${task.id}: ${task.state}, ${[at('due_at'), at('archive_lease_until'), at('completed_at'), ...fields].join(', ')}; webhooks received for it: ${webhooks.length ? webhooks.join(', ') : 'none'}`;
+  const fields = ['archive_attempts', 'poll_count', 'notify_status', 'notify_attempts', 'upstream_message', 'video_bytes', 'open'].map((k) => `${k} ${JSON.stringify(task[k])}`);
+  const times = ['due_at', 'archive_lease_until', 'completed_at', 'created_at', 'heard_at', 'updated_at'].map(at);
+  return `${task.id}: ${task.state}, ${[...times, ...fields].join(', ')}; webhooks received for it: ${webhooks.length ? webhooks.join(', ') : 'none'}`;
 }
 
 export const costCases = {
