@@ -1,19 +1,16 @@
-import type { AddressInfo } from 'node:net';
-import dynalite from 'dynalite';
-import { drainableRequests } from './request-drain';
+import { dynamoInProcess } from './embedded-dynamo';
 
 /**
- * The embedded DynamoDB in a process of its own (`startEmbeddedAws({ dynamodb: 'own-process' })`):
+ * The embedded DynamoDB in a process of its own (`dynamoInOwnProcess`):
  * `node --import tsx local/dynamodb-process.ts <dir> <host>` prints `{"port":…}` once it
- * listens, and ends when its standard input closes (its parent stopped it, or died).
+ * listens; when its standard input closes (its parent stopped it, or died) it stops as the
+ * in-process one does, prints `{"unanswered":…}` and exits.
  */
 const [path, host] = process.argv.slice(2);
-const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-const requests = drainableRequests(server);
-server.listen(0, host, () => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`));
+const dynamo = await dynamoInProcess(path!, host!);
+process.stdout.write(`${JSON.stringify({ port: Number(new URL(dynamo.endpoint).port) })}\n`);
 process.stdin.resume();
 process.stdin.on('end', async () => {
-  await requests.drain(5_000);
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
+  const unanswered = await dynamo.close();
+  process.stdout.write(`${JSON.stringify({ unanswered })}\n`, () => process.exit(0));
 });

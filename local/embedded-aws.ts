@@ -1,18 +1,13 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import dynalite from 'dynalite';
 import S3rver from 's3rver';
-import { drainableRequests } from './request-drain';
+import { dynamoInOwnProcess, dynamoInProcess } from './embedded-dynamo';
 import { ensureLocalTable } from './table-rebuild';
 
 /** The parts of the synthesized stack the local runtime rebuilds, so local and cloud cannot drift. */
@@ -72,9 +67,6 @@ export interface S3EventRecord {
   [more: string]: unknown;
 }
 
-/** How long closing the embedded DynamoDB waits for operations in progress (each takes milliseconds). */
-const DYNAMO_CLOSE_GRACE_MS = 5_000;
-
 export const localCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 /** The parts of s3rver's file store that write object bytes. */
@@ -122,62 +114,6 @@ export function writeFailuresAnswer500(store: S3rverStore): void {
     const written = await write(store.getResourcePath(object.bucket, object.key, 'object'), object.content);
     await store.putMetadata(object.bucket, object.key, object.metadata, written.md5);
     return written;
-  };
-}
-
-interface EmbeddedDynamo {
-  endpoint: string;
-  /** Stops it once every operation being served is answered (bounded); resolves to how many were not. */
-  close(): Promise<number>;
-}
-
-async function dynamoInProcess(path: string, host: string): Promise<EmbeddedDynamo> {
-  const dynamo = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    dynamo.once('error', reject);
-    dynamo.listen(0, host, () => resolve());
-  });
-  // dynalite runs an operation to its end even when its client has gone, and closes its
-  // database as soon as no connection is left and no single read or write is pending, which
-  // can fall between two steps of one operation (an UpdateItem's get, index writes, put). The
-  // next step then finds the database closed and dynalite throws that error out of its
-  // callback: an uncaught exception. So close() waits for every operation to be answered first.
-  const requests = drainableRequests(dynamo);
-  return {
-    endpoint: `http://${host}:${(dynamo.address() as AddressInfo).port}`,
-    async close() {
-      // Bounded: an operation still running after it may meet the closed database.
-      const unanswered = await requests.drain(DYNAMO_CLOSE_GRACE_MS);
-      await new Promise<void>((resolve) => {
-        dynamo.close(() => resolve());
-        dynamo.closeAllConnections();
-      });
-      return unanswered;
-    },
-  };
-}
-
-/** The same server run by `dynamodb-process.ts` in a child process, which drains it the same way when told to stop. */
-async function dynamoInOwnProcess(path: string, host: string): Promise<EmbeddedDynamo> {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'local', 'dynamodb-process.ts'), path, host], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const first = await Promise.race([
-    createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next(),
-    exited.then((code) => ({ value: undefined, code })),
-  ]);
-  if (typeof first.value !== 'string') throw new Error(`the DynamoDB process ended before it listened (exit ${String((first as { code?: number }).code)})`);
-  const { port } = JSON.parse(first.value) as { port: number };
-  return {
-    endpoint: `http://${host}:${port}`,
-    async close() {
-      child.stdin!.end();
-      await exited;
-      return 0;
-    },
   };
 }
 
