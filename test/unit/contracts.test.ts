@@ -6,7 +6,10 @@ import {
   submitBodySchema,
   type SubmitRequest,
 } from '../../lambdas/shared/contracts';
+import * as z from 'zod/mini';
 import { seedCatalogModels } from '../../lambdas/shared/catalog';
+import { orElse } from '../../lambdas/shared/contracts/fields';
+import { upstreamStatusSchema } from '../../lambdas/shared/contracts/upstream';
 
 /** The catalog when MODELS is unset: the seed's three models and rules. */
 const seedSubmit = submitBodySchema(seedCatalogModels('duomi'));
@@ -389,5 +392,24 @@ describe('the list query', () => {
     const result = listQuerySchema().safeParse({ after: 'x'.repeat(65) });
     expect(result.success).toBe(false);
     expect(describeIssue(result.error!).param).toBe('after');
+  });
+});
+
+describe('an upstream answer with a field the gateway can do without', () => {
+  it('reads a progress that is not a number as 0, and keeps the rest of the answer', () => {
+    const parse = (progress: unknown) => upstreamStatusSchema().parse({ id: 'job-1', state: 'running', progress });
+    expect(parse('42').progress).toBe(42);
+    expect(parse(17.5).progress).toBe(17.5);
+    expect(parse('about half').progress).toBe(0);
+    expect(parse({ percent: 50 }).progress).toBe(0);
+    expect(upstreamStatusSchema().parse({ id: 'job-1', state: 'running' }).progress).toBeUndefined();
+    expect(parse('n/a')).toMatchObject({ id: 'job-1', state: 'running' });
+  });
+
+  it('orElse gives its fallback for any input its schema refuses', () => {
+    const flag = orElse(z.boolean(), false);
+    expect(flag.parse(true)).toBe(true);
+    expect(flag.parse('yes')).toBe(false);
+    expect(flag.parse(null)).toBe(false);
   });
 });

@@ -14,6 +14,20 @@ export const modelSchema = lazySchema(() =>
 );
 export type Model = z.infer<ReturnType<typeof modelSchema>>;
 
+/**
+ * `schema`'s value, or `fallback` when the input does not match it: what `z.catch` does,
+ * built from pipe and transform, because `z.catch` reaches zod's helpers through a namespace
+ * object that keeps every one of them in each Lambda bundle that has an upstream contract.
+ */
+export const orElse = <T extends z.ZodMiniType>(schema: T, fallback: z.output<T>) =>
+  z.pipe(
+    z.unknown(),
+    z.transform((input): z.output<T> => {
+      const result = schema.safeParse(input);
+      return result.success ? result.data : fallback;
+    }),
+  );
+
 export const MAX_CHARACTER_SECONDS = 3;
 
 export const httpUrl = (what: string) =>

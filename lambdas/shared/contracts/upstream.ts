@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { characterSchema } from './fields';
+import { characterSchema, orElse } from './fields';
 import { lazySchema } from './lazy';
 
 /**
@@ -45,7 +45,7 @@ export const upstreamStatusSchema = lazySchema(() =>
   z.object({
     id: z.optional(upstreamId(z.union([z.string(), z.number()]))),
     state: upstreamText(upstreamCaps.state),
-    progress: z.optional(z.catch(z.coerce.number(), 0)),
+    progress: z.optional(orElse(z.coerce.number(), 0)),
     data: z.nullish(z.looseObject({ videos: z.nullish(z.array(z.looseObject({ url: upstreamText(upstreamCaps.url) }))) })),
     message: z.nullish(upstreamText(upstreamCaps.message)),
   }),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as z from 'zod/mini';
+import { orElse } from '../contracts/fields';
 import { fetchImage, ImageFetchError } from '../images';
 import type { ProviderKind } from '../catalog';
 import { clientUrlPolicy, getText, operatorPolicy, OutboundError, postBody, postJson, type OutboundPolicy, type TextResult } from '../outbound';
@@ -44,7 +45,7 @@ export const openaiVideoSchema = z.looseObject({
   task_id: z.optional(z.pipe(z.union([z.string().check(z.minLength(1)), z.number()]), z.transform(String))),
   status: z.string(),
   progress: z.optional(z.unknown()),
-  created_at: z.optional(z.catch(z.number(), 0)),
+  created_at: z.optional(orElse(z.number(), 0)),
   model: z.nullish(z.string()),
   prompt: z.nullish(z.string()),
   seconds: z.nullish(z.pipe(z.union([z.string(), z.number()]), z.transform(String))),
@@ -55,7 +56,7 @@ export type OpenAIVideo = z.infer<typeof openaiVideoSchema>;
 
 export const openaiVideoListSchema = z.looseObject({
   data: z.array(openaiVideoSchema),
-  has_more: z.optional(z.catch(z.boolean(), false)),
+  has_more: z.optional(orElse(z.boolean(), false)),
   last_id: z.nullish(z.string()),
 });
 
