@@ -3,7 +3,7 @@ import { SourceMap, type SourceMapPayload } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
-import type { ProviderKind } from '../lambdas/shared/catalog';
+import { parseModels, parseUpstreams, type ProviderKind } from '../lambdas/shared/catalog';
 import { bundledKindDefines, kindsFor } from '../lib/bundled-kinds';
 import { buildConsole } from '../lib/console-assets';
 import { bundleAliases, esmRequireBanner } from '../lib/gateway-function';
@@ -212,8 +212,8 @@ async function build(
       ? { entryPoints: [join(root, lambdaEntry(name))], define: handlerDefines(name) }
       : { stdin: { contents: baselineSource(baselineClients[name]), resolveDir: root, sourcefile: `baseline-${name}.ts`, loader: 'ts' } };
   const result = await esbuild.build({ ...stackBuildOptions(root), ...input, outfile, ...extra });
-  // The console reads its static files beside its bundle when it loads, as the stack places them.
-  if (kind === 'handler' && name === 'console') buildConsole(root, join(dirname(outfile), 'console'));
+  // The console's files beside its bundle, as the stack places them (read with the first request for each).
+  if (kind === 'handler' && name === 'console') buildConsole(root, join(dirname(outfile), 'console'), parseModels(handlerEnv.MODELS!, parseUpstreams(handlerEnv.UPSTREAMS!)));
   const output = Object.entries(result.metafile!.outputs).find(([file]) => file.endsWith('index.mjs'))![1];
   const inputs = Object.fromEntries(Object.entries(output.inputs).map(([file, i]) => [file, i.bytesInOutput]));
   return { id, kind, name, file: outfile, bytes: statSync(outfile).size, mapBytes: statSync(`${outfile}.map`).size, inputs };

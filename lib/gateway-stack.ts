@@ -186,7 +186,7 @@ export class GatewayStack extends Stack {
 
     // The console serves files built here, beside its bundle; its page plays videos from the bucket.
     const consoleAssets = join(Stage.of(this)!.outdir, `${this.stackName}.console`);
-    buildConsole(root, consoleAssets);
+    buildConsole(root, consoleAssets, config.catalog.models);
     const consoleEnvironment = { VIDEO_ORIGIN: `https://${this.storage.bucket.bucketRegionalDomainName}` };
 
     const functions = {} as Record<LambdaName, GatewayFunction>;

@@ -248,7 +248,6 @@ async function startWithin(
   started.push(() => http.close());
 
   const consoleDir = join(dataDir, 'console');
-  buildConsole(projectRoot, consoleDir);
 
   const env: ConfigEnvironment = {
     TABLE_NAME: LOCAL_TABLE,
@@ -282,6 +281,7 @@ async function startWithin(
   // its catalog only when first needed, and a bad entry must stop the start, named.
   const { config, parseConfig } = await import('../lambdas/shared/config');
   parseConfig(process.env);
+  buildConsole(projectRoot, consoleDir, config().catalog.models);
   lambdas = {
     submit: (await import('../lambdas/submit/handler')).handler,
     query: (await import('../lambdas/query/handler')).handler,

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
  * `GET /console[/{file}]`: the operator console's static files, built by esbuild next to
  * this bundle (the stack copies them there; `npm start` points CONSOLE_ASSETS_DIR at its
  * build). No API of its own: the page calls the gateway's API with the key the user gives.
+ * `GET /openapi.json`: the API's OpenAPI document, built with them for the stage's catalog.
  */
 
 const types: Record<string, string> = {
@@ -51,7 +52,12 @@ const policy = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** The OpenAPI document's file among the console's (lib/console-assets.ts writes it). */
+export const openApiAsset = 'openapi.json';
+
 export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  if (event.routeKey === 'GET /openapi.json')
+    return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' }, body: await asset(openApiAsset) };
   const name = event.pathParameters?.file ?? 'index.html';
   const type = Object.hasOwn(types, name) ? types[name] : undefined;
   if (type === undefined)

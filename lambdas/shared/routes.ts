@@ -39,7 +39,7 @@ export const routes: readonly Route[] = [
   { method: 'POST', path: '/v1/videos/{id}/remix', lambda: 'submit' },
   { method: 'GET', path: '/v1/models', lambda: 'query' },
   { method: 'GET', path: '/v1/usage', lambda: 'query' },
-  { method: 'GET', path: '/openapi.json', lambda: 'query' },
+  { method: 'GET', path: '/openapi.json', lambda: 'console' },
   { method: 'POST', path: '/callbacks/upstream/{id}', lambda: 'callback' },
   { method: 'GET', path: '/admin/tasks', lambda: 'query' },
   { method: 'GET', path: '/admin/tasks/{id}', lambda: 'query' },

@@ -1,7 +1,10 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_NAMESPACE, metric } from '../../lambdas/shared/metrics';
-import { resourcesOfType, synthesizeGateway, type Synthesized } from './support';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Stage } from 'aws-cdk-lib';
+import { readmeWorkedExample, resourcesOfType, synthesizeGateway, type Synthesized } from './support';
 
 let s: Synthesized;
 beforeAll(() => {
@@ -82,5 +85,19 @@ describe('console route', () => {
   it('GET /console and its files go to the console Lambda', () => {
     const routes = resourcesOfType(s.json, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties!.RouteKey);
     expect(routes).toEqual(expect.arrayContaining(['GET /console', 'GET /console/{file}']));
+  });
+
+  it('the OpenAPI document it serves is built at synth for the stage\'s own catalog', () => {
+    const { context } = readmeWorkedExample();
+    const worked = synthesizeGateway(context);
+    const file = join(Stage.of(worked.stack)!.outdir, `${worked.stack.stackName}.console`, 'openapi.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    expect(doc.paths['/v1/videos/generations'].post).toBeDefined();
+    expect(doc.components.schemas.SubmitRequest.properties.model.enum).toEqual(Object.keys(context.models));
+    // Clients' document: no upstream, host or upstream model id of the stage in it.
+    for (const u of context.upstreams as { name: string; baseUrl?: string }[]) {
+      expect(JSON.stringify(doc)).not.toContain(`"${u.name}"`);
+      if (u.baseUrl) expect(JSON.stringify(doc)).not.toContain(new URL(u.baseUrl).host);
+    }
   });
 });

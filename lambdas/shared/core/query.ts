@@ -17,18 +17,13 @@ type QueryNeeds = Needs<'store' | 'keys' | 'videos' | 'usage'> & {
   models?: Record<string, CatalogModel>;
 };
 
-/** The read side of the API: one task, the caller's list, the video redirect, the models, the OpenAPI document. */
+/** The read side of the API: one task, the caller's list, the video redirect, the models, usage. */
 export async function queryTasks(event: HttpEvent, d: QueryNeeds): Promise<HttpResult> {
   if (event.routeKey?.startsWith('GET /admin/')) {
     if (!d.admin) throw new ApiError(404, 'not_found', 'no admin API here');
     return adminQuery(event, { ...d, ...d.admin });
   }
   switch (event.routeKey) {
-    case 'GET /openapi.json': {
-      // Loaded by the first request for it: the JSON Schema generator is a sixth of this Lambda's own code.
-      const { openApiDocument } = await import('../openapi');
-      return json(200, openApiDocument(d.models ?? {}));
-    }
     case 'GET /v1/models':
       await d.keys.authenticate(event);
       return json(200, { object: 'list', data: Object.values(d.models ?? {}).map(publicModel) });
