@@ -127,7 +127,7 @@ const variables = {
    * DynamoDB partition takes every task's writes; readers read all of them (up to 32),
    * so the count may be changed at any time.
    */
-  DUE_SHARDS: () => z._default(whole(1).check(z.lte(MAX_DUE_SHARDS)), DEFAULT_DUE_SHARDS),
+  DUE_SHARDS: () => z._default(positive().check(z.lte(MAX_DUE_SHARDS)), DEFAULT_DUE_SHARDS),
   NOTIFY_RETRY_SECONDS: count(26 * 3600),
   TASK_RETENTION_DAYS: count(30),
   MAX_VIDEO_BYTES: count(2 * 1024 ** 3),
