@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import type { Catalog } from '../lambdas/shared/catalog';
-import { openApiAsset } from '../lambdas/console/handler';
+import { openApiAsset } from '../lambdas/console/assets';
 import { openApiDocument } from '../lambdas/shared/openapi';
 
 /** The console's files: `console/` holds the page, its style and the TypeScript app. */

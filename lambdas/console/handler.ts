@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { openApiAsset } from './assets';
 
 /**
  * `GET /console[/{file}]`: the operator console's static files, built by esbuild next to
@@ -51,9 +52,6 @@ const policy = [
   "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
-
-/** The OpenAPI document's file among the console's (lib/console-assets.ts writes it). */
-export const openApiAsset = 'openapi.json';
 
 export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
   if (event.routeKey === 'GET /openapi.json')
