@@ -55,7 +55,7 @@ const policy = [
 
 export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
   if (event.routeKey === 'GET /openapi.json')
-    return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' }, body: await asset(openApiAsset) };
+    return { statusCode: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' }, body: await asset(openApiAsset) };
   const name = event.pathParameters?.file ?? 'index.html';
   const type = Object.hasOwn(types, name) ? types[name] : undefined;
   if (type === undefined)

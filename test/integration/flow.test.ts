@@ -148,6 +148,7 @@ describe('the seed flow, end to end through the local gateway', () => {
   it('serves the OpenAPI document generated from the contracts', async () => {
     const res = await h.api('/openapi.json', { key: null });
     expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const doc = (await res.json()) as any;
     expect(doc.paths['/v1/videos/generations'].post).toBeDefined();
     expect(doc.components.schemas.SubmitRequest.properties.model.enum).toEqual(['sora-2', 'sora-2-pro', 'sora-2-temporary']);
