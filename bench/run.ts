@@ -56,7 +56,7 @@ async function section(name: Part, run: () => Promise<string>) {
 }
 
 await section('coldstart', async () =>
-  coldStartReport(await measureColdStart(quick ? { runs: 10, profileRuns: 2, plainMode: false } : { runs: 21, profileRuns: 2 })),
+  coldStartReport(await measureColdStart(quick ? { runs: 10, profileRuns: 2, plainMode: false } : { runs: 31, profileRuns: 2 })),
 );
 await section('archive', async () =>
   archiveReport(await measureArchive(quick ? { sizes: [100 * MiB], runs: 1 } : { sizes: [100 * MiB, 1024 * MiB], runs: 2 })),
