@@ -7,9 +7,9 @@ export const neverCallBack: readonly ProviderKind[] = ['openai', 'bedrock'];
 /**
  * The provider kinds each Lambda's work may load, of those the stage configures. Submit,
  * reconcile and poll talk to every upstream; a callback only ever comes from a kind that is
- * given our callback URL; the archive asks an adapter only for the headers of an upstream's
- * own content URL, and copies Bedrock's output inside S3 without its client. The others
- * never load an adapter.
+ * given our callback URL. The others never load an adapter: the archive takes the headers
+ * of an upstream's own content URL from a table of its own (providers/video-auth.ts) and
+ * copies Bedrock's output inside S3 without its client.
  */
 export function kindsFor(lambda: LambdaName, configured: readonly ProviderKind[]): ProviderKind[] {
   switch (lambda) {
@@ -19,8 +19,6 @@ export function kindsFor(lambda: LambdaName, configured: readonly ProviderKind[]
       return [...configured];
     case 'callback':
       return configured.filter((k) => !neverCallBack.includes(k));
-    case 'archive':
-      return configured.filter((k) => k !== 'bedrock');
     default:
       return [];
   }

@@ -3,7 +3,6 @@ import { archiveJobSchema } from '../shared/contracts/jobs';
 import { archiveTask } from '../shared/core/archive';
 import { queueHandler } from '../shared/job-handlers';
 import { queues, taskStore, usageStore } from '../shared/parts';
-import { upstreamRegistry } from '../shared/providers';
 import { videoArchiver } from '../shared/videos';
 
 const c = config();
@@ -14,5 +13,4 @@ export const handler = queueHandler(archiveJobSchema, archiveTask, {
   usage: usageStore(c),
   archiver: videoArchiver(c),
   queues: queues(c),
-  upstreams: upstreamRegistry(c),
 });

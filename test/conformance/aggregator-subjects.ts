@@ -16,6 +16,7 @@ function underTest(url: string, sim: JobSim, upstreamIdOf: (job: SimJob) => stri
   const jobOf = (upstreamId: string) => [...sim.jobs.values()].find((j) => upstreamIdOf(j) === upstreamId);
   return {
     url,
+    apiKey,
     setFaults: (faults) => sim.setFaults(faults),
     jobCount: () => sim.jobs.size,
     jobIds: () => [...sim.jobs.values()].map(upstreamIdOf),

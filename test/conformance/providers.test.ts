@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { closeIdleConnections, localPolicy, openGet } from '../../lambdas/shared/outbound';
 import { UpstreamError, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from '../../lambdas/shared/providers/provider';
+import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
 import type { SimulatorUnderTest } from './subject';
 import { subjects } from './subjects';
 
@@ -96,7 +97,8 @@ async function download(provider: UpstreamProvider, sim: SimulatorUnderTest, vid
     if (!sim.readVideo) throw new Error(`the subject gives no way to read ${videoUrl}`);
     return { status: 200, ...(await sim.readVideo(videoUrl)) };
   }
-  const headers = (await provider.videoHeaders?.()) ?? {};
+  const upstream = { name: provider.name, kind: provider.kind, baseUrl: sim.url, apiKey: sim.apiKey };
+  const headers = (await videoHeaders(upstream, videoUrl, { UPSTREAM_SECRET_ARNS: {} })) ?? {};
   const response = await openGet(videoUrl, { policy: localPolicy, headers, timeoutMs: 2000 });
   const chunks: Buffer[] = [];
   let error: string | undefined;

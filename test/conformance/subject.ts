@@ -10,6 +10,8 @@ import type { SimFaults } from '../../local/simulated-upstream';
 export interface SimulatorUnderTest {
   /** The base URL an upstream entry of this kind would carry (`baseUrl`). */
   url: string;
+  /** The key the simulator takes (the entry's `apiKey`). */
+  apiKey: string;
   /** Server-wide faults, in the vocabulary every simulator shares (`sim:` prompt tokens too). */
   setFaults(faults: SimFaults): void;
   /** Jobs the simulator has accepted so far (for "exactly one job"). */
@@ -21,7 +23,7 @@ export interface SimulatorUnderTest {
   /**
    * The object a finished video's `videoUrl` names when it is not http(s) (`s3://` for a kind
    * that writes into our bucket: read from the embedded S3); http(s) URLs the suite fetches
-   * itself, with `videoHeaders()`.
+   * itself, with the headers the archive would send (providers/video-auth.ts).
    */
   readVideo?(videoUrl: string): Promise<{ bytes: Buffer; contentType: string }>;
   close(): Promise<void>;

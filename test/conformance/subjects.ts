@@ -23,6 +23,7 @@ export const subjects: ConformanceSubject[] = [
       const provider = new SimulatedProvider({ name: 'sim', baseUrl: up.url, apiKey: async () => apiKey, timeoutMs });
       const sim = {
         url: up.url,
+        apiKey,
         setFaults: up.setFaults,
         jobCount: () => up.tasks.size,
         jobIds: () => [...up.tasks.keys()],
@@ -44,6 +45,7 @@ export const subjects: ConformanceSubject[] = [
       const provider = new OpenAIProvider({ name: 'reseller', baseUrl: up.url, apiKey: async () => apiKey, timeoutMs, imagePolicy: localPolicy });
       const sim = {
         url: up.url,
+        apiKey,
         setFaults: up.setFaults,
         jobCount: () => up.jobs.size,
         jobIds: () => [...up.jobs.keys()],
@@ -72,6 +74,7 @@ export const subjects: ConformanceSubject[] = [
       });
       const sim = {
         url: bedrock.url,
+        apiKey,
         setFaults: bedrock.setFaults,
         jobCount: () => bedrock.invocations.size,
         jobIds: () => [...bedrock.invocations.keys()],

@@ -142,10 +142,9 @@ describe('which kinds each Lambda bundles (lib/bundled-kinds.ts)', () => {
     expect(kindsFor('callback', providerKinds)).toEqual(providerKinds.filter((k) => !silent.includes(k)));
   });
 
-  it('the archive leaves out Bedrock only; query, notify and the console bundle no adapter', () => {
-    expect(kindsFor('archive', providerKinds)).toEqual(providerKinds.filter((k) => k !== 'bedrock'));
+  it('submit, reconcile and poll bundle every configured kind; archive, query, notify and the console none', () => {
     for (const name of ['submit', 'reconcile', 'poll'] as const) expect(kindsFor(name, providerKinds)).toEqual([...providerKinds]);
-    for (const name of ['query', 'notify', 'console'] as const) expect(kindsFor(name, providerKinds)).toEqual([]);
+    for (const name of ['archive', 'query', 'notify', 'console'] as const) expect(kindsFor(name, providerKinds)).toEqual([]);
   });
 });
 

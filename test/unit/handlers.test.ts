@@ -195,8 +195,9 @@ interface Harness extends Gateway {
 
 const duomi = new DuomiProvider({ baseUrl: 'http://upstream.invalid', apiKey: async () => 'k', timeoutMs: 100 });
 
-function gateway(env: Record<string, string> = {}): Harness {
-  const config: Config = parseConfig({ ...baseEnv, ...env });
+/** A gateway on `baseEnv` with `env` over it; a name set to undefined is left unset. */
+function gateway(env: Record<string, string | undefined> = {}): Harness {
+  const config: Config = parseConfig(Object.fromEntries(Object.entries({ ...baseEnv, ...env }).filter(([, v]) => v !== undefined)));
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
     { marshallOptions: { removeUndefinedValues: true } },
@@ -933,19 +934,34 @@ describe('archiving a video', () => {
     expect(g.queues.notify).toHaveBeenCalledExactlyOnceWith({ taskId: task.id, attempt: 1 });
   });
 
-  it('sends the upstream\'s video headers (its key) only to a URL on that upstream\'s configured origin', async () => {
-    const g = gateway();
-    g.provider.videoHeaders = async () => ({ authorization: 'Bearer sk-upstream' });
-    const own = seedTask(g, { state: 'archiving', upstream: 'duomi', upstream_video_url: 'https://upstream.example.com/v1/videos/up-1/content' });
+  it('sends an upstream\'s key only to a URL on its configured origin, and only for a kind whose content endpoint wants it', async () => {
+    const g = gateway({
+      UPSTREAMS: JSON.stringify([
+        { name: 'reseller', kind: 'openai', baseUrl: 'https://upstream.example.com/v1', apiKey: 'sk-reseller' },
+        { name: 'duomi', kind: 'duomi', baseUrl: 'https://upstream.example.com', apiKey: 'sk-duomi' },
+      ]),
+      MODELS: JSON.stringify({ 'sora-2': { routes: [{ upstream: 'reseller', model: 'sora-2' }, { upstream: 'duomi', model: 'sora-2' }] } }),
+      MODEL_MAP: undefined,
+      DISABLED_MODELS: undefined,
+    });
+    const own = seedTask(g, { state: 'archiving', upstream: 'reseller', upstream_video_url: 'https://upstream.example.com/v1/videos/up-1/content' });
     await archiveTask({ taskId: own.id, attempt: 1 }, g);
     expect(g.archiver.archive).toHaveBeenLastCalledWith(own.upstream_video_url, `videos/${own.id}.mp4`, {
       beforeStore: expect.any(Function),
-      headers: { authorization: 'Bearer sk-upstream' },
+      headers: { authorization: 'Bearer sk-reseller' },
     });
-    for (const elsewhere of ['https://cdn.upstream.example.com/v.mp4', 'http://upstream.example.com/v.mp4', 'https://upstream.example.com:8443/v.mp4']) {
-      const task = seedTask(g, { state: 'archiving', upstream: 'duomi', upstream_video_url: elsewhere });
+    const bare = [
+      ['reseller', 'https://cdn.upstream.example.com/v.mp4'],
+      ['reseller', 'http://upstream.example.com/v.mp4'],
+      ['reseller', 'https://upstream.example.com:8443/v.mp4'],
+      // duomi's video URLs want no key, even on its own host.
+      ['duomi', 'https://upstream.example.com/v.mp4'],
+    ];
+    for (const [upstream, url] of bare) {
+      const task = seedTask(g, { state: 'archiving', upstream, upstream_video_url: url });
       await archiveTask({ taskId: task.id, attempt: 1 }, g);
       expect(g.archiver.archive.mock.lastCall![2]).toEqual({ beforeStore: expect.any(Function), headers: undefined });
+      expect(taskItem(task.id)).toMatchObject({ state: 'succeeded' });
     }
   });
 

@@ -4,6 +4,7 @@ import busboy from 'busboy';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { localPolicy } from '../../lambdas/shared/outbound';
 import { OpenAIProvider } from '../../lambdas/shared/providers/openai';
+import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
 import { UpstreamError, type UpstreamJob, type UpstreamProvider } from '../../lambdas/shared/providers/provider';
 
 interface Part {
@@ -327,7 +328,9 @@ describe('OpenAIProvider.status', () => {
       spritesheetUrl: `${baseUrl}/videos/video_123/content?variant=spritesheet`,
       message: '',
     });
-    expect(await p.videoHeaders()).toEqual({ authorization: 'Bearer sk-reseller-123' });
+    // The archive sends the key to that endpoint, on the configured host only.
+    const entry = { name: 'reseller', kind: 'openai' as const, baseUrl, apiKey: 'sk-reseller-123' };
+    expect(await videoHeaders(entry, `${baseUrl}/videos/video_123/content`, { UPSTREAM_SECRET_ARNS: {} })).toEqual({ authorization: 'Bearer sk-reseller-123' });
   });
 
   it('gives the reason of a failed job', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OpenRouterProvider, openrouterBody } from '../../lambdas/shared/providers/openrouter';
 import { getText, localPolicy } from '../../lambdas/shared/outbound';
+import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
 import { startOpenRouterUpstream, type OpenRouterUpstream } from '../../local/openrouter-upstream';
 import { asCallbackRequest, failure, job, startCallbackSink, until } from './aggregator-support';
 
@@ -59,7 +60,8 @@ describe('OpenRouterProvider against the simulated videos API', () => {
     })();
     const content = `${or.url}/videos/${status.upstreamId}/content?index=0`;
     expect((await getText(content, { policy: localPolicy })).status).toBe(401);
-    const withKey = await getText(content, { policy: localPolicy, headers: await status.p.videoHeaders(), maxResponseBytes: 16 });
+    const headers = await videoHeaders({ name: 'openrouter', kind: 'openrouter', baseUrl: or.url, apiKey: 'sk-or-1' }, content, { UPSTREAM_SECRET_ARNS: {} });
+    const withKey = await getText(content, { policy: localPolicy, headers, maxResponseBytes: 16 });
     expect(withKey.status).toBe(200);
     expect(withKey.headers['content-type']).toBe('video/mp4');
   });

@@ -5,11 +5,12 @@ import { logger } from '../logger';
 import { isShortVideo, recordedVideo, type VideoFacts } from '../task-store';
 import { renditionKey, videoKey } from '../video-links';
 import type { Needs } from './deps';
-import { taskUpstream, taskUpstreamName } from './task-upstream';
+import { taskUpstreamName } from './task-upstream';
+import { videoHeaders } from '../providers/video-auth';
 import { afterFinish } from './finish';
 import { metric, record, unit } from '../metrics';
 
-type ArchiveNeeds = Needs<'config' | 'store' | 'usage' | 'archiver' | 'queues' | 'upstreams'>;
+type ArchiveNeeds = Needs<'config' | 'store' | 'usage' | 'archiver' | 'queues'>;
 
 /** Another worker took the task over (this attempt outlived its lease): it is theirs to finish. */
 class ArchiveLeaseLost extends Error {}
@@ -92,23 +93,9 @@ async function storeRenditions(task: TaskRecord, d: ArchiveNeeds): Promise<Rendi
   return stored;
 }
 
-/**
- * The headers the task's upstream wants for its video URLs (its key, for a content endpoint),
- * only when the URL is on the origin of that upstream's configured `baseUrl`: a URL on any
- * other host (a CDN's, or one an upstream names to have our key sent there) is fetched bare.
- */
-async function downloadHeaders(task: TaskRecord, url: string, d: Needs<'config' | 'upstreams'>): Promise<Record<string, string> | undefined> {
+/** The headers for one of the task's upstream's video URLs (providers/video-auth.ts). */
+async function downloadHeaders(task: TaskRecord, url: string, d: Needs<'config'>): Promise<Record<string, string> | undefined> {
   const name = taskUpstreamName(task, d.config);
   const entry = d.config.catalog.upstreams.find((u) => u.name === name);
-  if (!entry?.baseUrl || !sameOrigin(url, entry.baseUrl)) return undefined;
-  const provider = await taskUpstream(task, d);
-  return provider.videoHeaders?.();
-}
-
-function sameOrigin(a: string, b: string): boolean {
-  try {
-    return new URL(a).origin === new URL(b).origin;
-  } catch {
-    return false;
-  }
+  return entry && videoHeaders(entry, url, d.config);
 }

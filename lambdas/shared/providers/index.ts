@@ -1,8 +1,8 @@
 import type { ProviderKind, UpstreamConfig } from '../catalog';
 import { ConfigError, type Config } from '../config';
-import { secretValue } from '../aws/secrets';
 import type { UpstreamRegistry } from '../router';
 import type { CreateProvider, UpstreamProvider } from './provider';
+import { upstreamKey } from './video-auth';
 
 export type { UpstreamRegistry };
 
@@ -39,14 +39,9 @@ export function upstreamRegistry(config: Config): UpstreamRegistry {
   const built = new Map<string, Promise<UpstreamProvider>>();
   const build = async (upstream: UpstreamConfig): Promise<UpstreamProvider> => {
     const create = await loadKind(upstream.kind);
-    const secretArn = config.UPSTREAM_SECRET_ARNS[upstream.name];
     const provider = await create({
       upstream,
-      apiKey: async () => {
-        if (!secretArn && upstream.apiKey === undefined)
-          throw new ConfigError(`upstream ${upstream.name} has no key: give it apiKey (local) or a secret in UPSTREAM_SECRET_ARNS (AWS)`);
-        return secretValue(secretArn, upstream.apiKey);
-      },
+      apiKey: () => upstreamKey(upstream, config),
       timeoutMs: upstream.timeoutMs ?? config.UPSTREAM_TIMEOUT_MS,
       config,
     });

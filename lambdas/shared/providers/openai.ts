@@ -5,6 +5,7 @@ import { fetchImage, ImageFetchError } from '../images';
 import type { ProviderKind } from '../catalog';
 import { clientUrlPolicy, getText, operatorPolicy, OutboundError, postBody, postJson, type OutboundPolicy, type TextResult } from '../outbound';
 import { capText, clampProgress, classifyAnswer, classifyTransport, isOk, phaseOf, safeJson, upstreamCaps, type Exchange } from './common';
+import { videoAuth } from './video-auth';
 import { UpstreamError, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 
 /**
@@ -180,11 +181,6 @@ export class OpenAIProvider implements UpstreamProvider {
     throw new UpstreamError('rejected', 'this upstream does not call back; its tasks are polled');
   }
 
-  /** The key, for the content endpoint the status names. */
-  async videoHeaders(): Promise<Record<string, string>> {
-    return this.requestHeaders();
-  }
-
   /**
    * The job an ambiguous submit may have made. The dialect has no field of ours to match
    * on, so this reads the most recent jobs (newest first, a few pages at most) and takes the
@@ -261,8 +257,10 @@ export class OpenAIProvider implements UpstreamProvider {
     return `${this.options.baseUrl}${path}`;
   }
 
+
+  /** The key, sent as to the content endpoint the status names (providers/video-auth.ts). */
   private async requestHeaders(): Promise<Record<string, string>> {
-    return { authorization: `Bearer ${await this.options.apiKey()}` };
+    return videoAuth.openai!(await this.options.apiKey());
   }
 
   /** Over pooled keep-alive connections to the operator's host, with the key; `timeoutMs` bounds the whole exchange. */

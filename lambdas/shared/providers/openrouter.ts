@@ -4,6 +4,7 @@ import type { TextResult } from '../outbound';
 import { UpstreamError, type CallbackRequest, type CreateProvider, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from './provider';
 import { classifyAnswer, isOk, phaseOf, safeJson } from './common';
 import { callUpstream, type HttpUpstreamOptions } from './upstream-http';
+import { videoAuth } from './video-auth';
 
 /**
  * OpenRouter's video generation API (`baseUrl` https://openrouter.ai/api/v1):
@@ -97,13 +98,9 @@ export class OpenRouterProvider implements UpstreamProvider {
     return this.status(parsed.data.data.id);
   }
 
-  /** The content endpoint (`unsigned_urls`) wants our key; the archive sends it to the configured host only. */
-  async videoHeaders(): Promise<Record<string, string>> {
-    return { authorization: `Bearer ${await this.options.apiKey()}` };
-  }
-
   private async call(method: 'GET' | 'POST', url: string, body?: unknown, createsJob = false): Promise<TextResult> {
-    const headers = { authorization: `Bearer ${await this.options.apiKey()}`, accept: 'application/json' };
+    // The same key header as the content endpoint (`unsigned_urls`) wants (providers/video-auth.ts).
+    const headers = { ...videoAuth.openrouter!(await this.options.apiKey()), accept: 'application/json' };
     return callUpstream({ method, url, headers, body, timeoutMs: this.options.timeoutMs, createsJob });
   }
 }

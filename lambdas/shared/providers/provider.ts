@@ -98,11 +98,6 @@ export interface UpstreamProvider {
   cancel?(upstreamId: string): Promise<void>;
   /** A new job from a finished one of this upstream's, where its dialect can. */
   remix?(upstreamId: string, job: UpstreamJob): Promise<{ upstreamId: string }>;
-  /**
-   * Headers for fetching this upstream's video URLs (its key, for an authenticated content
-   * endpoint). The archive sends them only to the configured host, never across a redirect.
-   */
-  videoHeaders?(): Promise<Record<string, string>>;
 }
 
 /** What the registry hands a kind's factory when an upstream of that kind is first used. */
