@@ -225,9 +225,26 @@ export async function measureTaskCost(runs: readonly CostRun[] = [{ kind: 'callb
         }
       };
       await Promise.all(Array.from({ length: Math.min(10, tasks) }, submitter));
+      const read = async (id: string) => (await db.send(new GetCommand({ TableName: gw.tableName, Key: { pk: `TASK#${id}` }, ConsistentRead: true }))).Item!;
+      // Where the first of `stuck` stopped; then all of them read again, twice: a record that
+      // comes back newer was an older version answered for a moment, one that stays was rolled back.
+      const stuckError = async (what: string, stuck: Record<string, unknown>[]) => {
+        if (!stuck.length) return new Error(`${c.label}: ${what}`);
+        const report = stuckReport(stuck[0]!, hooks.statuses(String(stuck[0]!.id)), Date.now());
+        const again: string[] = [];
+        for (const seconds of [1, 5]) {
+          await new Promise((r) => setTimeout(r, seconds * 1000));
+          const states = await Promise.all(stuck.map(async (t) => (await read(String(t.id))).state));
+          again.push(`after ${seconds} s ${states.filter((st) => st === 'succeeded').length} of ${stuck.length} read succeeded (the first: ${states[0]})`);
+        }
+        return new Error(`${c.label}: ${what}; the first: ${report}; read again: ${again.join('; ')}`);
+      };
       const deadline = Date.now() + 120_000 + tasks * 100;
       while (hooks.received() - before < tasks) {
-        if (Date.now() > deadline) throw new Error(`${c.label}: ${hooks.received() - before} of ${tasks} webhooks in time`);
+        if (Date.now() > deadline) {
+          const silent = await Promise.all(ids.filter((id) => hooks.statuses(id).length === 0).map(read));
+          throw await stuckError(`${hooks.received() - before} of ${tasks} webhooks in time`, silent);
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
       const wallMs = performance.now() - started;
@@ -235,11 +252,9 @@ export async function measureTaskCost(runs: readonly CostRun[] = [{ kind: 'callb
       await new Promise((r) => setTimeout(r, 500));
       counting.stop();
       const items = [];
-      for (let i = 0; i < ids.length; i += 50)
-        items.push(...(await Promise.all(ids.slice(i, i + 50).map(async (id) => (await db.send(new GetCommand({ TableName: gw.tableName, Key: { pk: `TASK#${id}` } }))).Item!))));
+      for (let i = 0; i < ids.length; i += 50) items.push(...(await Promise.all(ids.slice(i, i + 50).map(read))));
       const failed = items.filter((i) => i.state !== 'succeeded');
-      if (failed.length)
-        throw new Error(`${c.label}: ${failed.length} tasks did not succeed; the first: ${stuckReport(failed[0]!, hooks.statuses(String(failed[0]!.id)), Date.now())}`);
+      if (failed.length) throw await stuckError(`${failed.length} tasks did not succeed`, failed);
       const perKey = new Map<string, number>();
       for (const e of gw.s3Events.slice(eventsBefore)) perKey.set(e.s3.object.key, (perKey.get(e.s3.object.key) ?? 0) + 1);
       const once = ids.filter((id) => perKey.get(`videos/${id}.mp4`) === 1).length;
