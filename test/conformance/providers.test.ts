@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { closeIdleConnections, localPolicy, openGet } from '../../lambdas/shared/outbound';
 import { UpstreamError, type UpstreamJob, type UpstreamProvider, type UpstreamStatus } from '../../lambdas/shared/providers/provider';
-import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
+import { videoHeaders } from '../../lambdas/shared/providers/upstream-keys';
 import type { SimulatorUnderTest } from './subject';
 import { subjects } from './subjects';
 

@@ -69,6 +69,23 @@ describe('Lambda bundles', () => {
     expect(fs.statSync(path.join(withBedrock, 'index.mjs')).size - fs.statSync(path.join(bundleDir, 'index.mjs')).size).toBeGreaterThan(50_000);
   });
 
+  it('take each AWS SDK command they send, never a client\'s aggregate of all its commands', () => {
+    // The aggregate (`SecretsManager.js`, `S3.js`: every command's schema) comes in when a
+    // module reached by a lazy `import()` imports an SDK client: the module is then wrapped,
+    // and tree shaking of the client package lost (13 KB more in submit once).
+    const aggregates = (dir: string) =>
+      sourcesOf(dir)
+        .filter((s) => /@aws-sdk\/client-[\w-]+\/dist-es\/(?:[A-Z]\w*(?<!Client)\.js|commands\/index\.js)$/.test(s))
+        .map((s) => s.replace(/^.*node_modules\//, ''));
+    expect(aggregates(bundleDir)).toEqual([]);
+    // The Bedrock runtime client is imported by the Bedrock adapter alone, which loads on first
+    // use: it comes whole (7 KB more than its three commands), the one client that does.
+    expect(aggregates(withBedrock)).toEqual([
+      '@aws-sdk/client-bedrock-runtime/dist-es/BedrockRuntime.js',
+      '@aws-sdk/client-bedrock-runtime/dist-es/commands/index.js',
+    ]);
+  });
+
   it('are one ESM file and its source map', () => {
     expect(fs.readdirSync(bundleDir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
   });

@@ -4,7 +4,7 @@ import busboy from 'busboy';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { localPolicy } from '../../lambdas/shared/outbound';
 import { OpenAIProvider } from '../../lambdas/shared/providers/openai';
-import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
+import { videoHeaders } from '../../lambdas/shared/providers/upstream-keys';
 import { UpstreamError, type UpstreamJob, type UpstreamProvider } from '../../lambdas/shared/providers/provider';
 
 interface Part {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OpenRouterProvider, openrouterBody } from '../../lambdas/shared/providers/openrouter';
 import { getText, localPolicy } from '../../lambdas/shared/outbound';
-import { videoHeaders } from '../../lambdas/shared/providers/video-auth';
+import { videoHeaders } from '../../lambdas/shared/providers/upstream-keys';
 import { startOpenRouterUpstream, type OpenRouterUpstream } from '../../local/openrouter-upstream';
 import { asCallbackRequest, failure, job, startCallbackSink, until } from './aggregator-support';
 

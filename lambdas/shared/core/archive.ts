@@ -6,7 +6,7 @@ import { isShortVideo, recordedVideo, type VideoFacts } from '../task-store';
 import { renditionKey, videoKey } from '../video-links';
 import type { Needs } from './deps';
 import { taskUpstreamName } from './task-upstream';
-import { videoHeaders } from '../providers/video-auth';
+import { videoHeaders } from '../providers/upstream-keys';
 import { afterFinish } from './finish';
 import { metric, record, unit } from '../metrics';
 

@@ -2,7 +2,7 @@ import type { ProviderKind, UpstreamConfig } from '../catalog';
 import { ConfigError, type Config } from '../config';
 import type { UpstreamRegistry } from '../router';
 import type { CreateProvider, UpstreamProvider } from './provider';
-import { upstreamKey } from './video-auth';
+import { upstreamKey } from './upstream-keys';
 
 export type { UpstreamRegistry };
 
