@@ -72,10 +72,10 @@ describe('the README’s worked example', { timeout: 60_000 }, () => {
     };
     for (const name of ['submit', 'reconcile', 'poll'] as const)
       expect(kindsIn(descriptionOf(name)), name).toEqual({ kinds: ['duomi', 'openai', 'bedrock'], bedrockSdk: true });
-    // Callbacks come only from kinds given our callback URL; the archive copies Bedrock's output without its client.
+    // Callbacks come only from kinds given our callback URL; the archive needs no adapter (it
+    // copies Bedrock's output without its client and takes a content endpoint's headers from a table).
     expect(kindsIn(descriptionOf('callback'))).toEqual({ kinds: ['duomi'], bedrockSdk: false });
-    expect(kindsIn(descriptionOf('archive'))).toEqual({ kinds: ['duomi', 'openai'], bedrockSdk: false });
-    for (const name of ['query', 'notify', 'console'] as const) expect(kindsIn(descriptionOf(name)), name).toEqual({ kinds: [], bedrockSdk: false });
+    for (const name of ['archive', 'query', 'notify', 'console'] as const) expect(kindsIn(descriptionOf(name)), name).toEqual({ kinds: [], bedrockSdk: false });
   });
 
   it('the Lambdas get the catalog as the runtime parses it, with the keys’ ARNs and never a key', () => {
