@@ -93,7 +93,7 @@ async function storeRenditions(task: TaskRecord, d: ArchiveNeeds): Promise<Rendi
   return stored;
 }
 
-/** The headers for one of the task's upstream's video URLs (providers/video-auth.ts). */
+/** The headers for one of the task's upstream's video URLs (providers/upstream-keys.ts). */
 async function downloadHeaders(task: TaskRecord, url: string, d: Needs<'config'>): Promise<Record<string, string> | undefined> {
   const name = taskUpstreamName(task, d.config);
   const entry = d.config.catalog.upstreams.find((u) => u.name === name);

@@ -257,8 +257,7 @@ export class OpenAIProvider implements UpstreamProvider {
     return `${this.options.baseUrl}${path}`;
   }
 
-
-  /** The key, sent as to the content endpoint the status names (providers/video-auth.ts). */
+  /** The key, sent the same way to the API and to the content endpoint the status names (providers/video-auth.ts). */
   private async requestHeaders(): Promise<Record<string, string>> {
     return videoAuth.openai!(await this.options.apiKey());
   }
