@@ -23,7 +23,7 @@ export interface SimulatorUnderTest {
   /**
    * The object a finished video's `videoUrl` names when it is not http(s) (`s3://` for a kind
    * that writes into our bucket: read from the embedded S3); http(s) URLs the suite fetches
-   * itself, with the headers the archive would send (providers/video-auth.ts).
+   * itself, with the headers the archive would send (providers/upstream-keys.ts).
    */
   readVideo?(videoUrl: string): Promise<{ bytes: Buffer; contentType: string }>;
   close(): Promise<void>;
